@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A folder under test-output/ for this test's logs and screenshots."""
+    path = OUTPUT_DIR / request.node.nodeid.replace("/", "_").replace("::", "-")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url_of(settings_dict: dict) -> str:
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict["USER"] or "postgres"
+    auth = f"{user}:{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else user
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = settings_dict["PORT"] or "5432"
+    return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def live_env(transactional_db, tmp_path) -> dict:
+    """Environment for a process (runner, data mover) that must see the test database."""
+    return {
+        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "VBR_SECRET_KEY": settings.SECRET_KEY,
+        "VBR_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": "vbrsite.settings",
+    }

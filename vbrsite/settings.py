@@ -1,0 +1,146 @@
+"""Settings of the backup server, read from the environment.
+
+Every value has a working default (the embedded stack: SQLite, django-q2's ORM
+broker, data under var/). Values that can't be used don't stop the import: they
+are collected in SETTINGS_ERRORS and reported by the system check vbrsite.E001,
+which says what to set.
+"""
+
+from pathlib import Path
+
+from vbrsite import env
+from vbrsite.database import parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SETTINGS_ERRORS: list[str] = []
+
+
+def _read(helper, *args):
+    try:
+        return helper(*args)
+    except (env.ConfigError, OSError) as exc:
+        SETTINGS_ERRORS.append(str(exc))
+        return args[-1] if len(args) > 1 else ""
+
+
+DATA_DIR = Path(env.env_str("VBR_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DEBUG = _read(env.env_bool, "VBR_DEBUG", False)
+SECRET_KEY = _read(env.secret_key, DATA_DIR) or "unusable-see-check-vbrsite-E001"
+ALLOWED_HOSTS = env.env_list("VBR_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.env_list("VBR_CSRF_TRUSTED_ORIGINS", [])
+REDIS_URL = env.env_str("VBR_REDIS_URL")
+ADMIN_PASSWORD = env.env_str("VBR_ADMIN_PASSWORD")
+
+try:
+    DATABASES = {"default": parse_database_url(env.env_str("DATABASE_URL"), DATA_DIR)}
+except env.ConfigError as exc:
+    SETTINGS_ERRORS.append(str(exc))
+    DATABASES = {"default": parse_database_url("", DATA_DIR)}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_q",
+    "vbrsite",
+    "inventory",
+    "repositories",
+    "workers",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "vbrsite.urls"
+WSGI_APPLICATION = "vbrsite.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "vbrsite.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.env_str("VBR_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG:
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie: the token travels in hx-headers
+
+# Job runners. "control" runs session drivers and control work; worker runners
+# start with Q_CLUSTER_NAME=<queue> and get tasks sent with cluster=<queue>.
+# ALT_CLUSTERS must exist (django-q2 pops it) so any dynamic name works.
+TASK_TIMEOUT = _read(env.env_int, "VBR_TASK_TIMEOUT", 6 * 3600)
+Q_CLUSTER = {
+    "name": "control",
+    "workers": _read(env.env_int, "VBR_RUNNER_WORKERS", 4),
+    "timeout": TASK_TIMEOUT,
+    "retry": TASK_TIMEOUT + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.5,
+    "save_limit": 1000,
+    "label": "Job runners",
+    "ALT_CLUSTERS": {},
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.env_str("VBR_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

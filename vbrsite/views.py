@@ -1,0 +1,6 @@
+from django.shortcuts import render
+
+
+def dashboard(request):
+    """Whether everything is protected, at a glance (figures arrive with the components)."""
+    return render(request, "vbrsite/dashboard.html", {})

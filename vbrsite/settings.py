@@ -30,6 +30,7 @@ ALLOWED_HOSTS = env.env_list("VBR_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.env_list("VBR_CSRF_TRUSTED_ORIGINS", [])
 REDIS_URL = env.env_str("VBR_REDIS_URL")
 ADMIN_PASSWORD = env.env_str("VBR_ADMIN_PASSWORD")
+SECRETS_KEY = env.env_str("VBR_SECRETS_KEY")
 
 try:
     DATABASES = {"default": parse_database_url(env.env_str("DATABASE_URL"), DATA_DIR)}

@@ -7,6 +7,15 @@ from django.db import connection
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 
 
+@pytest.fixture(autouse=True)
+def plain_static_files(settings):
+    """Tests don't run collectstatic: serve static files without the hashed manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def output_dir(request) -> Path:
     """A folder under test-output/ for this test's logs and screenshots."""

@@ -33,12 +33,9 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15.0):
-    """SIGTERM the process group, then SIGKILL what is left of it."""
+    """SIGTERM the leader (it stops its children in order), then SIGKILL what is left of the group."""
     if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,262 @@
+"""Disks and VMs the project creates: restored disks and VMs, and worker VMs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ovirtsdk4 import types
+
+from plugin.engine import convert
+from plugin.engine.connection import Engine
+from plugin.engine.inventory import get_disk, get_vm
+from plugin.engine.records import DiskAttachmentInfo, DiskInfo, NicInfo, VmInfo
+from plugin.engine.waiting import ShouldStop, wait_for
+from plugin.errors import NotFound, OperationFailed, translated
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def _system(engine: Engine):
+    return engine.sdk.system_service()
+
+
+def _vm_service(engine: Engine, vm_id: str):
+    return _system(engine).vms_service().vm_service(vm_id)
+
+
+# Disks
+
+
+@translated("creating a disk")
+def create_disk(engine: Engine, *, name: str, storage_domain_id: str, provisioned_size: int,
+                format: str = "cow", sparse: bool = True, description: str = "",
+                backup_incremental: bool = False, initial_size: int | None = None) -> DiskInfo:
+    """Create a floating disk (status "locked" at first; use wait_disk_ok).
+
+    ``format`` "cow" (qcow2) or "raw"; raw on block storage can't be sparse.
+    ``backup_incremental`` enables incremental backup (qcow2 only).
+    """
+    disk = types.Disk(
+        name=name, alias=name, description=description, format=types.DiskFormat(format),
+        sparse=sparse, provisioned_size=provisioned_size, initial_size=initial_size,
+        storage_domains=[types.StorageDomain(id=storage_domain_id)],
+        backup=types.DiskBackup.INCREMENTAL if backup_incremental else types.DiskBackup.NONE,
+        content_type=types.DiskContentType.DATA,
+    )
+    return convert.disk(_system(engine).disks_service().add(disk))
+
+
+def wait_disk_ok(engine: Engine, disk_id: str, *, timeout: float = 600,
+                 should_stop: ShouldStop = None) -> DiskInfo:
+    """Wait until the disk's status is "ok"; OperationFailed if it turns "illegal"."""
+    disk = wait_for(lambda: get_disk(engine, disk_id), lambda d: d.status in ("ok", "illegal"),
+                    timeout=timeout, what=f"disk {disk_id} to be ready",
+                    describe=lambda d: f"status {d.status or 'unknown'}", should_stop=should_stop)
+    if disk.status != "ok":
+        raise OperationFailed(f"Disk {disk.name or disk_id} is {disk.status}.")
+    return disk
+
+
+@translated("deleting a disk")
+def delete_disk(engine: Engine, disk_id: str) -> None:
+    """Delete a disk (with its data); gone already is fine."""
+    try:
+        _system(engine).disks_service().disk_service(disk_id).remove()
+    except NotFound:
+        pass
+
+
+def wait_disk_gone(engine: Engine, disk_id: str, *, timeout: float = 300) -> None:
+    """Wait until the disk no longer exists."""
+    def gone() -> bool:
+        try:
+            get_disk(engine, disk_id)
+            return False
+        except NotFound:
+            return True
+
+    wait_for(gone, bool, timeout=timeout, what=f"disk {disk_id} to be deleted",
+             describe=lambda _: "still there")
+
+
+# VMs
+
+
+@translated("creating a VM from an OVF")
+def create_vm_from_ovf(engine: Engine, *, ovf: str, name: str, cluster_id: str,
+                       description: str | None = None) -> VmInfo:
+    """Create a VM from an OVF (as get_vm_ovf returned it), named ``name`` in the cluster.
+
+    The OVF brings CPUs, memory, OS, boot order and the rest of the configuration;
+    disks and NICs are attached afterwards (attach_disk, add_nic).
+    """
+    vm = types.Vm(
+        name=name, cluster=types.Cluster(id=cluster_id), description=description,
+        initialization=types.Initialization(configuration=types.Configuration(
+            type=types.ConfigurationType.OVF, data=ovf)),
+    )
+    return convert.vm(_system(engine).vms_service().add(vm, clone=False))
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """A VM to create from a template ("Blank" for an empty one).
+
+    ``cloud_init_script`` is a cloud-init user-data document used on first start
+    (start_vm(..., use_cloud_init=True)); ``host_id`` pins the VM to a host.
+    """
+
+    name: str
+    cluster_id: str
+    memory: int = 2 * GIB
+    cpus: int = 2
+    template: str = "Blank"
+    description: str = ""
+    os_type: str = "other_linux"
+    host_id: str | None = None
+    host_name: str = ""
+    cloud_init_script: str = field(default="", repr=False)
+    authorized_ssh_keys: str = ""
+
+
+@translated("creating a VM")
+def create_vm(engine: Engine, spec: VmSpec) -> VmInfo:
+    """Create a VM from a template (VM status "image_locked" or "down" at first)."""
+    initialization = None
+    if spec.cloud_init_script or spec.host_name or spec.authorized_ssh_keys:
+        initialization = types.Initialization(
+            host_name=spec.host_name or spec.name, custom_script=spec.cloud_init_script or None,
+            authorized_ssh_keys=spec.authorized_ssh_keys or None,
+        )
+    placement = None
+    if spec.host_id:
+        placement = types.VmPlacementPolicy(hosts=[types.Host(id=spec.host_id)])
+    vm = types.Vm(
+        name=spec.name, cluster=types.Cluster(id=spec.cluster_id),
+        template=types.Template(name=spec.template), description=spec.description,
+        memory=spec.memory, memory_policy=types.MemoryPolicy(guaranteed=spec.memory),
+        cpu=types.Cpu(topology=types.CpuTopology(sockets=1, cores=spec.cpus, threads=1)),
+        os=types.OperatingSystem(type=spec.os_type), initialization=initialization,
+        placement_policy=placement,
+    )
+    return convert.vm(_system(engine).vms_service().add(vm))
+
+
+@translated("attaching a disk to a VM")
+def attach_disk(engine: Engine, vm_id: str, disk_id: str, *, interface: str = "virtio_scsi",
+                bootable: bool = False, active: bool = True) -> DiskAttachmentInfo:
+    """Attach an existing disk to the VM."""
+    attachment = types.DiskAttachment(
+        disk=types.Disk(id=disk_id), interface=types.DiskInterface(interface),
+        bootable=bootable, active=active,
+    )
+    service = _vm_service(engine, vm_id).disk_attachments_service()
+    return convert.disk_attachment(service.add(attachment))
+
+
+@translated("detaching a disk from a VM")
+def detach_disk(engine: Engine, vm_id: str, disk_id: str) -> None:
+    """Detach a disk from the VM, keeping the disk."""
+    service = _vm_service(engine, vm_id).disk_attachments_service().attachment_service(disk_id)
+    service.remove(detach_only=True)
+
+
+@translated("adding a NIC to a VM")
+def add_nic(engine: Engine, vm_id: str, *, name: str, vnic_profile_id: str | None = None,
+            mac: str | None = None, interface: str = "virtio") -> NicInfo:
+    """Add a NIC plugged into the vNIC profile; the engine assigns a MAC unless ``mac`` is given."""
+    nic = types.Nic(
+        name=name, interface=types.NicInterface(interface),
+        vnic_profile=types.VnicProfile(id=vnic_profile_id) if vnic_profile_id else None,
+        mac=types.Mac(address=mac) if mac else None,
+    )
+    return convert.nic(_vm_service(engine, vm_id).nics_service().add(nic))
+
+
+@translated("listing a VM's NICs")
+def list_nics(engine: Engine, vm_id: str) -> list[NicInfo]:
+    """The VM's NICs."""
+    return [convert.nic(n) for n in _vm_service(engine, vm_id).nics_service().list()]
+
+
+@translated("removing a NIC")
+def remove_nic(engine: Engine, vm_id: str, nic_id: str) -> None:
+    """Remove one NIC of the VM."""
+    _vm_service(engine, vm_id).nics_service().nic_service(nic_id).remove()
+
+
+@translated("renaming a VM")
+def rename_vm(engine: Engine, vm_id: str, name: str) -> VmInfo:
+    """Give the VM another name."""
+    return convert.vm(_vm_service(engine, vm_id).update(types.Vm(name=name)))
+
+
+@translated("starting a VM")
+def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False) -> None:
+    """Power the VM on (with its cloud-init payload when ``use_cloud_init``)."""
+    _vm_service(engine, vm_id).start(use_cloud_init=use_cloud_init or None)
+
+
+@translated("stopping a VM")
+def stop_vm(engine: Engine, vm_id: str, *, graceful: bool = False) -> None:
+    """Power the VM off (``graceful``: ask the guest to shut down instead)."""
+    service = _vm_service(engine, vm_id)
+    if graceful:
+        service.shutdown()
+    else:
+        service.stop()
+
+
+def wait_vm_status(engine: Engine, vm_id: str, statuses: set[str] | frozenset[str], *,
+                   timeout: float = 600, should_stop: ShouldStop = None) -> VmInfo:
+    """Wait until the VM's status is one of ``statuses`` ("up", "down", ...)."""
+    return wait_for(lambda: get_vm(engine, vm_id), lambda v: v.status in statuses, timeout=timeout,
+                    what=f"VM {vm_id} to be {'/'.join(sorted(statuses))}",
+                    describe=lambda v: f"status {v.status or 'unknown'}", should_stop=should_stop)
+
+
+@translated("deleting a VM")
+def delete_vm(engine: Engine, vm_id: str, *, keep_disks: bool = False) -> None:
+    """Delete the VM, with its disks unless ``keep_disks``; gone already is fine."""
+    try:
+        _vm_service(engine, vm_id).remove(detach_only=True if keep_disks else None)
+    except NotFound:
+        pass
+
+
+def wait_vm_gone(engine: Engine, vm_id: str, *, timeout: float = 600) -> None:
+    """Wait until the VM no longer exists."""
+    def gone() -> bool:
+        try:
+            get_vm(engine, vm_id)
+            return False
+        except NotFound:
+            return True
+
+    wait_for(gone, bool, timeout=timeout, what=f"VM {vm_id} to be deleted",
+             describe=lambda _: "still there")
+
+
+def ensure_vm_down(engine: Engine, vm_id: str, *, timeout: float = 300) -> VmInfo:
+    """Power the VM off if it isn't down, and wait until it is."""
+    vm = get_vm(engine, vm_id)
+    if vm.status != "down":
+        stop_vm(engine, vm_id)
+        vm = wait_vm_status(engine, vm_id, {"down"}, timeout=timeout)
+    return vm
+
+
+def create_worker_vm(engine: Engine, spec: VmSpec, *, vnic_profile_id: str | None = None) -> VmInfo:
+    """Create a worker VM from ``spec`` (template or Blank with cloud-init) with one NIC.
+
+    Start it with start_vm(..., use_cloud_init=True) so the payload runs on first boot.
+    """
+    vm = create_vm(engine, spec)
+    if vnic_profile_id:
+        try:
+            add_nic(engine, vm.id, name="nic1", vnic_profile_id=vnic_profile_id)
+        except BaseException:
+            delete_vm(engine, vm.id)
+            raise
+    return get_vm(engine, vm.id)

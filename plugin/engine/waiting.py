@@ -1,0 +1,41 @@
+"""Polling the engine for a state, with a deadline. Internal to plugin.engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from plugin.errors import EngineTimeout, WaitAborted
+
+T = TypeVar("T")
+
+FIRST_POLL = 0.2
+MAX_POLL = 2.0
+
+ShouldStop = Callable[[], bool] | None
+
+
+def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
+             what: str, describe: Callable[[T], str] = repr,
+             should_stop: ShouldStop = None) -> T:
+    """Call ``fetch`` until ``done(result)``; the result, or EngineTimeout after ``timeout`` s.
+
+    Polls quickly at first (engine operations on small disks finish in well
+    under a second) and backs off to every 2 s so long waits stay cheap.
+    ``should_stop`` is asked between polls; when it says True, WaitAborted.
+    """
+    deadline = time.monotonic() + timeout
+    interval = FIRST_POLL
+    while True:
+        result = fetch()
+        if done(result):
+            return result
+        if should_stop is not None and should_stop():
+            raise WaitAborted(f"Stopped waiting for {what}: the work was cancelled.")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise EngineTimeout(f"Gave up waiting for {what} after {timeout:g} s "
+                                f"(last seen: {describe(result)}).")
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, MAX_POLL)

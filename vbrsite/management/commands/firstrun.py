@@ -23,7 +23,7 @@ class Command(BaseCommand):
             return
         password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
-        user.groups.add(Group.objects.get(name=ADMINISTRATOR))
+        user.groups.add(Group.objects.get_or_create(name=ADMINISTRATOR)[0])
         self.stdout.write(self.style.SUCCESS("Created the administrator."))
         self.stdout.write(f"  user:     {username}")
         if settings.ADMIN_PASSWORD:

@@ -115,6 +115,11 @@ if DEBUG:
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie: the token travels in hx-headers
 
+# Inventory: how often each manager is synced, and the timeout of every call
+# to an engine (seconds).
+VBR_SYNC_INTERVAL_MINUTES = _read(env.env_int, "VBR_SYNC_INTERVAL_MINUTES", 15)
+VBR_ENGINE_TIMEOUT = _read(env.env_int, "VBR_ENGINE_TIMEOUT", 60)
+
 # Job runners. "control" runs session drivers and control work; worker runners
 # start with Q_CLUSTER_NAME=<queue> and get tasks sent with cluster=<queue>.
 # ALT_CLUSTERS must exist (django-q2 pops it) so any dynamic name works.

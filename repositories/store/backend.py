@@ -1,0 +1,188 @@
+"""Where a store keeps its objects: a small interface, and a local filesystem backend.
+
+Object names are relative paths with '/' separators (``chunks/ab/ab12…``,
+``manifests/rp-1.json``). A backend must make every write atomic and durable:
+readers see the whole object or nothing, never a part. The local backend also
+serves NFS and SMB mounts on the data mover's host. Object storage can follow
+by implementing the same few methods (``touch`` becomes a copy onto itself,
+``lock`` a lease object).
+"""
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from repositories.store.errors import NotFound, StoreError
+
+TEMPORARY_DIR = "tmp"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's name, size in bytes and modification time (epoch seconds)."""
+
+    name: str
+    size: int
+    mtime: float
+
+
+class Backend(ABC):
+    """The storage under one repository."""
+
+    @abstractmethod
+    def write(self, name: str, data: bytes) -> None:
+        """Store data under name atomically and durably, replacing what was there."""
+
+    @abstractmethod
+    def read(self, name: str) -> bytes:
+        """The object's bytes; NotFound when it doesn't exist."""
+
+    @abstractmethod
+    def stat(self, name: str) -> ObjectInfo | None:
+        """The object's size and time, or None when it doesn't exist."""
+
+    @abstractmethod
+    def touch(self, name: str) -> bool:
+        """Make the object young again (garbage collection spares young objects)."""
+
+    @abstractmethod
+    def delete(self, name: str) -> bool:
+        """Remove the object; False when it wasn't there."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose name starts with the folder ``prefix`` (e.g. ``manifests/``)."""
+
+    @abstractmethod
+    def space(self) -> tuple[int, int]:
+        """Total and free bytes of the storage."""
+
+    @abstractmethod
+    def lock(self, exclusive: bool) -> contextlib.AbstractContextManager:
+        """A repository-wide lock shared by all data mover processes."""
+
+    def exists(self, name: str) -> bool:
+        return self.stat(name) is not None
+
+
+class LocalBackend(Backend):
+    """A directory on a local filesystem (or a network mount)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise StoreError(f"bad object name {name!r}")
+        return self.root / name
+
+    def write(self, name: str, data: bytes) -> None:
+        # Write a temporary file on the same filesystem, flush it to disk, then
+        # rename: a crash leaves either the old object or the whole new one,
+        # and at worst a temporary file that garbage collection removes.
+        target = self._path(name)
+        temporary = self.root / TEMPORARY_DIR / f"{uuid.uuid4().hex}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.replace(temporary, target)
+            except FileNotFoundError:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(target.parent.parent)
+                os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        _fsync_dir(target.parent)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{name} doesn't exist") from None
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        try:
+            st = os.stat(self._path(name))
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(name, st.st_size, st.st_mtime)
+
+    def touch(self, name: str) -> bool:
+        try:
+            os.utime(self._path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, name: str) -> bool:
+        path = self._path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return
+        stack = [(base, prefix.rstrip("/"))]
+        while stack:
+            folder, name = stack.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    child = f"{name}/{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((Path(entry.path), child))
+                        continue
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # removed while listing
+                    yield ObjectInfo(child, st.st_size, st.st_mtime)
+
+    def space(self) -> tuple[int, int]:
+        usage = shutil.disk_usage(self.root)
+        return usage.total, usage.free
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool):
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def prepare(self) -> None:
+        """Create the folders of a new repository."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (TEMPORARY_DIR, "manifests", "leases", "jobs"):
+            (self.root / folder).mkdir(exist_ok=True)
+        chunks = self.root / "chunks"
+        chunks.mkdir(exist_ok=True)
+        for i in range(256):
+            (chunks / f"{i:02x}").mkdir(exist_ok=True)
+        _fsync_dir(self.root)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

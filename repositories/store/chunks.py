@@ -1,0 +1,159 @@
+"""Chunks: one 4 MiB block of a disk, compressed and optionally encrypted.
+
+The byte layout is described in FORMAT.md beside this module.
+"""
+
+import hashlib
+import hmac
+import os
+import struct
+import threading
+import zlib
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from repositories.store.errors import ChunkError, RepositoryKeyError
+from repositories.store.keys import RepositoryKey, as_key
+
+BLOCK_SIZE = 4 * 1024 * 1024
+MAGIC = b"VBRC"
+FORMAT_VERSION = 1
+FLAG_ZSTD = 0x01
+FLAG_AES_GCM = 0x02
+KNOWN_FLAGS = FLAG_ZSTD | FLAG_AES_GCM
+# magic, version, flags, reserved, plain size, payload size, CRC-32 of payload, nonce
+HEADER = struct.Struct(">4sBBHIII12s")
+HEADER_SIZE = HEADER.size  # 32
+AAD_SIZE = 16  # magic .. payload size: authenticated with the payload
+GCM_TAG_SIZE = 16
+MAX_PLAIN_SIZE = BLOCK_SIZE
+# Worst case: an incompressible block stored raw, plus the GCM tag.
+MAX_CHUNK_SIZE = HEADER_SIZE + MAX_PLAIN_SIZE + GCM_TAG_SIZE
+ZSTD_LEVEL = 3
+DIGEST_LENGTH = 64
+_ZERO_BLOCK = bytes(BLOCK_SIZE)
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstandard objects must not be shared between threads; the worker hashes
+    # and compresses from several threads at once.
+    if not hasattr(_local, "compressor"):
+        _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        _local.decompressor = zstandard.ZstdDecompressor()
+    return _local.compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    _compressor()
+    return _local.decompressor
+
+
+def is_zero(data: bytes | memoryview) -> bool:
+    """True when the block holds only zero bytes (never stored, never sent)."""
+    return data == _ZERO_BLOCK[: len(data)] if len(data) <= BLOCK_SIZE else not any(data)
+
+
+def block_digest(data: bytes | memoryview, key: RepositoryKey | bytes | None = None) -> str:
+    """The chunk id of a plain block: SHA-256, or HMAC-SHA-256 under the repository key.
+
+    The keyed form means chunk names of an encrypted repository reveal nothing
+    about the content (no one can test whether a known block is stored).
+    """
+    repository_key = as_key(key)
+    if repository_key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(repository_key.id_key, data, hashlib.sha256).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """True for a well-formed chunk id (64 lowercase hex characters)."""
+    if not isinstance(value, str) or len(value) != DIGEST_LENGTH:
+        return False
+    return all(c in "0123456789abcdef" for c in value)
+
+
+def encode_chunk(data: bytes | memoryview, key: RepositoryKey | bytes | None = None) -> bytes:
+    """The stored form of a plain block: header + zstd (when it helps) + AES-256-GCM (with a key)."""
+    if len(data) > MAX_PLAIN_SIZE:
+        raise ChunkError(f"a block holds at most {MAX_PLAIN_SIZE} bytes, got {len(data)}")
+    repository_key = as_key(key)
+    compressed = _compressor().compress(data)
+    flags, payload = (FLAG_ZSTD, compressed) if len(compressed) < len(data) else (0, bytes(data))
+    nonce = bytes(12)
+    if repository_key is not None:
+        flags |= FLAG_AES_GCM
+        nonce = os.urandom(12)
+        aad = HEADER.pack(MAGIC, FORMAT_VERSION, flags, 0, len(data),
+                          len(payload) + GCM_TAG_SIZE, 0, nonce)[:AAD_SIZE]
+        payload = AESGCM(repository_key.encryption_key).encrypt(nonce, payload, aad)
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, flags, 0, len(data), len(payload),
+                         zlib.crc32(payload), nonce)
+    return header + payload
+
+
+def check_chunk(blob: bytes | memoryview) -> tuple[int, int]:
+    """Check a chunk's framing and checksum without the key; return (flags, plain size).
+
+    The data mover calls this on every chunk it receives, so a truncated or
+    damaged upload is refused before it is stored.
+    """
+    if len(blob) < HEADER_SIZE:
+        raise ChunkError(f"a chunk is at least {HEADER_SIZE} bytes, got {len(blob)}")
+    magic, version, flags, _reserved, plain_size, payload_size, crc, _nonce = HEADER.unpack_from(blob)
+    if magic != MAGIC:
+        raise ChunkError("not a chunk: bad magic")
+    if version != FORMAT_VERSION:
+        raise ChunkError(f"chunk format version {version} is not supported (expected {FORMAT_VERSION})")
+    if flags & ~KNOWN_FLAGS:
+        raise ChunkError(f"chunk has unknown flags {flags:#x}")
+    if plain_size > MAX_PLAIN_SIZE:
+        raise ChunkError(f"chunk claims {plain_size} plain bytes, more than a block")
+    if len(blob) - HEADER_SIZE != payload_size:
+        raise ChunkError(
+            f"chunk payload is {len(blob) - HEADER_SIZE} bytes, its header says {payload_size}"
+        )
+    if zlib.crc32(memoryview(blob)[HEADER_SIZE:]) != crc:
+        raise ChunkError("chunk checksum mismatch: the chunk is damaged")
+    return flags, plain_size
+
+
+def decode_chunk(blob: bytes | memoryview, key: RepositoryKey | bytes | None = None) -> bytes:
+    """The plain block of a stored chunk; ChunkError when damaged, RepositoryKeyError without the right key."""
+    flags, plain_size = check_chunk(blob)
+    payload = bytes(memoryview(blob)[HEADER_SIZE:])
+    if flags & FLAG_AES_GCM:
+        repository_key = as_key(key)
+        if repository_key is None:
+            raise RepositoryKeyError("this chunk is encrypted: the repository key is needed to read it")
+        nonce = bytes(memoryview(blob)[20:HEADER_SIZE])
+        try:
+            payload = AESGCM(repository_key.encryption_key).decrypt(
+                nonce, payload, bytes(memoryview(blob)[:AAD_SIZE]))
+        except InvalidTag:
+            raise ChunkError("chunk can't be decrypted: wrong key or damaged chunk") from None
+    if flags & FLAG_ZSTD:
+        try:
+            payload = _decompressor().decompress(payload, max_output_size=plain_size)
+        except zstandard.ZstdError as exc:
+            raise ChunkError(f"chunk can't be decompressed: {exc}") from None
+    if len(payload) != plain_size:
+        raise ChunkError(f"chunk holds {len(payload)} plain bytes, its header says {plain_size}")
+    return payload
+
+
+def verify_chunk(digest: str, blob: bytes, key: RepositoryKey | bytes | None = None) -> bool:
+    """Check a chunk against its name; True when its content was checked.
+
+    Raises ChunkError when it is damaged. Without the key, an encrypted chunk's
+    framing and checksum are checked only and the answer is False.
+    """
+    flags, _ = check_chunk(blob)
+    if flags & FLAG_AES_GCM and as_key(key) is None:
+        return False
+    plain = decode_chunk(blob, key)
+    if not hmac.compare_digest(block_digest(plain, key), digest):
+        raise ChunkError("chunk content does not match its name")
+    return True

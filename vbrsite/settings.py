@@ -120,6 +120,11 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie: the token travels in hx-he
 VBR_SYNC_INTERVAL_MINUTES = _read(env.env_int, "VBR_SYNC_INTERVAL_MINUTES", 15)
 VBR_ENGINE_TIMEOUT = _read(env.env_int, "VBR_ENGINE_TIMEOUT", 60)
 
+# Repositories: the default repository's data mover (make run starts it), and
+# how long garbage collection spares unreferenced chunks (hours).
+DEFAULT_DATAMOVER_URL = env.env_str("VBR_DEFAULT_DATAMOVER_URL", "http://127.0.0.1:8100")
+GC_GRACE_HOURS = _read(env.env_int, "VBR_GC_GRACE_HOURS", 6)
+
 # Job runners. "control" runs session drivers and control work; worker runners
 # start with Q_CLUSTER_NAME=<queue> and get tasks sent with cluster=<queue>.
 # ALT_CLUSTERS must exist (django-q2 pops it) so any dynamic name works.

@@ -53,7 +53,7 @@ class DataMoverClient:
     """A client for one data mover (one repository)."""
 
     def __init__(self, url: str, token: str, ca_file: str | None = None, *,
-                 timeout: float = 60.0, pool_size: int = 8, retries: int = 4,
+                 ca_pem: str | None = None, timeout: float = 60.0, pool_size: int = 8, retries: int = 4,
                  backoff: float = 0.5):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -64,7 +64,9 @@ class DataMoverClient:
         self._prefix = parts.path.rstrip("/")
         self._tls = None
         if parts.scheme == "https":
-            self._tls = ssl.create_default_context(cafile=ca_file)
+            # The CA that signed the data mover's certificate (a file or PEM text);
+            # neither: the system's trust store.
+            self._tls = ssl.create_default_context(cafile=ca_file, cadata=ca_pem or None)
         self._headers = {"Authorization": f"Bearer {token}"}
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=pool_size)

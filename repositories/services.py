@@ -1,0 +1,140 @@
+"""What the pages and commands do with repositories: create, test, refresh, verify, clean."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.utils import timezone
+
+from repositories.datamover.client import DataMoverError
+from repositories.models import GatewayServer, Repository
+from repositories.signals import repository_verified
+from repositories.store import ChunkStore, StoreError, new_kdf_parameters, unlock
+from repositories.store.keys import derive_key
+
+log = logging.getLogger(__name__)
+
+
+class RepositoryError(Exception):
+    """A repository can't be created or used as asked; the message says what to do."""
+
+
+def prepare_store(path: str, passphrase: str | None):
+    """Create the chunk store at path (or open the one there); returns (store, key).
+
+    An existing encrypted store needs its passphrase; a wrong one is refused.
+    """
+    try:
+        existing = ChunkStore.open(path)
+    except StoreError:
+        existing = None
+    try:
+        if existing is None:
+            key = None
+            parameters = None
+            if passphrase:
+                parameters = new_kdf_parameters()
+                key = derive_key(passphrase, parameters)
+            return ChunkStore.create(path, key=key, kdf_parameters=parameters), key
+        if existing.encrypted:
+            if not passphrase:
+                raise RepositoryError(f"{path} holds an encrypted repository: give its passphrase")
+            key = unlock(passphrase, existing.config["kdf"], existing.config["key_check"])
+            return ChunkStore.open(path, key=key), key
+        if passphrase:
+            raise RepositoryError(f"{path} holds an unencrypted repository: "
+                                  "it can't be encrypted now; choose an empty folder")
+        return existing, None
+    except (StoreError, OSError) as exc:
+        raise RepositoryError(str(exc)) from None
+
+
+def create_repository(name: str, path: str, *, url: str = "", passphrase: str | None = None,
+                      gateway: GatewayServer | None = None, token: str = "",
+                      **fields) -> Repository:
+    """Record a repository; when it is local (no gateway), also create its store at path.
+
+    With a gateway, the store is created by the gateway's data mover
+    (``python -m repositories.datamover --init``), and only the record is made.
+    """
+    if Repository.objects.filter(name=name).exists():
+        raise RepositoryError(f"a repository named {name!r} exists already: choose another name")
+    repository = Repository(name=name, path=path, gateway=gateway, **fields)
+    if token:
+        repository.token = token
+    repository.datamover_url = url or (gateway.default_datamover_url() if gateway
+                                       else "http://127.0.0.1:8100")
+    if gateway is None:
+        if not Path(path).is_absolute():
+            raise RepositoryError(f"the path {path!r} is not absolute: give the full folder path")
+        _, key = prepare_store(path, passphrase)
+        if key is not None:
+            repository.encrypted = True
+            repository.key = key.to_text()
+            repository.key_check = key.check_value
+    elif passphrase:
+        raise RepositoryError("encryption of a repository on a gateway is not supported yet: "
+                              "add it without --encrypt")
+    repository.save()
+    return repository
+
+
+@dataclass
+class TestResult:
+    """The outcome of "Test": every step that passed, or the exact problem."""
+
+    ok: bool
+    steps: list[str]
+    problem: str = ""
+
+
+def test_connection(url: str, token: str, ca_pem: str = "", key_check: str = "") -> TestResult:
+    """Reach the data mover, check the repository, write and delete a probe."""
+    from repositories.datamover.client import DataMoverClient
+
+    steps: list[str] = []
+    try:
+        with DataMoverClient(url, token, ca_pem=ca_pem or None, timeout=10, retries=0) as client:
+            info = client.info()
+            steps.append(f"Reached the data mover at {url}; repository {info['id']}.")
+            if key_check and info.get("key_check") != key_check:
+                return TestResult(False, steps, "The repository there has another encryption key "
+                                  "than this record: check the path and the data mover URL.")
+            probe = client.probe()
+            steps.append(f"Wrote, read back and deleted a probe; {probe['free']:,} bytes free.")
+    except (DataMoverError, ValueError) as exc:
+        return TestResult(False, steps, str(exc))
+    return TestResult(True, steps)
+
+
+def refresh_stats(repository: Repository, timeout: float = 5) -> dict:
+    """Read the data mover's figures into the record; raises DataMoverError when unreachable."""
+    with repository.client(timeout=timeout, retries=0) as client:
+        stats = client.stats()
+    repository.stats = stats
+    repository.stats_updated = timezone.now()
+    repository.save(update_fields=["stats", "stats_updated"])
+    return stats
+
+
+def verify_repository(repository: Repository,
+                      progress: Callable[[dict], None] | None = None) -> dict:
+    """Verify every chunk the restore points reference; record and announce the result."""
+    with repository.client() as client:
+        report = client.verify(progress=progress)
+    repository.last_verification = report
+    repository.verified_at = timezone.now()
+    repository.save(update_fields=["last_verification", "verified_at"])
+    repository_verified.send(sender=Repository, repository=repository, report=report)
+    return report
+
+
+def collect_garbage(repository: Repository, grace_seconds: float, dry_run: bool = False,
+                    progress: Callable[[dict], None] | None = None) -> dict:
+    """Remove chunks no restore point references, sparing young and leased ones."""
+    with repository.client() as client:
+        return client.collect_garbage(grace_seconds=grace_seconds, dry_run=dry_run,
+                                      progress=progress)

@@ -1,0 +1,69 @@
+"""Forms of the inventory pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from inventory.models import Manager
+from plugin import engine as ovirt
+from plugin.errors import EngineError
+
+
+class ManagerForm(forms.ModelForm):
+    """Add or edit a manager. The stored password is never rendered; empty keeps it."""
+
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False, strip=False,
+        help_text="Leave empty to keep the stored password.",
+    )
+
+    class Meta:
+        model = Manager
+        fields = ["name", "url", "username", "password", "ca_certificate"]
+        widgets = {"ca_certificate": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A bound ModelForm would otherwise carry the decrypted value as initial data.
+        self.initial.pop("password", None)
+        if not self.instance.pk:
+            self.fields["password"].required = True
+            self.fields["password"].help_text = ""
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"].rstrip("/")
+        if not url.startswith("https://"):
+            raise forms.ValidationError("Use the engine's HTTPS address: https://ENGINE/ovirt-engine/api")
+        return url
+
+    def clean_ca_certificate(self) -> str:
+        pem = self.cleaned_data["ca_certificate"].strip()
+        if pem and "-----BEGIN CERTIFICATE-----" not in pem:
+            raise forms.ValidationError(
+                "Paste the CA certificate in PEM form (-----BEGIN CERTIFICATE----- ...).")
+        return pem + "\n" if pem else ""
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not password and self.instance.pk:
+            return Manager.objects.get(pk=self.instance.pk).password
+        return password
+
+    def credentials(self) -> ovirt.ManagerCredentials:
+        """The credentials as entered (with the stored password when left empty)."""
+        data = self.cleaned_data
+        return ovirt.ManagerCredentials(url=data["url"], username=data["username"],
+                                        password=data["password"], ca_pem=data.get("ca_certificate", ""))
+
+
+class ConnectionTestForm(ManagerForm):
+    """The manager form as "Test connection" uses it: a taken name doesn't matter."""
+
+    def validate_unique(self) -> None:
+        pass
+
+
+def engine_error_kind(exc: EngineError) -> str:
+    """A short word for the kind of failure, for the page's styling and tests."""
+    return type(exc).__name__

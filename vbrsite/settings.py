@@ -125,6 +125,24 @@ VBR_ENGINE_TIMEOUT = _read(env.env_int, "VBR_ENGINE_TIMEOUT", 60)
 DEFAULT_DATAMOVER_URL = env.env_str("VBR_DEFAULT_DATAMOVER_URL", "http://127.0.0.1:8100")
 GC_GRACE_HOURS = _read(env.env_int, "VBR_GC_GRACE_HOURS", 6)
 
+# Workers: how a worker's runner comes alive once its VM is up ("local": the
+# backup server starts `manage.py runworker NAME` itself, for the embedded stack
+# and the tests; "cloud-init": the worker VM installs the project and starts
+# it), its heartbeat period and the silence after which it is unreachable
+# (seconds), the idle time after which a deployed worker is stopped (minutes,
+# 0: never), imageio connections per disk, and runs of a disk task whose worker
+# was lost. A worker VM reaches the database and broker at the WORKER_* URLs
+# (empty: the backup server's own) and installs VBR_WORKER_PACKAGE with pip.
+VBR_WORKER_LAUNCHER = env.env_str("VBR_WORKER_LAUNCHER", "local")
+VBR_WORKER_HEARTBEAT_SECONDS = _read(env.env_int, "VBR_WORKER_HEARTBEAT_SECONDS", 10)
+VBR_WORKER_HEARTBEAT_TIMEOUT = _read(env.env_int, "VBR_WORKER_HEARTBEAT_TIMEOUT", 90)
+VBR_WORKER_IDLE_MINUTES = _read(env.env_int, "VBR_WORKER_IDLE_MINUTES", 30)
+VBR_WORKER_CONNECTIONS = _read(env.env_int, "VBR_WORKER_CONNECTIONS", 4)
+VBR_DISK_TASK_ATTEMPTS = _read(env.env_int, "VBR_DISK_TASK_ATTEMPTS", 2)
+VBR_WORKER_DATABASE_URL = env.env_str("VBR_WORKER_DATABASE_URL")
+VBR_WORKER_REDIS_URL = env.env_str("VBR_WORKER_REDIS_URL")
+VBR_WORKER_PACKAGE = env.env_str("VBR_WORKER_PACKAGE", "ovirt-backup-server")
+
 # Job runners. "control" runs session drivers and control work; worker runners
 # start with Q_CLUSTER_NAME=<queue> and get tasks sent with cluster=<queue>.
 # ALT_CLUSTERS must exist (django-q2 pops it) so any dynamic name works.

@@ -1,0 +1,179 @@
+"""Backup jobs: what to protect, where, when, and for how long."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs.choices import WEEKDAYS, ActiveFullKind, RetentionKind, ScheduleKind, VmSelection
+
+
+def _weekday_names(days: list[int]) -> str:
+    names = dict(WEEKDAYS)
+    return ", ".join(names[d][:3] for d in sorted(days) if d in names)
+
+
+class BackupJob(models.Model):
+    """A backup job: which VMs (resolved at each run), which repository, when, and retention."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    # What: the selection is resolved again at every run, so VMs added to the
+    # tag or cluster later are protected without editing the job.
+    selection = models.CharField(max_length=10, choices=VmSelection.choices,
+                                 default=VmSelection.EXPLICIT)
+    vms = models.ManyToManyField("inventory.VM", blank=True, related_name="backup_jobs")
+    tag = models.CharField(max_length=200, blank=True)
+    cluster = models.ForeignKey("inventory.Cluster", null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="backup_jobs")
+    repository = models.ForeignKey("repositories.Repository", on_delete=models.PROTECT,
+                                   related_name="backup_jobs")
+
+    # When.
+    schedule_kind = models.CharField("schedule", max_length=10, choices=ScheduleKind.choices,
+                                     default=ScheduleKind.MANUAL)
+    schedule_time = models.TimeField("at", null=True, blank=True,
+                                     help_text="Time of day (server time zone).")
+    schedule_weekdays = models.JSONField("weekdays", default=list, blank=True,
+                                         help_text="0 = Monday … 6 = Sunday.")
+    schedule_day = models.PositiveSmallIntegerField("day of month", null=True, blank=True)
+    schedule_cron = models.CharField("cron expression", max_length=100, blank=True,
+                                     help_text="minute hour day month weekday, e.g. 30 22 * * 1-5")
+
+    # How long.
+    retention_kind = models.CharField(max_length=10, choices=RetentionKind.choices,
+                                      default=RetentionKind.POINTS)
+    retain = models.PositiveIntegerField(default=7, help_text="Restore points or days to keep.")
+    gfs_weekly = models.PositiveIntegerField("weekly (GFS)", default=0,
+                                             help_text="Also keep the last restore point of this many weeks.")
+    gfs_monthly = models.PositiveIntegerField("monthly (GFS)", default=0)
+    gfs_yearly = models.PositiveIntegerField("yearly (GFS)", default=0)
+
+    # Active fulls: read everything again now and then, so a bad block that
+    # slipped into the chain doesn't live forever.
+    active_full_kind = models.CharField(max_length=12, choices=ActiveFullKind.choices,
+                                        default=ActiveFullKind.NEVER)
+    active_full_days = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="A full every this many days.")
+    active_full_weekdays = models.JSONField(default=list, blank=True)
+
+    parallel_vms = models.PositiveSmallIntegerField("VMs in parallel", default=2)
+    enabled = models.BooleanField(default=True)
+    notification_address = models.EmailField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("jobs:detail", args=[self.pk])
+
+    def clean(self) -> None:
+        errors = {}
+        if self.selection == VmSelection.TAG and not self.tag:
+            errors["tag"] = "Give the tag whose VMs the job protects."
+        if self.selection == VmSelection.CLUSTER and not self.cluster_id:
+            errors["cluster"] = "Choose the cluster whose VMs the job protects."
+        if self.schedule_kind in (ScheduleKind.DAILY, ScheduleKind.WEEKDAYS, ScheduleKind.MONTHLY) \
+                and self.schedule_time is None:
+            errors["schedule_time"] = "Give the time of day the job runs."
+        if self.schedule_kind == ScheduleKind.WEEKDAYS and not self.schedule_weekdays:
+            errors["schedule_weekdays"] = "Choose at least one weekday."
+        if self.schedule_kind == ScheduleKind.MONTHLY and not (self.schedule_day and 1 <= self.schedule_day <= 28):
+            errors["schedule_day"] = "Give a day of the month from 1 to 28 (every month has it)."
+        if self.schedule_kind == ScheduleKind.CRON:
+            from jobs.scheduling import cron_error
+
+            problem = cron_error(self.schedule_cron)
+            if problem:
+                errors["schedule_cron"] = problem
+        if self.active_full_kind == ActiveFullKind.EVERY_DAYS and not self.active_full_days:
+            errors["active_full_days"] = "Give how many days apart active fulls are."
+        if self.active_full_kind == ActiveFullKind.WEEKDAYS and not self.active_full_weekdays:
+            errors["active_full_weekdays"] = "Choose at least one weekday for active fulls."
+        if self.retain < 1:
+            errors["retain"] = "Keep at least one restore point (or one day)."
+        if self.parallel_vms < 1:
+            errors["parallel_vms"] = "Back up at least one VM at a time."
+        if errors:
+            raise ValidationError(errors)
+
+    # What
+
+    def resolve_vms(self) -> list:
+        """The VMs to back up now: explicit ones, or the tag's or cluster's current VMs."""
+        from inventory.models import VM
+
+        if self.selection == VmSelection.EXPLICIT:
+            queryset = self.vms.all()
+        elif self.selection == VmSelection.CLUSTER:
+            queryset = VM.objects.filter(cluster_id=self.cluster_id) if self.cluster_id else VM.objects.none()
+        else:
+            # tags is a JSON list; filter in Python so SQLite and PostgreSQL agree.
+            return [vm for vm in VM.objects.filter(removed=False).select_related("manager", "cluster")
+                    .order_by("name") if self.tag in (vm.tags or [])]
+        return list(queryset.filter(removed=False).select_related("manager", "cluster").order_by("name"))
+
+    def selection_label(self) -> str:
+        if self.selection == VmSelection.TAG:
+            return f"tag {self.tag}"
+        if self.selection == VmSelection.CLUSTER:
+            return f"cluster {self.cluster.name if self.cluster else '(deleted)'}"
+        return "chosen VMs"
+
+    # When
+
+    def cron(self) -> str:
+        """The schedule as a cron expression; empty for a manual job."""
+        from jobs.scheduling import cron_of
+
+        return cron_of(self)
+
+    def schedule_label(self) -> str:
+        at = self.schedule_time.strftime("%H:%M") if self.schedule_time else ""
+        if self.schedule_kind == ScheduleKind.DAILY:
+            return f"Daily at {at}"
+        if self.schedule_kind == ScheduleKind.WEEKDAYS:
+            return f"{_weekday_names(self.schedule_weekdays)} at {at}"
+        if self.schedule_kind == ScheduleKind.MONTHLY:
+            return f"Monthly on day {self.schedule_day} at {at}"
+        if self.schedule_kind == ScheduleKind.CRON:
+            return f"cron {self.schedule_cron}"
+        return "Manual"
+
+    def next_run(self) -> datetime | None:
+        """When the job runs next on its own; None when manual or disabled."""
+        if not self.enabled or self.schedule_kind == ScheduleKind.MANUAL:
+            return None
+        from jobs.scheduling import next_run_of
+
+        return next_run_of(self)
+
+    def retention_label(self) -> str:
+        unit = "restore points" if self.retention_kind == RetentionKind.POINTS else "days"
+        label = f"{self.retain} {unit}"
+        gfs = [f"{n} {what}" for n, what in ((self.gfs_weekly, "weekly"), (self.gfs_monthly, "monthly"),
+                                             (self.gfs_yearly, "yearly")) if n]
+        return label + (f" + GFS {', '.join(gfs)}" if gfs else "")
+
+    def active_full_due(self, last_full: datetime | None, now: datetime | None = None) -> str:
+        """Why an active full is due now (a sentence for the log), or "" when it isn't."""
+        now = timezone.localtime(now or timezone.now())
+        every = self.active_full_days
+        if self.active_full_kind == ActiveFullKind.EVERY_DAYS and every and last_full is not None \
+                and now - last_full >= timedelta(days=every):
+            return f"an active full is due every {self.active_full_days} days"
+        today = now.weekday() in self.active_full_weekdays
+        if self.active_full_kind == ActiveFullKind.WEEKDAYS and today and (
+                last_full is None or timezone.localtime(last_full).date() != now.date()):
+            return f"an active full is due on {_weekday_names(self.active_full_weekdays)}"
+        return ""

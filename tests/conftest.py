@@ -43,3 +43,12 @@ def live_env(transactional_db, tmp_path) -> dict:
         "VBR_DATA_DIR": str(tmp_path / "data"),
         "DJANGO_SETTINGS_MODULE": "vbrsite.settings",
     }
+
+
+@pytest.fixture
+def simulator(tmp_path):
+    """A running oVirt simulator seeded `small` (see simulator/testing.py), stopped afterwards."""
+    from simulator.testing import running_simulator
+
+    with running_simulator(tmp_path / "simulator", seed="small", delays=0.2) as handle:
+        yield handle

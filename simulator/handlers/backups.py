@@ -1,0 +1,14 @@
+"""Incremental backups and checkpoints (issue 4)."""
+
+from simulator.engine import Engine
+from simulator.errors import not_found
+from simulator.routing import Router
+
+
+def register(router: Router, engine: Engine) -> None:
+    """Routes of backups and checkpoints."""
+
+
+def checkpoint_fault(engine: Engine, data: dict) -> dict:
+    """Invalidate a checkpoint or remove its bitmaps, as a host crash would."""
+    raise not_found("checkpoint")

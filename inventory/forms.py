@@ -32,9 +32,11 @@ class ManagerForm(forms.ModelForm):
             self.fields["password"].help_text = ""
 
     def clean_url(self) -> str:
-        url = self.cleaned_data["url"].rstrip("/")
-        if not url.startswith("https://"):
-            raise forms.ValidationError("Use the engine's HTTPS address: https://ENGINE/ovirt-engine/api")
+        url = self.cleaned_data["url"].strip().rstrip("/")
+        try:
+            ovirt.ManagerCredentials(url=url, username="", password="").validate()
+        except EngineError as exc:
+            raise forms.ValidationError(str(exc)) from None
         return url
 
     def clean_ca_certificate(self) -> str:

@@ -19,8 +19,9 @@ class Manager(models.Model):
     """An oVirt engine registered with the backup server, reached through its REST API."""
 
     name = models.CharField(max_length=100, unique=True)
-    url = models.URLField("API URL", max_length=500,
-                          help_text="e.g. https://engine.example.com/ovirt-engine/api")
+    # A CharField: URLField would refuse single-label engine host names ("https://engine/...").
+    url = models.CharField("API URL", max_length=500,
+                           help_text="e.g. https://engine.example.com/ovirt-engine/api")
     username = models.CharField(max_length=200, default="admin@internal")
     password = EncryptedTextField(blank=True)
     ca_certificate = models.TextField(

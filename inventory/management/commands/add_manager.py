@@ -34,8 +34,11 @@ class Command(BaseCommand):
             manager.ca_certificate = read_file(ca_file, "CA certificate")
         try:
             manager.full_clean()
+            manager.credentials().validate()
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+        except EngineError as exc:
+            raise CommandError(str(exc)) from None
         if not skip_test:
             try:
                 info = test_connection(manager.credentials())

@@ -49,9 +49,11 @@ def merge_into(target: Path, name: str, sources: list[tuple[Path, str]]) -> None
     processes.run(["qemu-img", "bitmap", "--add", "--disable", str(target), name],
                   f"add bitmap {name} to {target}")
     for source, source_name in sources:
-        fmt = volumes.qemu_format(volumes.info(source)["format"])
-        processes.run(["qemu-img", "bitmap", "--merge", source_name, "-b", str(source),
-                       "-F", fmt, str(target), name], f"merge bitmap {source_name} of {source}")
+        # A bitmap of target itself is named without -b: qemu-img would open target twice.
+        origin = [] if source == target else [
+            "-b", str(source), "-F", volumes.qemu_format(volumes.info(source)["format"])]
+        processes.run(["qemu-img", "bitmap", "--merge", source_name, *origin, str(target), name],
+                      f"merge bitmap {source_name} of {source}")
 
 
 def invalidate(volume: Path, name: str, how: str = "inconsistent") -> None:

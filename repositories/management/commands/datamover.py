@@ -5,11 +5,13 @@ from django.db import connections
 
 from repositories.datamover.server import serve
 from repositories.models import Repository
+from repositories.setup import DEFAULT_NAME, ensure_default_repository
 from repositories.store import StoreError
 
 
 class Command(BaseCommand):
-    help = "Run the data mover of a repository (until stopped)."
+    help = ("Run the data mover of a repository (until stopped). The repository "
+            "\"default\" is created under VBR_DATA_DIR if it doesn't exist.")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -22,6 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, bind, workers, threads, certfile, keyfile, access_log, **options):
         repository = Repository.objects.filter(name=name).first()
+        if repository is None and name == DEFAULT_NAME:
+            # make run starts this before anyone added a repository: create it.
+            repository = ensure_default_repository()
         if repository is None:
             names = ", ".join(Repository.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"no repository named {name!r} (repositories: {names})")

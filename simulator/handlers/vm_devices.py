@@ -216,7 +216,8 @@ def remove_nic(engine: Engine, request: Request):
         return removed()
 
 
-def _render_vm_tag(engine: Engine, vm_id: str, tag_id: str) -> dict:
+def render_vm_tag(engine: Engine, vm_id: str, tag_id: str) -> dict:
+    """A VM's tag as `<tag>`."""
     tag = engine.store["tags"][tag_id]
     return {"@href": href(f"vms/{vm_id}/tags/{tag_id}"), "@id": tag_id, "name": tag["name"],
             "description": tag.get("description", ""), "vm": ref("vms", vm_id)}
@@ -228,7 +229,7 @@ def list_vm_tags(engine: Engine, request: Request):
         vm = engine.get("vms", request.params["vm"], "VM")
         tags = [t for t in vm["tags"] if t in engine.store["tags"]]
         return list_answer(request, "tags", "tag", [{"id": t} for t in tags],
-                           lambda t: _render_vm_tag(engine, vm["id"], t["id"]))
+                           lambda t: render_vm_tag(engine, vm["id"], t["id"]))
 
 
 def add_vm_tag(engine: Engine, request: Request):
@@ -244,7 +245,7 @@ def add_vm_tag(engine: Engine, request: Request):
         if tag["id"] not in vm["tags"]:
             vm["tags"].append(tag["id"])
         engine.save()
-        return created("tag", _render_vm_tag(engine, vm["id"], tag["id"]))
+        return created("tag", render_vm_tag(engine, vm["id"], tag["id"]))
 
 
 def remove_vm_tag(engine: Engine, request: Request):

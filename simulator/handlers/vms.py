@@ -27,13 +27,46 @@ def vm_ovf(engine: Engine, vm: dict) -> str:
     return ovf.build(vm, disks, networks, cluster)
 
 
-def render_vm(engine: Engine, vm: dict, all_content: bool = False) -> dict:
-    """A VM as `<vm>`."""
+def followed(request_query: dict) -> set[str]:
+    """The names in `follow=tags,disk_attachments.disk,nics`."""
+    return {name.strip() for name in (request_query.get("follow") or "").split(",")
+            if name.strip()}
+
+
+def _inline(engine: Engine, vm: dict, follow: set[str]) -> dict:
+    """The linked collections a client asked to follow, rendered inline as a real engine does."""
+    from simulator.handlers.disks import render_disk
+
+    inline: dict = {}
+    if "tags" in follow:
+        inline["tags"] = Many("tag", [
+            vm_devices.render_vm_tag(engine, vm["id"], t) for t in vm.get("tags", [])
+            if t in engine.store["tags"]])
+    if follow & {"disk_attachments", "disk_attachments.disk"}:
+        items = []
+        for attachment in vm["disk_attachments"]:
+            rendered = vm_devices.render_attachment(vm["id"], attachment)
+            disk = engine.store["disks"].get(attachment["disk"])
+            if "disk_attachments.disk" in follow and disk is not None:
+                rendered["disk"] = render_disk(engine, disk)
+            items.append(rendered)
+        inline["disk_attachments"] = Many("disk_attachment", items)
+    if "nics" in follow:
+        inline["nics"] = Many("nic", [vm_devices.render_nic(vm["id"], n) for n in vm["nics"]])
+    return inline
+
+
+def render_vm(engine: Engine, vm: dict, all_content: bool = False,
+              follow: set[str] = frozenset()) -> dict:
+    """A VM as `<vm>`, with followed collections inline."""
+    inline = _inline(engine, vm, follow) if follow else {}
+    rels = [r for r in VM_LINKS if not (r == "diskattachments" and "disk_attachments" in inline)
+            and r not in inline]
     cpu = vm["cpu"]
-    return {
+    return {**inline,
         "@href": href(f"vms/{vm['id']}"), "@id": vm["id"],
         "name": vm["name"], "description": vm.get("description", ""), "comment": "",
-        "link": links(f"vms/{vm['id']}", *VM_LINKS),
+        "link": links(f"vms/{vm['id']}", *rels),
         "cpu": {"architecture": "x86_64", "topology": {
             "cores": cpu["cores"], "sockets": cpu["sockets"], "threads": cpu["threads"]}},
         "creation_time": vm["creation_time"], "delete_protected": False,
@@ -82,13 +115,14 @@ def register(router: Router, engine: Engine) -> None:
     def list_vms(request: Request):
         with engine.lock:
             return list_answer(request, "vms", "vm", list(engine.store["vms"].values()),
-                               lambda vm: render_vm(engine, vm, request.all_content),
+                               lambda vm: render_vm(engine, vm, request.all_content,
+                                                    followed(request.query)),
                                vm_fields(engine))
 
     def get_vm(request: Request):
         with engine.lock:
             vm = engine.get("vms", request.params["vm"], "VM")
-            return ok("vm", render_vm(engine, vm, request.all_content))
+            return ok("vm", render_vm(engine, vm, request.all_content, followed(request.query)))
 
     router.add("GET", "vms", list_vms)
     router.add("POST", "vms", lambda r: add_vm(engine, r))

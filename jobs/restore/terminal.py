@@ -1,0 +1,59 @@
+"""A progress line for the restore commands: a bar on a terminal, a few lines otherwise."""
+
+from __future__ import annotations
+
+import time
+
+MIB = 1024 * 1024
+
+
+class ProgressLine:
+    """Prints ``[#####.....]  42%  120 MiB/s`` in place on a terminal, every 10 % elsewhere."""
+
+    def __init__(self, stream, label: str = "", width: int = 30):
+        self.stream, self.label, self.width = stream, label, width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.started = time.monotonic()
+        self._last_step = -1
+        self._last_time = 0.0
+
+    def update(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` bytes."""
+        fraction = done / total if total else 1.0
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_time < 0.2 and done < total:
+                return
+            self._last_time = now
+            filled = int(fraction * self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r{self.label}[{bar}] {fraction:4.0%}  {self._rate(done, now)}",
+                              ending="")
+            self.stream.flush()
+            return
+        step = int(fraction * 10)
+        if step != self._last_step:
+            self._last_step = step
+            self.stream.write(f"{self.label}{fraction:.0%}  {self._rate(done, now)}")
+
+    def percent(self, value: float, text: str = "") -> None:
+        """Show a percentage reported by someone else (a session), with a note."""
+        if self.tty:
+            filled = int(value / 100 * self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r{self.label}[{bar}] {value:5.1f}%  {text[:50]:<50}", ending="")
+            self.stream.flush()
+            return
+        step = int(value // 10)
+        if step != self._last_step:
+            self._last_step = step
+            self.stream.write(f"{self.label}{value:.0f}%  {text}")
+
+    def done(self) -> None:
+        """End the line on a terminal."""
+        if self.tty:
+            self.stream.write("")
+
+    def _rate(self, done: int, now: float) -> str:
+        seconds = now - self.started
+        return f"{done / MIB / seconds:.0f} MiB/s" if seconds > 0.5 else ""

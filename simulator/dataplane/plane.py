@@ -113,6 +113,10 @@ class DataPlane:
         for child in children:
             volumes.rebase(Path(child), base)
 
+    def rebase_volume(self, path: Path, backing: Path) -> None:
+        """Point a cow volume at another backing holding the same guest data (`rebase -u`)."""
+        volumes.rebase(Path(path), Path(backing))
+
     def delete_volume(self, path: Path) -> None:
         """Remove a volume (and a point-in-time overlay left on it)."""
         _pit_overlay(Path(path)).unlink(missing_ok=True)

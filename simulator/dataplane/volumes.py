@@ -98,7 +98,7 @@ def info(path: Path) -> dict:
         raise DataPlaneError(f"volume {path} has format {raw['format']}, not raw or qcow2")
     backing = raw.get("full-backing-filename")
     return {"virtual_size": raw["virtual-size"], "actual_size": raw.get("actual-size", 0),
-            "format": fmt, "backing": Path(backing) if backing else None,
+            "format": fmt, "backing": Path(os.path.normpath(backing)) if backing else None,
             "qcow2": raw.get("format-specific", {}).get("data", {})}
 
 

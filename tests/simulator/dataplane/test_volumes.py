@@ -115,3 +115,22 @@ def test_bad_input_says_what_to_do(plane, tmp_path):
         plane.create_volume(tmp_path / "x", "raw", SIZE)
     with pytest.raises(DataPlaneError, match="must be format cow"):
         plane.create_volume(tmp_path / "y", "raw", SIZE, backing=tmp_path / "x")
+
+
+def test_layers_in_other_image_folders_keep_working_after_a_merge(plane, tmp_path):
+    images = tmp_path / "storage" / "sd" / "images"
+    base, middle, top = images / "d1" / "v1", images / "d1" / "v2", images / "d2" / "v3"
+    for folder in (images / "d1", images / "d2"):
+        folder.mkdir(parents=True)
+    plane.seed_volume(base, "cow", SIZE, seed=3, allocated_fraction=0.5)
+    plane.create_volume(middle, "cow", SIZE, backing=base)
+    plane.guest_write(middle, "cow", MiB, MiB, seed=1)
+    plane.create_volume(top, "cow", SIZE, backing=middle)
+    guest_before = guest_bytes(top, tmp_path)
+
+    plane.commit_volume(middle, base)
+    plane.rebase_volume(top, base)
+    plane.delete_volume(middle)
+
+    assert plane.volume_info(top)["backing"] == str(base)
+    assert guest_bytes(top, tmp_path) == guest_before

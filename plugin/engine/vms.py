@@ -85,18 +85,22 @@ def wait_disk_gone(engine: Engine, disk_id: str, *, timeout: float = 300) -> Non
 
 @translated("creating a VM from an OVF")
 def create_vm_from_ovf(engine: Engine, *, ovf: str, name: str, cluster_id: str,
-                       description: str | None = None) -> VmInfo:
+                       description: str | None = None, new_ids: bool = True) -> VmInfo:
     """Create a VM from an OVF (as get_vm_ovf returned it), named ``name`` in the cluster.
 
     The OVF brings CPUs, memory, OS, boot order and the rest of the configuration;
-    disks and NICs are attached afterwards (attach_disk, add_nic).
+    disks and NICs are attached afterwards (attach_disk, add_nic). ``new_ids``
+    (the engine's ``initialization.regenerate_ids``) gives the VM and its devices
+    new ids; False keeps the OVF's, which only works when that VM no longer
+    exists (restoring a deleted VM). Disks named in the OVF that exist and are
+    free are attached by the engine.
     """
     vm = types.Vm(
         name=name, cluster=types.Cluster(id=cluster_id), description=description,
-        initialization=types.Initialization(configuration=types.Configuration(
+        initialization=types.Initialization(regenerate_ids=new_ids, configuration=types.Configuration(
             type=types.ConfigurationType.OVF, data=ovf)),
     )
-    return convert.vm(_system(engine).vms_service().add(vm, clone=False))
+    return convert.vm(_system(engine).vms_service().add_from_configuration(vm))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ class RepositoryForm(forms.ModelForm):
         required=False, strip=True, label="Data mover token",
         help_text="Empty: keep the current token (or generate one for a new repository). "
                   "Give the token a gateway's data mover was started with.")
+    datamover_url = forms.URLField(
+        required=False, assume_scheme="http", label="Data mover URL",
+        help_text="Empty: http://127.0.0.1:8100, or http://GATEWAY:8100 with a gateway.")
     capacity_gib = forms.FloatField(required=False, min_value=0, label="Capacity (GiB)",
                                     help_text="Empty: the size of the filesystem.")
     encrypt = forms.BooleanField(required=False, label="Encrypt restore points (AES-256-GCM)")
@@ -35,9 +38,6 @@ class RepositoryForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["datamover_url"].required = False
-        self.fields["datamover_url"].help_text = ("Empty: http://127.0.0.1:8100, or "
-                                                  "http://GATEWAY:8100 with a gateway.")
         self.initial.pop("token", None)
         if self.instance.capacity:
             self.initial["capacity_gib"] = round(self.instance.capacity / GIB, 1)
@@ -83,7 +83,7 @@ class RepositoryForm(forms.ModelForm):
 class ConnectionTestForm(forms.Form):
     """The fields "Test" needs, taken from the repository form as typed."""
 
-    datamover_url = forms.URLField(required=False)
+    datamover_url = forms.URLField(required=False, assume_scheme="http")
     gateway = forms.ModelChoiceField(GatewayServer.objects.all(), required=False)
     token = forms.CharField(required=False)
     ca_certificate = forms.CharField(required=False)

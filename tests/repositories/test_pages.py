@@ -1,0 +1,163 @@
+"""Repository pages: who may use them, the figures they show, Test, and secrets never shown."""
+
+import pytest
+from django.urls import reverse
+
+from repositories.models import GatewayServer, Repository
+from repositories.store import ChunkStore
+from tests.repositories.conftest import compressible_block, random_block
+from tests.repositories.test_datamover import send_disk
+from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
+
+TOKEN_MARK = "token-that-must-never-show"
+ROLES = [ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR]
+VIEWERS = [OPERATOR, RESTORE_OPERATOR]
+
+
+@pytest.fixture
+def repository(db, tmp_path):
+    ChunkStore.create(tmp_path / "repo")
+    return Repository.objects.create(name="primary", path=str(tmp_path / "repo"),
+                                     datamover_url="http://127.0.0.1:9", token=TOKEN_MARK)
+
+
+@pytest.fixture
+def served(db, datamover):
+    """A repository record for the running data mover."""
+    return Repository.objects.create(name="served", path=str(datamover.path),
+                                     datamover_url=datamover.url, token=datamover.token)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_everyone_logged_in_sees_repositories_and_gateways(client_as, role, repository):
+    client = client_as(role)
+    response = client.get(reverse("repositories:index"))
+    assert response.status_code == 200 and b"primary" in response.content
+    assert TOKEN_MARK.encode() not in response.content
+    assert client.get(reverse("repositories:gateways")).status_code == 200
+
+
+@pytest.mark.parametrize("role", VIEWERS)
+def test_only_administrators_add_edit_or_test(client_as, role, repository):
+    client = client_as(role)
+    assert client.get(reverse("repositories:add")).status_code == 403
+    assert client.get(reverse("repositories:edit", args=[repository.pk])).status_code == 403
+    assert client.post(reverse("repositories:test"), {}).status_code == 403
+    assert client.post(reverse("repositories:test_existing", args=[repository.pk])).status_code == 403
+    assert client.get(reverse("repositories:gateway_add")).status_code == 403
+    assert b"Add repository" not in client.get(reverse("repositories:index")).content
+
+
+def test_anonymous_users_are_sent_to_login(client, db):
+    response = client.get(reverse("repositories:index"))
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_the_row_shows_capacity_used_space_dedup_and_restore_points(client_as, served, datamover):
+    shared = compressible_block(1)
+    with datamover.client() as client:
+        send_disk(client, "rp-1", "vm-1", [shared, random_block()])
+        send_disk(client, "rp-2", "vm-2", [shared])
+    response = client_as(OPERATOR).get(reverse("repositories:row", args=[served.pk]))
+    page = response.content.decode()
+    assert "<progress" in page and 'data-figure="dedup"' in page
+    served.refresh_from_db()
+    assert served.stats["manifests"] == 2 and served.stats["chunks"] == 2
+    assert f'{served.stats["dedup_ratio"]:.2f}×' in page
+    assert f'data-figure="restore-points"><a href="/repositories/{served.pk}/">2</a>' in page
+
+
+def test_an_unreachable_data_mover_is_shown_on_its_row(client_as, repository):
+    response = client_as(OPERATOR).get(reverse("repositories:row", args=[repository.pk]))
+    assert b'data-outcome="unreachable"' in response.content
+
+
+def test_the_detail_lists_restore_points_per_vm_with_sizes_and_states(client_as, served, datamover):
+    with datamover.client() as client:
+        send_disk(client, "rp-1", "vm-a", [random_block()])
+        send_disk(client, "rp-2", "vm-a", [random_block()])
+        send_disk(client, "rp-3", "vm-b", [random_block()])
+    served.last_verification = {"ok": False, "affected_manifests": ["rp-2"]}
+    served.save()
+    page = client_as(RESTORE_OPERATOR).get(reverse("repositories:detail", args=[served.pk])).content.decode()
+    assert page.count("data-restore-point=") == 3
+    assert "2 restore points" in page and "1 restore point<" in page
+    assert page.index('data-restore-point="rp-2"') < page.index('data-restore-point="rp-1"')
+    rp2 = page[page.index('data-restore-point="rp-2"'):page.index('data-restore-point="rp-1"')]
+    assert 'data-state="corrupted"' in rp2 and "4.0\xa0MB" in rp2
+    assert TOKEN_MARK not in page
+
+
+def test_an_administrator_adds_a_local_repository_and_its_store_is_created(client_as, tmp_path):
+    path = tmp_path / "new-repo"
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {
+        "name": "second", "kind": "local", "path": str(path), "datamover_url": "",
+        "immutable_days": "3", "capacity_gib": "2"})
+    assert response.status_code == 302, response.content.decode()
+    repository = Repository.objects.get(name="second")
+    assert repository.datamover_url == "http://127.0.0.1:8100"
+    assert repository.capacity == 2 * 1024**3 and repository.immutable_days == 3
+    assert len(repository.token) > 30 and not repository.encrypted
+    assert ChunkStore.open(path).info()["encrypted"] is False
+
+
+def test_an_encrypted_repository_keeps_its_key_encrypted_at_rest(client_as, tmp_path):
+    passphrase = "a long enough passphrase"
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {
+        "name": "vault", "kind": "local", "path": str(tmp_path / "vault"), "immutable_days": "0",
+        "encrypt": "on", "passphrase": passphrase, "passphrase_again": passphrase})
+    assert response.status_code == 302, response.content.decode()
+    repository = Repository.objects.get(name="vault")
+    assert repository.encrypted and repository.repository_key().check_value == repository.key_check
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, token FROM repositories_repository WHERE name = 'vault'")
+        stored_key, stored_token = cursor.fetchone()
+    assert stored_key.startswith("fernet:") and repository.key not in stored_key
+    assert stored_token.startswith("fernet:")
+
+
+def test_mismatched_passphrases_are_refused(client_as, tmp_path):
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {
+        "name": "vault", "kind": "local", "path": str(tmp_path / "v"), "immutable_days": "0",
+        "encrypt": "on", "passphrase": "a long enough passphrase", "passphrase_again": "another one!!"})
+    assert b"The two passphrases differ" in response.content
+    assert not Repository.objects.exists()
+
+
+def test_editing_keeps_the_token_when_left_empty(client_as, repository):
+    client = client_as(ADMINISTRATOR)
+    page = client.get(reverse("repositories:edit", args=[repository.pk])).content.decode()
+    assert TOKEN_MARK not in page
+    response = client.post(reverse("repositories:edit", args=[repository.pk]), {
+        "name": "primary", "kind": "nfs", "path": repository.path, "token": "",
+        "datamover_url": "http://127.0.0.1:8101", "immutable_days": "1"})
+    assert response.status_code == 302
+    repository.refresh_from_db()
+    assert repository.token == TOKEN_MARK and repository.kind == "nfs"
+
+
+def test_test_reaches_the_data_mover_and_writes_a_probe(client_as, served):
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:test_existing", args=[served.pk]),
+                                             {"datamover_url": served.datamover_url})
+    assert b'data-outcome="ok"' in response.content and b"probe" in response.content
+
+
+def test_test_shows_the_exact_problem(client_as, served, repository):
+    client = client_as(ADMINISTRATOR)
+    response = client.post(reverse("repositories:test"), {
+        "datamover_url": served.datamover_url, "token": "wrong"})
+    assert b'data-outcome="failed"' in response.content and b"refused the token" in response.content
+    response = client.post(reverse("repositories:test_existing", args=[repository.pk]),
+                           {"datamover_url": repository.datamover_url})
+    assert b"can&#x27;t be reached" in response.content
+    response = client.post(reverse("repositories:test"), {"datamover_url": served.datamover_url})
+    assert b"Give the data mover token" in response.content
+
+
+def test_an_administrator_adds_a_gateway(client_as):
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:gateway_add"), {
+        "name": "nas-gw", "address": "10.0.0.5"})
+    assert response.status_code == 302
+    assert GatewayServer.objects.get(name="nas-gw").default_datamover_url() == "http://10.0.0.5:8100"

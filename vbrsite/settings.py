@@ -143,6 +143,16 @@ VBR_WORKER_DATABASE_URL = env.env_str("VBR_WORKER_DATABASE_URL")
 VBR_WORKER_REDIS_URL = env.env_str("VBR_WORKER_REDIS_URL")
 VBR_WORKER_PACKAGE = env.env_str("VBR_WORKER_PACKAGE", "ovirt-backup-server")
 
+# Backup sessions: how long to wait for a backup, snapshot or transfer to
+# change phase (seconds); "auto" uses the engine's backup API with checkpoints
+# and falls back to snapshots, "snapshot" always uses snapshots; the silence
+# after which a running session's driver is taken for dead (seconds); how often
+# reconcile looks for what dead sessions left in the engine (minutes).
+VBR_ENGINE_WAIT_TIMEOUT = _read(env.env_int, "VBR_ENGINE_WAIT_TIMEOUT", 600)
+VBR_BACKUP_METHOD = env.env_str("VBR_BACKUP_METHOD", "auto")
+VBR_SESSION_STALE_SECONDS = _read(env.env_int, "VBR_SESSION_STALE_SECONDS", 120)
+VBR_RECONCILE_INTERVAL_MINUTES = _read(env.env_int, "VBR_RECONCILE_INTERVAL_MINUTES", 10)
+
 # Job runners. "control" runs session drivers and control work; worker runners
 # start with Q_CLUSTER_NAME=<queue> and get tasks sent with cluster=<queue>.
 # ALT_CLUSTERS must exist (django-q2 pops it) so any dynamic name works.

@@ -1,0 +1,160 @@
+"""Hand disks to workers: the interface the session driver (jobs) calls.
+
+See /work/team/jobs-workers-contract.md. The driver creates a DiskTask through
+``submit_backup_disk`` / ``submit_restore_disk`` and polls the row (state,
+bytes_done, bytes_total, rate, result); ``request_cancel`` asks it to stop.
+
+Selection: a ready worker in the VM's cluster below its max tasks, least busy
+first; then a worker of another cluster of the same manager; then the embedded
+worker (None, queue "embedded"). A worker whose heartbeat is late is skipped
+even before the scheduled check marks it unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from workers.choices import (
+    DISK_TASK_ACTIVE_STATES,
+    EMBEDDED_QUEUE,
+    WORKER_SERVING_STATES,
+    BackupMode,
+    DiskTaskKind,
+    DiskTaskState,
+)
+from workers.models import DiskTask, Worker
+
+log = logging.getLogger(__name__)
+
+RUN_DISK_TASK = "workers.tasks.run_disk_task"
+
+
+def _available(manager, exclude: tuple[int, ...] = ()):
+    fresh = timezone.now() - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT)
+    return (Worker.objects.filter(manager=manager, state__in=WORKER_SERVING_STATES,
+                                  last_heartbeat__gte=fresh)
+            .exclude(pk__in=exclude)
+            .annotate(active=Count("disk_tasks",
+                                   filter=Q(disk_tasks__state__in=DISK_TASK_ACTIVE_STATES)))
+            .filter(active__lt=F("max_tasks"))
+            .order_by("active", "name"))
+
+
+def choose_worker(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Worker | None:
+    """The worker to move a disk of a VM in ``cluster``; None means the embedded worker.
+
+    ``exclude`` holds worker ids not to use (a worker that just failed the task).
+    """
+    available = _available(manager, exclude)
+    if cluster is not None:
+        local = available.filter(cluster=cluster).first()
+        if local is not None:
+            return local
+        return available.exclude(cluster=cluster).first()
+    return available.first()
+
+
+def _queue_of(worker: Worker | None) -> str:
+    return worker.queue if worker is not None else EMBEDDED_QUEUE
+
+
+def enqueue(task: DiskTask) -> None:
+    """Send the task to its runner queue once the transaction that created it commits."""
+    task_id, attempt, queue = task.pk, task.attempt, task.queue
+    transaction.on_commit(lambda: async_task(
+        RUN_DISK_TASK, task_id, attempt, cluster=queue,
+        task_name=f"disk-task-{task_id}-{attempt}", group="disk-tasks"))
+
+
+def submit_backup_disk(*, session_id: int | None, manager, repository, disk, transfer_url: str,
+                       mode: str = BackupMode.FULL, base_manifest_id: str | None = None,
+                       worker: Worker | None = None) -> DiskTask:
+    """Create a backup DiskTask for ``disk`` (an inventory Disk) and enqueue it.
+
+    ``mode`` "incremental" needs ``base_manifest_id`` (the restore point whose
+    index for this disk the incremental starts from) and a transfer that serves
+    dirty extents.
+    """
+    if mode not in BackupMode.values:
+        raise ValueError(f"mode {mode!r}: use one of {', '.join(BackupMode.values)}")
+    if mode == BackupMode.INCREMENTAL and not base_manifest_id:
+        raise ValueError("an incremental backup needs base_manifest_id (the previous restore point)")
+    task = DiskTask.objects.create(
+        kind=DiskTaskKind.BACKUP, session_id=session_id, worker=worker, queue=_queue_of(worker),
+        manager=manager, repository=repository, disk_engine_id=disk.engine_id,
+        disk_name=disk.name, disk_size=disk.provisioned_size, disk_format=disk.format or "raw",
+        transfer_url=transfer_url, mode=mode, base_manifest_id=base_manifest_id or "",
+    )
+    enqueue(task)
+    return task
+
+
+def submit_restore_disk(*, session_id: int | None, manager, repository, manifest_id: str,
+                        source_disk_id: str, transfer_url: str,
+                        worker: Worker | None = None) -> DiskTask:
+    """Create a restore DiskTask: disk ``source_disk_id`` of restore point ``manifest_id``
+    written into the upload transfer at ``transfer_url``; enqueue it."""
+    task = DiskTask.objects.create(
+        kind=DiskTaskKind.RESTORE, session_id=session_id, worker=worker, queue=_queue_of(worker),
+        manager=manager, repository=repository, disk_engine_id=source_disk_id,
+        transfer_url=transfer_url, manifest_id=manifest_id,
+    )
+    enqueue(task)
+    return task
+
+
+def request_cancel(task: DiskTask) -> None:
+    """Ask the task to stop: a pending one is cancelled at once, a running one within seconds."""
+    now = timezone.now()
+    DiskTask.objects.filter(pk=task.pk, state=DiskTaskState.PENDING).update(
+        state=DiskTaskState.CANCELLED, cancel_requested=True, finished=now,
+        error="cancelled before it started")
+    DiskTask.objects.filter(pk=task.pk, state=DiskTaskState.RUNNING).update(cancel_requested=True)
+    task.refresh_from_db()
+
+
+def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool:
+    """Record the current run as failed and send the task again to another worker.
+
+    Used when its worker was lost. Returns False (and fails the task) when it
+    has used its attempts (VBR_DISK_TASK_ATTEMPTS) or was asked to cancel.
+    The conditional update on (state, attempt) means a runner that comes back
+    to life can no longer write to the task: its next progress report fails.
+    """
+    now = timezone.now()
+    history = [*task.attempts, {"attempt": task.attempt, "worker": task.worker_name,
+                                "error": error, "state": DiskTaskState.FAILED,
+                                "started": task.started.isoformat() if task.started else None,
+                                "finished": now.isoformat()}]
+    if task.cancel_requested or task.attempt >= settings.VBR_DISK_TASK_ATTEMPTS:
+        DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
+            state=DiskTaskState.FAILED, error=error, finished=now, attempts=history)
+        return False
+    worker = choose_worker(_cluster_of(task), task.manager, exclude=exclude)
+    updated = DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
+        state=DiskTaskState.PENDING, attempt=task.attempt + 1, attempts=history, worker=worker,
+        queue=_queue_of(worker), bytes_done=0, rate=0.0, started=None, heartbeat=None, runner="",
+        error="")
+    if updated:
+        task.refresh_from_db()
+        log.warning("disk task %s: %s; sent again to the %s", task.pk, error, task.worker_name)
+        enqueue(task)
+    return bool(updated)
+
+
+def _cluster_of(task: DiskTask):
+    """The cluster of the disk's VM, when the inventory knows it."""
+    from inventory.models import Disk
+
+    disk = (Disk.objects.filter(manager=task.manager, engine_id=task.disk_engine_id)
+            .select_related("vm__cluster").first())
+    if disk is not None and disk.vm is not None:
+        return disk.vm.cluster
+    return task.worker.cluster if task.worker_id else None

@@ -1,0 +1,165 @@
+"""What the disk movers share: the monitor they report to, and the supervised thread pool.
+
+The threads move blocks; the calling thread (the only one that may touch the
+database, through the monitor) wakes up every ``TICK`` seconds to report
+progress, check for cancellation and notice a failed thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+TICK = 0.5
+PROGRESS_EVERY = 1.0  # seconds between progress reports (the contract says at most 2)
+
+
+class Cancelled(Exception):
+    """The task was cancelled; nothing was left half-written in the repository."""
+
+
+class MoverError(Exception):
+    """A disk could not be moved; the message says why and what to check."""
+
+
+class Monitor(Protocol):
+    """Where a disk mover reports; called from the calling thread only."""
+
+    def progress(self, done: int, total: int, rate: float) -> None:
+        """Bytes processed so far, bytes to process, and bytes per second."""
+
+    def should_cancel(self) -> bool:
+        """True once the task must stop (checked at least every second)."""
+
+
+class NullMonitor:
+    """A monitor that ignores progress and never cancels (tests, exports)."""
+
+    def progress(self, done: int, total: int, rate: float) -> None:
+        pass
+
+    def should_cancel(self) -> bool:
+        return False
+
+
+@dataclass
+class Counters:
+    """Figures the mover threads add to under a lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    values: dict[str, int] = field(default_factory=dict)
+
+    def add(self, **amounts: int) -> None:
+        with self.lock:
+            for name, amount in amounts.items():
+                self.values[name] = self.values.get(name, 0) + amount
+
+    def get(self, name: str) -> int:
+        with self.lock:
+            return self.values.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.values)
+
+
+class Supervisor:
+    """Run ``count`` copies of a mover loop in threads; report, cancel and fail fast.
+
+    ``loop(stop_event)`` moves blocks until there are none left or the event is
+    set. The first exception of any thread stops the others and is raised again
+    in the caller; a cancel request stops them and raises Cancelled.
+    """
+
+    def __init__(self, monitor: Monitor, counters: Counters, total: int,
+                 done_counter: str = "bytes_done", on_tick: Callable[[], None] | None = None):
+        self.monitor, self.counters, self.total = monitor, counters, total
+        self.done_counter, self.on_tick = done_counter, on_tick
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.started = time.monotonic()
+
+    def run(self, loop: Callable[[threading.Event], None], count: int, name: str) -> None:
+        threads = [threading.Thread(target=self._guard, args=(loop,), name=f"{name}-{i}",
+                                    daemon=True) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        try:
+            self._watch(threads)
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+        if self.errors:
+            raise self.errors[0]
+        self.report()
+
+    def _guard(self, loop: Callable[[threading.Event], None]) -> None:
+        try:
+            loop(self.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _watch(self, threads: list[threading.Thread]) -> None:
+        last_report = 0.0
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            alive[0].join(TICK)
+            if self.monitor.should_cancel():
+                self.stop.set()
+                for thread in threads:
+                    thread.join()
+                raise Cancelled("the task was cancelled")
+            if self.on_tick is not None:
+                self.on_tick()
+            if time.monotonic() - last_report >= PROGRESS_EVERY:
+                self.report()
+                last_report = time.monotonic()
+
+    def report(self) -> None:
+        done = self.counters.get(self.done_counter)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        self.monitor.progress(done, self.total, done / elapsed)
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+def wait_with_monitor(work: Callable[[], object], monitor: Monitor, *, keepalive: Callable[[], None],
+                      keepalive_every: float = 20.0, name: str = "wait") -> object:
+    """Run ``work`` in a thread; meanwhile keep the ticket alive and honour cancellation.
+
+    Used for calls that may take long on huge sparse disks (extents), during
+    which imageio sees no other request on the ticket.
+    """
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - raised again below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    last_keepalive = time.monotonic()
+    while thread.is_alive():
+        thread.join(TICK)
+        if monitor.should_cancel():
+            # The request can't be interrupted; the thread ends with it and is dropped.
+            raise Cancelled("the task was cancelled")
+        if thread.is_alive() and time.monotonic() - last_keepalive >= keepalive_every:
+            try:
+                keepalive()
+            except Exception as exc:  # noqa: BLE001 - the main request will report the real problem
+                log.warning("keeping the transfer ticket alive failed: %s", exc)
+            last_keepalive = time.monotonic()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -1,0 +1,142 @@
+"""django-q2 tasks of the workers app: thin wrappers that load rows and call the movers.
+
+``run_disk_task`` runs on a worker runner (queue = the worker's queue, or
+"embedded"); the others run on the control runner from schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from workers.choices import DiskTaskKind, DiskTaskState
+from workers.models import DiskTask
+from workers.runtime import (
+    Cancelled,
+    ImageioClient,
+    backup_disk,
+    restore_disk,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TaskLost(Cancelled):
+    """The task was taken away from this runner (its worker was declared lost)."""
+
+
+class TaskMonitor:
+    """Writes a task's progress and heartbeat to its row; reads its cancel flag.
+
+    Every write is conditional on (state running, attempt): once the task was
+    re-sent elsewhere, this runner's reports match no row and it stops.
+    """
+
+    def __init__(self, task: DiskTask):
+        self.pk, self.attempt = task.pk, task.attempt
+        self.lost = False
+
+    def _mine(self):
+        return DiskTask.objects.filter(pk=self.pk, attempt=self.attempt, state=DiskTaskState.RUNNING)
+
+    def progress(self, done: int, total: int, rate: float) -> None:
+        updated = self._mine().update(bytes_done=done, bytes_total=total, rate=rate,
+                                      heartbeat=timezone.now())
+        self.lost = self.lost or updated == 0
+
+    def should_cancel(self) -> bool:
+        if self.lost:
+            return True
+        return self._mine().filter(cancel_requested=True).exists()
+
+
+def _runner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(task_id: int, attempt: int | None) -> DiskTask | None:
+    """Take a pending task for this runner; None when it was cancelled or taken meanwhile."""
+    tasks = DiskTask.objects.filter(pk=task_id, state=DiskTaskState.PENDING)
+    if attempt is not None:
+        tasks = tasks.filter(attempt=attempt)
+    now = timezone.now()
+    if not tasks.update(state=DiskTaskState.RUNNING, started=now, heartbeat=now,
+                        runner=_runner_name()):
+        return None
+    return DiskTask.objects.select_related("manager", "repository", "worker").get(pk=task_id)
+
+
+def run_disk_task(task_id: int, attempt: int | None = None) -> str:
+    """Move one disk (backup or restore) and store the outcome on its row."""
+    close_old_connections()
+    task = claim(task_id, attempt)
+    if task is None:
+        log.info("disk task %s (attempt %s) is no longer pending: nothing to do", task_id, attempt)
+        return "skipped"
+    from workers.services import note_worker_activity
+
+    note_worker_activity(task.worker_id)
+    monitor = TaskMonitor(task)
+    try:
+        result = _move(task, monitor)
+    except Cancelled as exc:
+        state, error, result = DiskTaskState.CANCELLED, str(exc), {}
+        if monitor.lost:
+            log.warning("disk task %s was taken from this runner: stopping", task_id)
+            return "lost"
+    except Exception as exc:  # noqa: BLE001 - every failure ends on the row, with its reason
+        log.exception("disk task %s failed", task_id)
+        state, error, result = DiskTaskState.FAILED, f"{type(exc).__name__}: {exc}", {}
+    else:
+        state, error = DiskTaskState.SUCCEEDED, ""
+    finish(task, state, error, result)
+    note_worker_activity(task.worker_id)
+    return state
+
+
+def finish(task: DiskTask, state: str, error: str, result: dict) -> None:
+    """Store the outcome, only if this run still holds the task."""
+    fields = {"state": state, "error": error, "result": result, "finished": timezone.now(),
+              "heartbeat": timezone.now()}
+    if state == DiskTaskState.SUCCEEDED:
+        fields["rate"] = _rate(result)
+    DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(
+        **fields)
+
+
+def _rate(result: dict) -> float:
+    figures = result.get("figures", {})
+    moved = figures.get("bytes_read") or figures.get("bytes_written") or 0
+    return moved / figures["seconds"] if figures.get("seconds") else 0.0
+
+
+def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
+    source = ImageioClient(task.transfer_url, ca_pem=task.manager.ca_certificate or None)
+    repository = task.repository
+    key = repository.repository_key()
+    connections = settings.VBR_WORKER_CONNECTIONS
+    with repository.client() as mover:
+        if task.kind == DiskTaskKind.BACKUP:
+            base = None
+            if task.mode == "incremental":
+                base = mover.get_manifest(task.base_manifest_id).disk(task.disk_engine_id)
+            outcome = backup_disk(source, mover, key, disk_id=task.disk_engine_id,
+                                  disk_name=task.disk_name, disk_format=task.disk_format or "raw",
+                                  base=base, connections=connections, monitor=monitor)
+            result = outcome.to_dict()
+            _final_progress(monitor, result["figures"])
+            return result
+        index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)
+        figures = restore_disk(source, mover, key, index, connections=connections, monitor=monitor)
+        _final_progress(monitor, figures)
+        return {"disk_id": index.id, "size": index.size, "figures": figures}
+
+
+def _final_progress(monitor: TaskMonitor, figures: dict) -> None:
+    if monitor.lost:
+        raise TaskLost("the task was taken from this runner")

@@ -1,0 +1,108 @@
+"""Driving one session: claim it, back up its VMs in parallel, end it in the worst VM's state."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connection
+
+from jobs.choices import BackupType, LogLevel, SessionKind, SessionState, worst_state
+from jobs.driver.context import SessionRun
+from jobs.driver.heartbeat import Heartbeat, session_figures
+from jobs.models import RestorePoint, Session, TaskSession
+
+log = logging.getLogger(__name__)
+
+
+def drive(session_id: int) -> str:
+    """Run a pending session to its end; a one-line summary (the django-q2 task result)."""
+    session = Session.objects.select_related("job", "job__repository").filter(pk=session_id).first()
+    if session is None:
+        return f"session {session_id} does not exist"
+    if not session.start():
+        return f"session {session_id} is {session.state}: not started again"
+    run = SessionRun(session)
+    heartbeat = Heartbeat(run)
+    heartbeat.start()
+    try:
+        state, summary = _run_kind(run)
+    except Exception as exc:  # the session must end, whatever the bug
+        log.exception("session %s failed", session_id)
+        session.error(f"The session failed: {exc!r}")
+        state, summary = SessionState.FAILED, f"failed: {exc}"
+    finally:
+        heartbeat.stop()
+    session.beat(**session_figures(session.pk))
+    if run.cancelled.is_set() and state == SessionState.SUCCESS:
+        state = SessionState.CANCELLED
+    session.terminate(state, summary)
+    session.log(f"Session ended: {SessionState(state).label}. {summary}",
+                LogLevel.ERROR if state == SessionState.FAILED else LogLevel.INFO)
+    return f"{state}: {summary}"
+
+
+def _run_kind(run: SessionRun) -> tuple[str, str]:
+    if run.session.kind == SessionKind.RESTORE:
+        from jobs.driver.restore import run_restore
+
+        return run_restore(run)
+    return run_backup(run)
+
+
+def targets(session: Session):
+    """The repository and VMs of a backup session (a job's, resolved now, or the session's own)."""
+    from inventory.models import VM
+    from repositories.models import Repository
+
+    if session.job is not None:
+        return session.job.repository, session.job.resolve_vms()
+    repository = Repository.objects.get(pk=session.options["repository_id"])
+    vms = list(VM.objects.filter(pk__in=session.options.get("vm_ids", []))
+               .select_related("manager", "cluster").order_by("name"))
+    return repository, vms
+
+
+def run_backup(run: SessionRun) -> tuple[str, str]:
+    session = run.session
+    repository, vms = targets(session)
+    if not vms:
+        session.warn("The job selects no VMs right now: nothing to back up.")
+        return SessionState.WARNING, "no VMs selected"
+    parallel = max(1, session.job.parallel_vms if session.job else 1)
+    session.log(f"Backing up {len(vms)} VM(s) to repository {repository.name}, {parallel} at a time.")
+    tasks = [TaskSession.objects.create(session=session, vm=vm, vm_name=vm.name) for vm in vms]
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"session-{session.pk}") as pool:
+        states = list(pool.map(lambda pair: _backup_vm(run, repository, *pair), zip(vms, tasks, strict=True)))
+    if session.job is not None and SessionState.SUCCESS in states:
+        from jobs.driver.retention import apply_job_retention
+
+        apply_job_retention(session.job, session)
+    counts = {s: states.count(s) for s in dict.fromkeys(states)}
+    summary = f"{len(states)} VM(s): " + ", ".join(f"{n} {SessionState(s).label.lower()}"
+                                                  for s, n in counts.items())
+    return worst_state(states), summary
+
+
+def _backup_vm(run: SessionRun, repository, vm, task: TaskSession) -> str:
+    """One VM, in a thread of the pool (its own database connection, closed at the end)."""
+    from jobs.driver.vm_backup import VmBackup
+
+    try:
+        if run.cancelled.is_set():
+            TaskSession.objects.filter(pk=task.pk).update(state=SessionState.CANCELLED, error="cancelled")
+            return SessionState.CANCELLED
+        return VmBackup(run, vm, repository, task, full_reason=_full_reason(run.session, vm, repository)).execute()
+    finally:
+        connection.close()
+
+
+def _full_reason(session: Session, vm, repository) -> str:
+    """Why this VM must get a full whatever its checkpoints say: asked for, or an active full due."""
+    if session.full:
+        return "a full backup was requested"
+    if session.job is None:
+        return ""
+    last_full = (RestorePoint.objects.filter(vm=vm, repository=repository, type=BackupType.FULL)
+                 .order_by("-time").values_list("time", flat=True).first())
+    return session.job.active_full_due(last_full)

@@ -1,0 +1,138 @@
+"""Each disk of a VM handed to a worker as a DiskTask, and followed until it ends.
+
+The driver never moves data itself: it gives a worker runner the transfer URL
+(workers.dispatch picks the worker in the VM's cluster, least busy first,
+the embedded worker last), then polls the task row for progress and the
+result: the disk's block index and its figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from jobs.driver.context import Cancelled, SessionRun, VmFailed
+from jobs.models import TaskSession
+
+POLL_SECONDS = 0.5
+CANCEL_GRACE_SECONDS = 20.0
+
+
+@dataclass
+class DiskWork:
+    """One disk of the VM: what the engine says of it, its transfer, and its worker task."""
+
+    disk: object  # plugin.engine.DiskInfo
+    mode: str
+    reason: str = ""
+    transfer_id: str = ""
+    transfer_url: str = ""
+    task: object = None  # workers.models.DiskTask
+    figures: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict:
+        """The disk's entry in TaskSession.disks (what the progress page shows)."""
+        task = self.task
+        done = task.bytes_done if task is not None else 0
+        total = (task.bytes_total if task is not None and task.bytes_total else 0)
+        return {
+            "id": self.disk.id, "name": self.disk.name, "size": self.disk.provisioned_size,
+            "format": self.disk.format, "mode": self.mode, "reason": self.reason,
+            "state": task.state if task is not None else "pending",
+            "bytes_total": total, "bytes_done": done,
+            "progress": task.percent() if task is not None else 0,
+            "rate": task.rate if task is not None else 0,
+            "worker": task.worker_name if task is not None else "",
+            "error": task.error if task is not None else "",
+            **{k: self.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")},
+        }
+
+
+def inventory_disk(manager, vm, disk):
+    """The inventory row of an engine disk, created when the last sync hasn't seen it yet."""
+    from inventory.models import Disk
+
+    row, _ = Disk.objects.get_or_create(
+        manager=manager, engine_id=disk.id,
+        defaults={"name": disk.name, "format": disk.format, "provisioned_size": disk.provisioned_size,
+                  "actual_size": disk.actual_size, "vm": vm,
+                  "backup_incremental": disk.backup_incremental, "sparse": disk.sparse},
+    )
+    return row
+
+
+def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: str | None):
+    """Give one disk to a worker of the VM's cluster; the DiskTask."""
+    from workers import dispatch
+
+    worker = dispatch.choose_worker(vm.cluster, vm.manager)
+    work.task = dispatch.submit_backup_disk(
+        session_id=run.session.pk, manager=vm.manager, repository=repository,
+        disk=inventory_disk(vm.manager, vm, work.disk), transfer_url=work.transfer_url,
+        mode=work.mode, base_manifest_id=base_manifest_id if work.mode == "incremental" else None,
+        worker=worker)
+    return work.task
+
+
+def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) -> None:
+    """Poll the disk tasks until all succeeded; VmFailed or Cancelled otherwise.
+
+    On the way out (failure or cancel), every task still running is asked to
+    stop and given a few seconds to do so before the transfers are cancelled.
+    """
+    try:
+        while True:
+            _refresh(works)
+            _record(task_session, works)
+            failed = [w for w in works if w.task.state in ("failed", "cancelled")]
+            if failed:
+                w = failed[0]
+                raise VmFailed(f"disk {w.disk.name}: {w.task.error or 'the worker task ' + w.task.state}")
+            if all(w.task.state == "succeeded" for w in works):
+                return
+            run.check_cancelled()
+            time.sleep(POLL_SECONDS)
+    except (VmFailed, Cancelled):
+        stop_tasks(works)
+        _record(task_session, works)
+        raise
+
+
+def stop_tasks(works: list[DiskWork]) -> None:
+    """Ask every unfinished disk task to stop and wait (a little) until they did."""
+    from workers import dispatch
+
+    active = [w for w in works if w.task is not None and not w.task.is_terminal]
+    for w in active:
+        dispatch.request_cancel(w.task)
+    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+    while active and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        _refresh(active)
+        active = [w for w in active if not w.task.is_terminal]
+
+
+def _refresh(works: list[DiskWork]) -> None:
+    for w in works:
+        if w.task is not None:
+            w.task.refresh_from_db()
+            if w.task.state == "succeeded":
+                w.figures = w.task.figures()
+
+
+def _record(task_session: TaskSession, works: list[DiskWork]) -> None:
+    """Write the disks' figures onto the VM's row (the heartbeat sums them into the session)."""
+    rows = [w.as_row() for w in works]
+    total = sum(r["bytes_total"] or r["size"] for r in rows)
+    done = sum(r["bytes_done"] for r in rows)
+    task_session.disks = rows
+    task_session.bytes_total = total
+    task_session.bytes_read = sum(r["bytes_read"] for r in rows) or done
+    task_session.bytes_sent = sum(r["bytes_sent"] for r in rows)
+    task_session.bytes_stored = sum(r["bytes_stored"] for r in rows)
+    task_session.rate = sum(r["rate"] for r in rows if r["state"] == "running")
+    task_session.progress = min(100.0, 100.0 * done / total) if total else 0.0
+    TaskSession.objects.filter(pk=task_session.pk).update(
+        disks=rows, bytes_total=total, bytes_read=task_session.bytes_read,
+        bytes_sent=task_session.bytes_sent, bytes_stored=task_session.bytes_stored,
+        rate=task_session.rate, progress=task_session.progress)

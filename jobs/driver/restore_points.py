@@ -1,0 +1,66 @@
+"""The restore point of a VM: its manifest written last, then its row."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from jobs.choices import BackupType
+from jobs.models import RestorePoint, Session
+from repositories.store import BLOCK_SIZE, DiskIndex, build_manifest
+from repositories.store.errors import ManifestError
+
+
+def manifest_id_for(session: Session, vm) -> str:
+    """A readable, unique manifest id: time, session and VM."""
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
+    return f"rp-{stamp}-s{session.pk}-{vm.engine_id[:36]}"
+
+
+def disk_index_of(work, checkpoint_id: str | None) -> DiskIndex:
+    """The disk's complete block index from its worker's result."""
+    result = work.task.result or {}
+    raw = result.get("index") or {}
+    try:
+        index = DiskIndex(id=work.disk.id, size=int(raw.get("size", result.get("size", 0))),
+                          name=work.disk.name, format=work.disk.format or raw.get("format", "raw"),
+                          checkpoint_id=checkpoint_id,
+                          block_size=int(raw.get("block_size", BLOCK_SIZE)),
+                          blocks=list(raw.get("blocks") or []))
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"the worker returned no usable index for disk {work.disk.name}: {exc}") from None
+    expected = -(-index.size // index.block_size)
+    if len(index.blocks) != expected:
+        raise ManifestError(f"the worker's index of disk {work.disk.name} has {len(index.blocks)} "
+                            f"blocks, {expected} expected")
+    return index
+
+
+def write_restore_point(*, session: Session, vm, repository, works: list, ovf: str,
+                        checkpoint_id: str | None, base: RestorePoint | None, incremental: bool,
+                        started) -> RestorePoint:
+    """Write the manifest through the data mover, then record the restore point."""
+    indexes = [disk_index_of(w, checkpoint_id) for w in works]
+    figures = {k: sum(w.figures.get(k, 0) for w in works)
+               for k in ("bytes_read", "bytes_sent", "bytes_stored", "zero_bytes")}
+    duration = (timezone.now() - started).total_seconds()
+    figures["seconds"] = round(duration, 3)
+    manifest = build_manifest(
+        manifest_id_for(session, vm), vm.engine_id, indexes, vm_name=vm.name, ovf=ovf,
+        key=repository.repository_key(), parent=base.manifest_id if incremental and base else None,
+        figures=figures, labels={"job": session.job.name if session.job else "", "session": str(session.pk)},
+    )
+    with repository.client() as client:
+        client.put_manifest(manifest)
+    return RestorePoint.objects.create(
+        vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository, job=session.job,
+        session=session, parent=base if incremental else None, time=manifest.created,
+        type=BackupType.INCREMENTAL if incremental else BackupType.FULL,
+        checkpoint_id=checkpoint_id or "", manifest_id=manifest.id,
+        disks=[{"id": w.disk.id, "name": w.disk.name, "size": w.disk.provisioned_size,
+                "format": w.disk.format, "sparse": w.disk.sparse, "mode": w.mode,
+                "interface": getattr(w, "interface", ""), "bootable": getattr(w, "bootable", False),
+                **{k: w.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")}}
+               for w in works],
+        size=sum(w.disk.provisioned_size for w in works), bytes_read=figures["bytes_read"],
+        bytes_sent=figures["bytes_sent"], bytes_stored=figures["bytes_stored"], duration=duration,
+    )

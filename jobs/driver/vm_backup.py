@@ -1,0 +1,269 @@
+"""One VM of a backup session, from its lock to its restore point.
+
+The backup API with checkpoints is the main flow; the snapshot flow is used
+where the engine has no backup API (or VBR_BACKUP_METHOD=snapshot). Either way
+every engine object created is noted in EngineHoldings the moment it exists
+and released in ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.choices import BackupType, LogLevel, SessionState
+from jobs.driver import disks as disk_tasks
+from jobs.driver.cleanup import EngineHoldings
+from jobs.driver.context import Cancelled, SessionRun, Skipped, VmFailed
+from jobs.driver.plan import BackupPlan, plan_backup
+from jobs.driver.restore_points import write_restore_point
+from jobs.models import TaskSession, VmLock
+from plugin import engine as ovirt
+from plugin.errors import Conflict, EngineError, NotFound, OperationFailed, WaitAborted
+from repositories.datamover.client import DataMoverError
+from repositories.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class BackupApiUnavailable(Exception):
+    """The engine (or this VM) can't use the backup API: use the snapshot flow."""
+
+
+class VmBackup:
+    """Back up one VM for a session; ``execute()`` returns the VM's end state."""
+
+    def __init__(self, run: SessionRun, vm, repository, task: TaskSession, full_reason: str = ""):
+        self.run, self.vm, self.repository, self.task = run, vm, repository, task
+        self.full_reason = full_reason
+        self.started = timezone.now()
+        self.cleanup_problems: list[str] = []
+
+    def say(self, message: str, level: str = LogLevel.INFO) -> None:
+        self.run.session.log(f"{self.vm.name}: {message}", level)
+
+    # The outcome
+
+    def execute(self) -> str:
+        self._update(state=SessionState.RUNNING, started=self.started)
+        holder = VmLock.acquire(self.vm, self.run.session)
+        if holder is not None:
+            self.say(f"skipped: the VM is already being backed up by session {holder.pk}.", LogLevel.WARNING)
+            return self._finish(SessionState.WARNING, "already in a backup")
+        try:
+            state, error = self._execute_locked(), ""
+        except (Cancelled, WaitAborted):
+            self.say("cancelled: no restore point recorded for this VM.", LogLevel.WARNING)
+            state, error = SessionState.CANCELLED, "cancelled"
+        except Skipped as exc:
+            self.say(f"skipped: {exc}", LogLevel.WARNING)
+            state, error = SessionState.WARNING, str(exc)
+        except (VmFailed, EngineError, DataMoverError, StoreError) as exc:
+            self.say(f"failed: {exc}", LogLevel.ERROR)
+            state, error = SessionState.FAILED, str(exc)
+        except Exception as exc:  # a bug must fail this VM, not the other VMs of the session
+            log.exception("backup of VM %s failed", self.vm.name)
+            self.say(f"failed unexpectedly: {exc!r}", LogLevel.ERROR)
+            state, error = SessionState.FAILED, repr(exc)
+        finally:
+            VmLock.release(self.vm, self.run.session)
+        return self._finish(state, error)
+
+    def _execute_locked(self) -> str:
+        with ovirt.connect(self.vm.manager.credentials(), timeout=self.run.engine_timeout) as engine:
+            holdings = EngineHoldings(vm_id=self.vm.engine_id)
+            try:
+                self._backup(engine, holdings)
+            finally:
+                self.cleanup_problems = holdings.release(engine, self.say)
+        if self.cleanup_problems:
+            return SessionState.WARNING
+        return SessionState.SUCCESS
+
+    def _finish(self, state: str, error: str) -> str:
+        self._update(state=state, finished=timezone.now(), error=error[:2000],
+                     **({"progress": 100.0} if state == SessionState.SUCCESS else {}))
+        return state
+
+    def _update(self, **fields) -> None:
+        TaskSession.objects.filter(pk=self.task.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self.task, name, value)
+
+    # The flows
+
+    def _backup(self, engine: ovirt.Engine, holdings: EngineHoldings) -> None:
+        disks = self._disks(engine)
+        ovf = ovirt.get_vm_ovf(engine, self.vm.engine_id)
+        plan = plan_backup(engine, self.vm, self.repository, disks, full_reason=self.full_reason)
+        self.run.check_cancelled()
+        lease = self._open_lease(plan)
+        try:
+            if settings.VBR_BACKUP_METHOD == "snapshot":
+                works, checkpoint_id = self._snapshot_flow(engine, holdings, disks, plan,
+                                                           "VBR_BACKUP_METHOD is snapshot")
+            else:
+                try:
+                    works, checkpoint_id = self._backup_api_flow(engine, holdings, disks, plan)
+                except BackupApiUnavailable as exc:
+                    works, checkpoint_id = self._snapshot_flow(engine, holdings, disks, plan, str(exc))
+            incremental = any(w.mode == BackupType.INCREMENTAL for w in works)
+            point = write_restore_point(
+                session=self.run.session, vm=self.vm, repository=self.repository, works=works, ovf=ovf,
+                checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental, started=self.started)
+        finally:
+            self._close_lease(lease)
+        self._update(restore_point=point, mode=point.type)
+        self.say(f"restore point {point.manifest_id} recorded ({point.type}): read "
+                 f"{_mib(point.bytes_read)}, sent {_mib(point.bytes_sent)}, stored {_mib(point.bytes_stored)}.")
+
+    def _disks(self, engine: ovirt.Engine) -> list[ovirt.DiskInfo]:
+        info = ovirt.get_vm(engine, self.vm.engine_id)
+        disks = []
+        for attachment in info.disk_attachments:
+            disk = ovirt.get_disk(engine, attachment.disk_id)
+            if disk.shareable or disk.storage_type == "lun":
+                self.say(f"disk {disk.name} is skipped: shareable disks and direct LUNs can't be "
+                         "backed up at image level.", LogLevel.WARNING)
+                continue
+            disks.append(disk)
+        if not disks:
+            raise Skipped("the VM has no disk that can be backed up")
+        return disks
+
+    def _backup_api_flow(self, engine, holdings, disks, plan: BackupPlan):
+        backup, plan = self._start_backup(engine, holdings, disks, plan)
+        modes = {d.disk_id: d.backup_mode for d in ovirt.list_backup_disks(engine, self.vm.engine_id, backup.id)}
+        works = [self._work(d, modes.get(d.id) or plan.mode_of(d.id), plan) for d in disks]
+        for work in works:
+            transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
+                                             disk_id=work.disk.id, backup_id=backup.id, format="raw")
+            holdings.transfers[transfer.id] = work.disk.id
+            work.transfer_id = transfer.id
+        self._move(engine, holdings, works, plan)
+        ovirt.finalize_backup(engine, self.vm.engine_id, backup.id)
+        done = ovirt.wait_backup_done(engine, self.vm.engine_id, backup.id, timeout=self.run.wait_timeout)
+        holdings.backup_finalized = True
+        if done.phase != "succeeded":
+            raise VmFailed(f"the engine ended backup {backup.id} in phase {done.phase}")
+        checkpoint_id = backup.to_checkpoint_id or done.to_checkpoint_id
+        if checkpoint_id:
+            self.say(f"backup {backup.id} finalized; checkpoint {checkpoint_id} is the base of the next incremental.")
+        return works, checkpoint_id
+
+    def _start_backup(self, engine, holdings, disks, plan: BackupPlan):
+        """Start the backup and wait for ready; an incremental the engine refuses becomes a full."""
+        self._log_plan(plan)
+        try:
+            backup = ovirt.start_backup(engine, self.vm.engine_id, [d.id for d in disks],
+                                        description=self._tag(), from_checkpoint_id=plan.from_checkpoint_id)
+        except Conflict as exc:
+            raise Skipped(f"the engine says the VM is busy (already in a backup?): {exc}") from exc
+        except NotFound as exc:
+            if plan.incremental:  # the checkpoint may be what the engine can't find
+                return self._retry_full(engine, holdings, disks, plan, exc)
+            raise BackupApiUnavailable(f"the engine has no backup API for this VM ({exc})") from exc
+        except EngineError as exc:
+            if not plan.incremental or isinstance(exc, WaitAborted):
+                raise
+            return self._retry_full(engine, holdings, disks, plan, exc)
+        holdings.backup_id = backup.id
+        try:
+            ready = ovirt.wait_backup_phase(engine, self.vm.engine_id, backup.id, {"ready"},
+                                            timeout=self.run.wait_timeout, should_stop=self.run.should_stop)
+        except OperationFailed as exc:
+            holdings.backup_finalized = True  # a failed backup holds nothing
+            if not plan.incremental:
+                raise
+            return self._retry_full(engine, holdings, disks, plan, exc)
+        self.say(f"backup {backup.id} is ready.")
+        return ready, plan
+
+    def _retry_full(self, engine, holdings, disks, plan: BackupPlan, exc: Exception):
+        holdings.backup_id, holdings.backup_finalized = None, False
+        reason = (f"the engine could not start an incremental backup from checkpoint "
+                  f"{plan.from_checkpoint_id} ({exc}); the checkpoint is missing or invalid")
+        self.say(f"full backup instead: {reason}.", LogLevel.WARNING)
+        return self._start_backup(engine, holdings, disks, plan.full(reason))
+
+    def _snapshot_flow(self, engine, holdings, disks, plan: BackupPlan, why: str):
+        self.say(f"using the snapshot flow ({why}): every disk is read in full.")
+        snapshot = ovirt.create_snapshot(engine, self.vm.engine_id, self._tag(), [d.id for d in disks])
+        holdings.snapshot_id = snapshot.id
+        ovirt.wait_snapshot_ready(engine, self.vm.engine_id, snapshot.id, timeout=self.run.wait_timeout,
+                                  should_stop=self.run.should_stop)
+        images = {d.disk_id: d.image_id for d in ovirt.list_snapshot_disks(engine, self.vm.engine_id, snapshot.id)}
+        reason = plan.reason or "the snapshot flow has no checkpoints"
+        works = [self._work(d, BackupType.FULL, plan.full(reason)) for d in disks]
+        for work in works:
+            if work.disk.id not in images:
+                raise VmFailed(f"disk {work.disk.name} is missing from snapshot {snapshot.id}")
+            transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
+                                             snapshot_image_id=images[work.disk.id], format="raw")
+            holdings.transfers[transfer.id] = work.disk.id
+            work.transfer_id = transfer.id
+        self._move(engine, holdings, works, plan)
+        return works, None
+
+    def _move(self, engine, holdings: EngineHoldings, works, plan: BackupPlan) -> None:
+        """Hand every disk to a worker, follow them, and finalize the transfers."""
+        for work in works:
+            transfer = ovirt.wait_transfer_ready(engine, work.transfer_id, timeout=self.run.wait_timeout,
+                                                 should_stop=self.run.should_stop)
+            work.transfer_url = transfer.transfer_url or transfer.proxy_url
+            task = disk_tasks.submit(self.run, self.vm, self.repository, work,
+                                     plan.base.manifest_id if plan.base else None)
+            self.say(f"disk {work.disk.name} ({work.mode}) handed to {task.worker_name}.")
+        disk_tasks.follow(self.run, self.task, works)
+        for work in works:
+            ovirt.finalize_transfer(engine, work.transfer_id)
+            ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout)
+            holdings.finalized.add(work.transfer_id)
+
+    # Helpers
+
+    def _work(self, disk, mode: str, plan: BackupPlan) -> disk_tasks.DiskWork:
+        reason = ""
+        if mode == BackupType.FULL:
+            reason = plan.disk_reasons.get(disk.id) or plan.reason or "the engine chose a full backup"
+        return disk_tasks.DiskWork(disk=disk, mode=mode, reason=reason)
+
+    def _log_plan(self, plan: BackupPlan) -> None:
+        if not plan.incremental:
+            self.say(f"full backup: {plan.reason}.")
+            self._update(mode=BackupType.FULL, reason=plan.reason)
+            return
+        self.say(f"incremental backup since checkpoint {plan.from_checkpoint_id} "
+                 f"(restore point {plan.base.manifest_id}).")
+        for disk_id, why in plan.disk_reasons.items():
+            self.say(f"disk {disk_id} is read in full: {why}.")
+        self._update(mode=BackupType.INCREMENTAL, reason="; ".join(plan.disk_reasons.values()))
+
+    def _tag(self) -> str:
+        return ovirt.description_tag(self.run.session.pk, f"backup of {self.vm.name}")
+
+    def _open_lease(self, plan: BackupPlan) -> str | None:
+        """Keep garbage collection off the chunks in flight and the base restore point."""
+        try:
+            with self.repository.client() as client:
+                lease = client.open_lease(label=f"session {self.run.session.pk} {self.vm.name}",
+                                          ttl=settings.TASK_TIMEOUT,
+                                          manifests=[plan.base.manifest_id] if plan.base else [])
+            return lease.get("id")
+        except DataMoverError as exc:
+            raise VmFailed(f"the repository {self.repository.name} can't be reached: {exc}") from exc
+
+    def _close_lease(self, lease_id: str | None) -> None:
+        if not lease_id:
+            return
+        try:
+            with self.repository.client() as client:
+                client.close_lease(lease_id)
+        except DataMoverError as exc:
+            self.say(f"could not close the repository lease {lease_id}: {exc}", LogLevel.WARNING)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"

@@ -1,0 +1,32 @@
+"""django-q2 tasks of the jobs app (control runner). Thin: they load a record and call the driver."""
+
+from __future__ import annotations
+
+from jobs.choices import Trigger
+from jobs.models import BackupJob, Session
+
+
+def run_session(session_id: int) -> str:
+    """Drive one session to its end (enqueued by Session.enqueue)."""
+    from jobs.driver import drive
+
+    return drive(session_id)
+
+
+def run_scheduled_job(job_id: int) -> str:
+    """A job's schedule fired: make its session and drive it here, in this task."""
+    job = BackupJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return f"job {job_id} no longer exists"
+    if not job.enabled:
+        return f"job {job.name} is disabled"
+    session = Session.objects.create(job=job, name=job.name, trigger=Trigger.SCHEDULE)
+    session.log(f"Started by the schedule ({job.schedule_label()}).")
+    return run_session(session.pk)
+
+
+def reconcile() -> str:
+    """The periodic reconcile (schedule made by jobs.schedules.ensure_schedules)."""
+    from jobs.reconcile import reconcile_all
+
+    return reconcile_all()

@@ -81,8 +81,15 @@ def test_a_restore_disk_is_created_uploaded_to_and_deleted(conn, storage_domain)
     ovirt.wait_disk_gone(conn, disk.id, timeout=60)
 
 
-def test_a_cancelled_download_ends_and_releases_the_disk(conn, vm):
-    disk_id = vm.disk_attachments[0].disk_id
+def test_a_running_vms_disk_is_refused_and_a_cancelled_download_releases_the_disk(conn, vm):
+    running_disk = vm.disk_attachments[0].disk_id
+    assert vm.status == "up"
+    with pytest.raises(Conflict, match="snapshot"):
+        ovirt.create_transfer(conn, direction="download", disk_id=running_disk, format="raw",
+                              description=ovirt.description_tag("t4"))
+    stopped = ovirt.find_vm(conn, "small-vm2")
+    assert stopped.status == "down"
+    disk_id = stopped.disk_attachments[0].disk_id
     transfer = ovirt.create_transfer(conn, direction="download", disk_id=disk_id, format="raw",
                                      description=ovirt.description_tag("t4"))
     ovirt.wait_transfer_ready(conn, transfer.id, timeout=60)

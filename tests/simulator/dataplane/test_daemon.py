@@ -55,11 +55,14 @@ def test_it_ends_a_daemon_that_a_crashed_run_left_behind(tmp_path, pki):
     crashed.daemon._process = None
 
     plane = DataPlane(tmp_path / "state", tls=pki)
-    plane.start()
     try:
+        plane.start()
         assert orphan.wait(10) is not None
     finally:
         plane.stop()
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
     assert processes_using(plane.home) == []
 
 

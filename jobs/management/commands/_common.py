@@ -1,0 +1,61 @@
+"""Helpers shared by the jobs commands: lookups as CommandErrors, and following a session."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from django.core.management.base import CommandError
+
+from jobs import services
+from jobs.choices import SessionState
+from jobs.models import Session
+
+EXIT_CODES = {SessionState.SUCCESS: 0, SessionState.WARNING: 2}
+
+
+def lookup(function, *args):
+    """Call a services.find_* function; its LookupError_ becomes a CommandError."""
+    try:
+        return function(*args)
+    except services.LookupError_ as exc:
+        raise CommandError(str(exc)) from None
+
+
+def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
+    """Show the session's progress until it ends; the exit code (0 success, 2 warning, 1 otherwise).
+
+    On a terminal a progress bar is redrawn in place; otherwise a line is
+    printed whenever the percentage moves, so logs stay readable.
+    """
+    tty = sys.stdout.isatty()
+    shown, last_line = -1.0, 0
+    while True:
+        session.refresh_from_db()
+        lines = list(session.log_lines.filter(pk__gt=last_line).order_by("pk"))
+        for line in lines:
+            if tty:
+                stdout.write("\r\033[K", ending="")
+            stdout.write(f"{line.time:%H:%M:%S} {line.level:7} {line.message}")
+            last_line = line.pk
+        if session.progress != shown or lines:
+            shown = session.progress
+            _progress(session, stdout, tty)
+        if session.is_terminal:
+            if tty:
+                stdout.write("")
+            stdout.write(f"Session {session.pk}: {session.get_state_display()}. {session.summary}")
+            return EXIT_CODES.get(session.state, 1)
+        time.sleep(poll)
+
+
+def _progress(session: Session, stdout, tty: bool) -> None:
+    width = 30
+    filled = int(width * session.progress / 100)
+    rate = f"{session.rate / 1048576:.1f} MiB/s" if session.rate else ""
+    text = f"[{'#' * filled}{'.' * (width - filled)}] {session.progress:5.1f}% {rate}"
+    if tty:
+        stdout.write(f"\r\033[K{text}", ending="")
+        stdout.flush()
+    else:
+        stdout.write(text)

@@ -1,0 +1,97 @@
+"""Fixtures of the worker tests: a real imageio data plane (the simulator's) and a real data mover."""
+
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from repositories.datamover.client import DataMoverClient
+from repositories.store import BLOCK_SIZE, ChunkStore
+from simulator.dataplane.plane import DataPlane
+from simulator.pki import ensure_pki
+from tests.support.processes import free_port, running, wait_for_port
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Plane:
+    """The simulator's data plane with helpers to make disks and transfers."""
+
+    dp: DataPlane
+    home: Path
+    ca_pem: str
+
+    def disk(self, name: str, size: int, *, seed: int | None = None, fmt: str = "cow",
+             allocated: float = 0.5) -> Path:
+        path = self.home / "volumes" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if seed is None:
+            self.dp.create_volume(path, fmt, size)
+        else:
+            self.dp.seed_volume(path, fmt, size, seed, allocated)
+        return path
+
+    def transfer(self, volume: Path, direction: str, *, fmt: str = "cow", size: int,
+                 dirty_bitmap: str | None = None) -> tuple[str, str]:
+        """Open a transfer; returns (transfer id, transfer URL)."""
+        transfer_id = str(uuid.uuid4())
+        endpoint = self.dp.open_transfer(transfer_id, volume, fmt, direction, "raw", size,
+                                         timeout=300, inactivity_timeout=60,
+                                         dirty_bitmap=dirty_bitmap)
+        return transfer_id, endpoint.transfer_url
+
+
+@pytest.fixture
+def plane(tmp_path) -> Plane:
+    state = tmp_path / "sim"
+    state.mkdir()
+    pki = ensure_pki(state, "127.0.0.1")
+    dp = DataPlane(state, tls=(pki.key_file, pki.cert_file, pki.ca_file))
+    dp.start()
+    try:
+        yield Plane(dp, state, pki.ca_file.read_text())
+    finally:
+        dp.stop()
+
+
+@dataclass
+class Mover:
+    url: str
+    token: str
+    path: Path
+
+    def client(self, **options) -> DataMoverClient:
+        return DataMoverClient(self.url, self.token, **options)
+
+    def store(self, key=None) -> ChunkStore:
+        return ChunkStore.open(self.path, key=key)
+
+
+@pytest.fixture
+def mover(tmp_path, output_dir) -> Mover:
+    """The standalone data mover (gunicorn) over a new unencrypted repository."""
+    token_file = tmp_path / "mover.token"
+    token_file.write_text("worker-test-token")
+    port = free_port()
+    path = tmp_path / "repository"
+    args = [sys.executable, "-m", "repositories.datamover", "--path", str(path), "--token-file",
+            str(token_file), "--bind", f"127.0.0.1:{port}", "--init", "--workers", "1",
+            "--threads", "4"]
+    with running(args, log_path=output_dir / "datamover.log") as process:
+        wait_for_port(port, process=process)
+        yield Mover(f"http://127.0.0.1:{port}", "worker-test-token", path)
+
+
+def raw_image(volume: Path, fmt: str, target: Path) -> bytes:
+    """The guest-visible bytes of a volume, through qemu-img."""
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2" if fmt == "cow" else "raw", "-O", "raw",
+                    str(volume), str(target)], check=True)
+    return target.read_bytes()
+
+
+def blocks_of(data: bytes) -> list[bytes]:
+    return [data[i:i + BLOCK_SIZE] for i in range(0, len(data), BLOCK_SIZE)]

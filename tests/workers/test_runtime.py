@@ -1,0 +1,151 @@
+"""The disk movers against a real imageio daemon (the simulator's data plane) and a real data mover."""
+
+import subprocess
+
+import pytest
+
+from repositories.store import BLOCK_SIZE, block_digest, decode_chunk, is_zero
+from tests.workers.conftest import MIB, blocks_of, raw_image
+from workers.runtime import (
+    Cancelled,
+    ImageioClient,
+    NullMonitor,
+    TicketGone,
+    backup_disk,
+    restore_disk,
+)
+
+SIZE = 25 * MIB  # not a multiple of the block size: the last block is short
+
+
+class Recorder(NullMonitor):
+    """Keeps every progress report; cancels from the ``cancel_at``-th question on."""
+
+    def __init__(self, cancel_at: int | None = None):
+        self.reports: list[tuple[int, int, float]] = []
+        self.cancel_at, self.asked = cancel_at, 0
+
+    def progress(self, done, total, rate):
+        self.reports.append((done, total, rate))
+
+    def should_cancel(self):
+        self.asked += 1
+        return self.cancel_at is not None and self.asked >= self.cancel_at
+
+
+def full_backup(plane, mover, volume, monitor=None, connections=4):
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    source = ImageioClient(url, ca_pem=plane.ca_pem)
+    try:
+        with mover.client() as client:
+            return backup_disk(source, client, None, disk_id="disk-1", disk_name="disk one",
+                               connections=connections, monitor=monitor or NullMonitor())
+    finally:
+        plane.dp.close_transfer(transfer_id)
+
+
+def assert_index_matches(index, image: bytes):
+    assert index.size == len(image)
+    for number, block in enumerate(blocks_of(image)):
+        expected = None if is_zero(block) else block_digest(block)
+        assert index.blocks[number] == expected, f"block {number}"
+
+
+def test_a_full_backup_stores_every_data_block_and_no_zero_block(plane, mover, tmp_path):
+    volume = plane.disk("full", SIZE, seed=3, allocated=0.5)
+    monitor = Recorder()
+    result = full_backup(plane, mover, volume, monitor)
+    image = raw_image(volume, "cow", tmp_path / "full.raw")
+    assert_index_matches(result.index, image)
+    data_blocks = [b for b in blocks_of(image) if not is_zero(b)]
+    store = mover.store()
+    stored = {d for d in result.index.blocks if d}
+    assert store.missing(sorted(stored)) == []
+    for digest in stored:
+        assert block_digest(decode_chunk(store.get_chunk(digest))) == digest
+    figures = result.figures
+    assert figures["blocks_sent"] == len(stored) <= len(data_blocks)
+    assert figures["bytes_read"] < SIZE  # the zero extents were never read
+    assert figures["zero_bytes"] >= SIZE - figures["bytes_read"]
+    assert monitor.reports[-1][0] == monitor.reports[-1][1] == figures["bytes_read"]
+
+
+def test_a_second_full_backup_sends_nothing_new(plane, mover):
+    volume = plane.disk("again", SIZE, seed=4)
+    first = full_backup(plane, mover, volume)
+    second = full_backup(plane, mover, volume)
+    assert second.index.blocks == first.index.blocks
+    assert second.figures["blocks_sent"] == 0
+    assert second.figures["blocks_deduplicated"] == first.figures["blocks_sent"]
+
+
+def test_a_restore_writes_back_the_same_disk(plane, mover, tmp_path):
+    volume = plane.disk("source", SIZE, seed=5, allocated=0.6)
+    result = full_backup(plane, mover, volume)
+    target = plane.disk("target", SIZE)
+    transfer_id, url = plane.transfer(target, "upload", size=SIZE)
+    with mover.client() as client:
+        figures = restore_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None,
+                               result.index, monitor=NullMonitor())
+    plane.dp.close_transfer(transfer_id)
+    assert figures["bytes_written"] == result.index.allocated_bytes()
+    assert figures["bytes_zeroed"] == 0  # a new sparse disk reads as zeros already
+    compare = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(volume),
+                              str(target)], capture_output=True, text=True)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+
+
+def test_a_restore_zeroes_what_the_target_held(plane, mover, tmp_path):
+    volume = plane.disk("sparse-source", SIZE, seed=6, allocated=0.3)
+    result = full_backup(plane, mover, volume)
+    target = plane.disk("dirty-target", SIZE, seed=7, allocated=1.0)
+    transfer_id, url = plane.transfer(target, "upload", size=SIZE)
+    with mover.client() as client:
+        figures = restore_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None,
+                               result.index, monitor=NullMonitor())
+    plane.dp.close_transfer(transfer_id)
+    assert figures["bytes_zeroed"] > 0
+    assert raw_image(target, "cow", tmp_path / "t.raw") == raw_image(volume, "cow", tmp_path / "s.raw")
+
+
+def test_an_incremental_reads_only_the_dirty_blocks(plane, mover, tmp_path):
+    volume = plane.disk("incremental", SIZE, seed=8)
+    full = full_backup(plane, mover, volume)
+    plane.dp.add_bitmap(volume, "checkpoint-1")
+    plane.dp.guest_write(volume, "cow", 7 * MIB + 4096, MIB, seed=99)
+    _, url = plane.transfer(volume, "download", size=SIZE, dirty_bitmap="checkpoint-1")
+    with mover.client() as client:
+        result = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None,
+                             disk_id="disk-1", base=full.index, monitor=NullMonitor())
+    assert result.figures["extents_context"] == "dirty"
+    assert result.figures["bytes_read"] == 2 * BLOCK_SIZE  # the write spans blocks 1 and 2
+    assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "inc.raw"))
+
+
+def test_a_dropped_imageio_connection_is_retried_without_damage(plane, mover, tmp_path):
+    volume = plane.disk("flaky", SIZE, seed=9, allocated=0.8)
+    transfer_id, _ = plane.transfer(volume, "download", size=SIZE)
+    plane.dp.drop_connections_after(transfer_id, 6 * MIB, count=3)
+    url = plane.dp.endpoint(transfer_id).transfer_url
+    with mover.client() as client:
+        result = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem, backoff=0.1), client, None,
+                             disk_id="disk-1", monitor=NullMonitor())
+    assert result.figures["retried_requests"] >= 1
+    assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "flaky.raw"))
+
+
+def test_a_cancelled_backup_stops_and_says_so(plane, mover):
+    volume = plane.disk("cancel", SIZE, seed=10, allocated=0.9)
+    monitor = Recorder(cancel_at=2)  # the 1st question comes while extents are read
+    with pytest.raises(Cancelled):
+        full_backup(plane, mover, volume, monitor, connections=1)
+    assert monitor.asked == 2
+
+
+def test_a_ticket_that_is_gone_fails_clearly(plane, mover):
+    volume = plane.disk("gone", SIZE, seed=11)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    plane.dp.close_transfer(transfer_id)
+    with mover.client() as client, pytest.raises(TicketGone, match="no longer valid"):
+        backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None, disk_id="d",
+                    monitor=NullMonitor())

@@ -205,7 +205,10 @@ class DataPlane:
         self.daemon.extend_ticket(self.transfers.get(transfer_id).ticket_id, timeout)
 
     def close_transfer(self, transfer_id: str) -> None:
-        """Remove the ticket (waiting for requests in flight), stop its qemu-nbd (flushing)."""
+        """Remove the ticket (waiting for requests in flight), stop its qemu-nbd (flushing).
+
+        A transfer that is not open (closed already, or lost with a restart) is no error.
+        """
         self.transfers.close(transfer_id)
 
     # Faults

@@ -1,5 +1,6 @@
 """Image transfers: an imageio ticket over a qemu-nbd export (or a file), as vdsm sets them up."""
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -115,8 +116,14 @@ class Transfers:
             return [key for key, value in self._open.items() if value is not None]
 
     def close(self, transfer_id: str, remove_ticket: bool = True) -> None:
-        """Remove the ticket (after requests in flight), stop qemu-nbd (it flushes), clean up."""
-        transfer = self.get(transfer_id)
+        """Remove the ticket (after requests in flight), stop qemu-nbd (it flushes), clean up.
+
+        Closing a transfer that is not open does nothing, so cleanup paths can always call it.
+        """
+        with self._lock:
+            transfer = self._open.get(transfer_id)
+        if transfer is None:
+            return
         try:
             if remove_ticket:
                 self.daemon.remove_ticket(transfer.ticket_id)
@@ -136,7 +143,10 @@ class Transfers:
         export = None
         try:
             if request.transfer_format == "cow" and request.direction == "upload":
-                # The client sends the qcow2 file's bytes; the file backend lets the file grow.
+                # The client sends the qcow2 file's bytes. As vdsm sizes the volume to the disk's
+                # initial size, the file is extended to size (imageio writes within the file).
+                if request.volume.stat().st_size < request.size:
+                    os.truncate(request.volume, request.size)
                 url, size = f"file://{request.volume}", request.size
             else:
                 export = NbdExport(self.run_dir / f"nbd-{ticket_id[:8]}.sock",

@@ -162,3 +162,29 @@ def test_connections_drop_after_the_armed_number_of_bytes(dataplane, tmp_path, c
     client.download(endpoint.transfer_url, str(tmp_path / "whole.raw"), ca_file, fmt="raw")
     dataplane.close_transfer("t-drop")
     assert qemu_img_compare(volume, tmp_path / "whole.raw").returncode == 0
+
+
+def test_a_cow_upload_writes_the_qcow2_file_as_sent(dataplane, tmp_path, ca_file):
+    source = tmp_path / "source.qcow2"
+    dataplane.seed_volume(source, "cow", SIZE, seed=6, allocated_fraction=0.3)
+    sent = source.read_bytes()
+    volume = tmp_path / "new.cow"
+    dataplane.create_volume(volume, "cow", SIZE)
+    endpoint = dataplane.open_transfer("t-cow-up", volume, "cow", "upload", "cow", len(sent),
+                                       300, 60)
+
+    with client.ImageioClient(endpoint.transfer_url, cafile=ca_file) as image:
+        image.write(0, sent)
+        image.flush()
+    dataplane.close_transfer("t-cow-up")
+
+    assert qemu_img_compare(source, volume).returncode == 0
+
+
+def test_closing_twice_is_no_error(dataplane, tmp_path):
+    volume = tmp_path / "disk.raw"
+    dataplane.create_volume(volume, "raw", SIZE)
+    open_download(dataplane, "t-twice", volume, "raw")
+    dataplane.close_transfer("t-twice")
+    dataplane.close_transfer("t-twice")
+    dataplane.close_transfer("never-opened")

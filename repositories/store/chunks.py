@@ -121,9 +121,15 @@ def check_chunk(blob: bytes | memoryview) -> tuple[int, int]:
 
 
 def decode_chunk(blob: bytes | memoryview, key: RepositoryKey | bytes | None = None) -> bytes:
-    """The plain block of a stored chunk; ChunkError when damaged, RepositoryKeyError without the right key."""
+    """The plain block of a stored chunk; ChunkError when damaged, RepositoryKeyError without the key."""
     flags, plain_size = check_chunk(blob)
-    payload = bytes(memoryview(blob)[HEADER_SIZE:])
+    return bytes(_decode_checked(blob, flags, plain_size, key))
+
+
+def _decode_checked(blob: bytes | memoryview, flags: int, plain_size: int,
+                    key: RepositoryKey | bytes | None) -> bytes | memoryview:
+    # The framing and CRC are checked already: decode without copying a raw payload.
+    payload = memoryview(blob)[HEADER_SIZE:]
     if flags & FLAG_AES_GCM:
         repository_key = as_key(key)
         if repository_key is None:
@@ -150,10 +156,10 @@ def verify_chunk(digest: str, blob: bytes, key: RepositoryKey | bytes | None = N
     Raises ChunkError when it is damaged. Without the key, an encrypted chunk's
     framing and checksum are checked only and the answer is False.
     """
-    flags, _ = check_chunk(blob)
+    flags, plain_size = check_chunk(blob)
     if flags & FLAG_AES_GCM and as_key(key) is None:
         return False
-    plain = decode_chunk(blob, key)
+    plain = _decode_checked(blob, flags, plain_size, key)
     if not hmac.compare_digest(block_digest(plain, key), digest):
         raise ChunkError("chunk content does not match its name")
     return True

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from repositories.store.backend import TEMPORARY_DIR, Backend, LocalBackend, ObjectInfo
-from repositories.store.chunks import FLAG_AES_GCM, check_chunk, is_digest, verify_chunk
+from repositories.store.chunks import FLAG_AES_GCM, MAGIC, is_digest, verify_chunk
 from repositories.store.errors import (
     ChunkError,
     Immutable,
@@ -124,14 +124,14 @@ class ChunkStore:
     def put_chunk(self, digest: str, blob: bytes) -> bool:
         """Check and store a chunk; False when it was there already."""
         name = chunk_name(digest)
-        flags, _ = check_chunk(blob)
-        if self.encrypted != bool(flags & FLAG_AES_GCM):
+        flags = blob[5] if blob[:4] == MAGIC and len(blob) > 5 else None
+        if flags is not None and self.encrypted != bool(flags & FLAG_AES_GCM):
             raise ChunkError(
                 "this repository is encrypted: chunks must be encrypted with its key"
                 if self.encrypted else
                 "this repository is not encrypted: chunks must not be encrypted"
             )
-        verify_chunk(digest, blob, self.key)
+        verify_chunk(digest, blob, self.key)  # checks the framing and CRC too
         with self.backend.lock(exclusive=False):
             if self.backend.touch(name):
                 return False

@@ -57,3 +57,28 @@ class ProgressLine:
     def _rate(self, done: int, now: float) -> str:
         seconds = now - self.started
         return f"{done / MIB / seconds:.0f} MiB/s" if seconds > 0.5 else ""
+
+
+def wait_for_session(session, stream, poll: float = 1.0, queued_hint_after: float = 30.0) -> str:
+    """Show a session's progress until it ends; its end state."""
+    from jobs.choices import TERMINAL_STATES
+
+    line = ProgressLine(stream)
+    started, hinted, seen_logs = time.monotonic(), False, 0
+    while True:
+        session.refresh_from_db()
+        logs = list(session.log_lines.all()[seen_logs:])
+        if logs:
+            if line.tty:
+                stream.write("")
+            for entry in logs:
+                stream.write(f"  {entry.time:%H:%M:%S} {entry.level:<7} {entry.message}")
+            seen_logs += len(logs)
+        if session.state in TERMINAL_STATES:
+            line.done()
+            return session.state
+        if session.state == "pending" and not hinted and time.monotonic() - started > queued_hint_after:
+            hinted = True
+            stream.write("  still queued: is the control runner (manage.py qcluster) running?")
+        line.percent(session.progress, session.get_state_display())
+        time.sleep(poll)

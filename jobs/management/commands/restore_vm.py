@@ -1,0 +1,30 @@
+"""manage.py restore_vm POINT [--name NEW] [--cluster C] [--storage-domain SD] [--power-on] [--replace] [--wait]."""
+
+from jobs.restore.command_base import RestoreCommand
+from jobs.restore.requests import VM, RestoreRequest
+
+
+class Command(RestoreCommand):
+    help = ("Restore an entire VM from a restore point: beside the original (another name), as a new "
+            "VM elsewhere, or in place of the original (--replace, once every disk is restored).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("point", help="the restore point's id (see list_restore_points --json)")
+        parser.add_argument("--name", default="",
+                            help="the restored VM's name (default: the original's; when the "
+                                 "original exists and isn't replaced, <name>_restored)")
+        parser.add_argument("--cluster", default="", help="cluster name or id (default: the original's)")
+        parser.add_argument("--storage-domain", default="",
+                            help="storage domain name or id for every disk (default: each disk's original)")
+        parser.add_argument("--power-on", action="store_true", help="start the VM once restored")
+        parser.add_argument("--replace", action="store_true",
+                            help="stop and replace the original VM (its name, MACs and place) once "
+                                 "every disk is restored")
+        self.add_wait_argument(parser)
+
+    def handle(self, *args, point, name, cluster, storage_domain, power_on, replace, wait, **options):
+        request = RestoreRequest(point=point, kind=VM, name=name, cluster=cluster,
+                                 storage_domain=storage_domain, power_on=power_on, replace=replace,
+                                 # A new name or cluster is a new location: new MAC addresses.
+                                 new_macs=bool(name or cluster))
+        self.submit(request, wait)

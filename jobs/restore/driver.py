@@ -1,0 +1,186 @@
+"""The restore session driver: runs on the control runner, like a backup session.
+
+``run_restore_session(session)`` (called by jobs.driver.drive once the session
+is claimed) restores an entire VM (vm.py) or disks (below) and returns the end
+state and summary that drive() terminates the session with. On
+failure or cancel, everything the session created in the engine (transfers,
+VMs, disks — all tagged with its description) is removed, unless the original
+VM was already replaced, in which case what was restored is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.choices import SessionState
+from jobs.models import Session, TaskSession
+from jobs.restore import targets
+from jobs.restore.disks import DiskJob, create_disks, upload_disks
+from jobs.restore.ovf import read_ovf
+from jobs.restore.points import RestoreError, get_point, load_manifest, manifest_disk
+from jobs.restore.requests import VM, RestoreRequest
+from jobs.restore.run import Cancelled, RestoreRun
+from jobs.restore.vm import FORMATS, restore_vm, source_domain
+from plugin import engine as ovirt
+from plugin.errors import EngineError
+from repositories.datamover.client import DataMoverError
+from repositories.store import StoreError
+
+log = logging.getLogger(__name__)
+EXPECTED_ERRORS = (RestoreError, EngineError, DataMoverError, StoreError)
+
+
+def run_restore_session(session: Session) -> tuple[str, str]:
+    """Drive a started (running) restore session; its end state and summary.
+
+    The caller (jobs.driver.drive, on the control runner) claimed the session
+    with ``start()`` and terminates it with what this returns.
+    """
+    run = None
+    try:
+        request = RestoreRequest.from_options(session.options)
+        point = get_point(request.point)
+        request.validate(point)
+        run = RestoreRun(session, request, point, request.manager_of(point))
+        run.task = TaskSession.objects.create(
+            session=session, vm=point.vm, vm_name=point.vm_name, state=SessionState.RUNNING,
+            started=timezone.now(), restore_point=point, mode="")
+        session.log(f"Restoring from restore point {point.pk} of {point.vm_name} "
+                    f"({point.get_type_display().lower()}, {point.time:%Y-%m-%d %H:%M}) "
+                    f"in repository {point.repository.name}.")
+        run.manifest = load_manifest(point)
+        summary = _restore(run)
+    except Cancelled:
+        return _finish(run, SessionState.CANCELLED, "Cancelled; what it created was removed.")
+    except EXPECTED_ERRORS as exc:
+        session.error(f"Restore failed: {exc}")
+        return _finish(run, SessionState.FAILED, str(exc))
+    except Exception as exc:
+        log.exception("restore session %s failed", session.pk)
+        session.error(f"Restore failed on an unexpected error: {exc!r}")
+        return _finish(run, SessionState.FAILED, f"unexpected error: {exc!r}")
+    session.log(summary)
+    _request_inventory_sync(run)
+    return _finish(run, SessionState.SUCCESS, summary)
+
+
+def _restore(run: RestoreRun) -> str:
+    timeout = float(getattr(settings, "VBR_ENGINE_TIMEOUT", 60))
+    with ovirt.connect(run.manager.credentials(), timeout=timeout) as engine:
+        run.engine = engine
+        try:
+            return restore_vm(run) if run.request.kind == VM else restore_disks(run)
+        except BaseException:
+            cleanup(run)
+            raise
+
+
+def restore_disks(run: RestoreRun) -> str:
+    """Restore the chosen disks as new floating disks, or attached to an existing VM."""
+    request, engine = run.request, run.engine
+    target_vm = targets.vm(engine, request.vm) if request.vm else None
+    config = _ovf_or_none(run)
+    jobs = []
+    for disk_id in request.disks:
+        index = manifest_disk(run.manifest, disk_id)
+        ovf_disk = config.disks.get(disk_id) if config else None
+        domain = (targets.storage_domain(engine, request.storage_domain).id if request.storage_domain
+                  else source_domain(run, disk_id))
+        jobs.append(DiskJob(
+            source=index, name=f"{(ovf_disk.alias if ovf_disk else '') or index.name or disk_id[:8]}_restored",
+            storage_domain_id=domain,
+            format=request.disk_format or (ovf_disk.format if ovf_disk and ovf_disk.format else "")
+            or FORMATS.get(index.format, "cow"),
+            sparse=ovf_disk.sparse if ovf_disk else True))
+    create_disks(run, jobs)
+    upload_disks(run, jobs, _cluster_row(run, target_vm))
+    if target_vm is None:
+        return f"Restored {len(jobs)} disk(s) as floating disks: " + ", ".join(j.name for j in jobs) + "."
+    for job in jobs:
+        ovf_disk = config.disks.get(job.source.id) if config else None
+        ovirt.attach_disk(engine, target_vm.id, job.disk_id,
+                          interface=ovf_disk.interface if ovf_disk else "virtio_scsi", bootable=False)
+    return f"Restored {len(jobs)} disk(s) and attached them to VM {target_vm.name}."
+
+
+def _ovf_or_none(run: RestoreRun):
+    try:
+        return read_ovf(run.manifest.read_ovf(run.point.repository.repository_key()))
+    except (RestoreError, StoreError):
+        return None
+
+
+def _cluster_row(run: RestoreRun, vm):
+    from inventory.models import Cluster
+
+    if vm is not None and vm.cluster_id:
+        return Cluster.objects.filter(manager=run.manager, engine_id=vm.cluster_id).first()
+    return run.point.vm.cluster if run.point.vm is not None else None
+
+
+def cleanup(run: RestoreRun) -> None:
+    """Remove what the session created (never the original VM); log what couldn't be removed."""
+    if run.engine is None:
+        return
+    if run.past_point_of_no_return:
+        run.session.warn("The original VM was already replaced: the restored VM and its disks are kept.")
+        return
+    created = run.created
+    if created.transfers or created.vms or created.disks:
+        run.log("Removing what this restore created.")
+    for transfer_id in list(created.transfers):
+        _quietly(run, f"cancel transfer {transfer_id}", lambda t=transfer_id: _cancel_transfer(run, t))
+    for vm_id in list(created.vms):
+        _quietly(run, f"remove VM {vm_id}", lambda v=vm_id: _remove_vm(run, v))
+    for disk_id in list(created.disks):
+        _quietly(run, f"remove disk {disk_id}", lambda d=disk_id: _remove_disk(run, d))
+
+
+def _cancel_transfer(run: RestoreRun, transfer_id: str) -> None:
+    ovirt.cancel_transfer(run.engine, transfer_id)
+    ovirt.wait_transfer_ended(run.engine, transfer_id, timeout=run.wait_timeout)
+    run.created.transfers.remove(transfer_id)
+
+
+def _remove_vm(run: RestoreRun, vm_id: str) -> None:
+    if targets.existing_vm(run.engine, vm_id) is not None:
+        ovirt.ensure_vm_down(run.engine, vm_id, timeout=run.wait_timeout)
+        ovirt.delete_vm(run.engine, vm_id)  # with the restored disks attached to it
+        ovirt.wait_vm_gone(run.engine, vm_id, timeout=run.wait_timeout)
+    run.created.vms.remove(vm_id)
+
+
+def _remove_disk(run: RestoreRun, disk_id: str) -> None:
+    if targets.existing_disk(run.engine, disk_id) is not None:
+        ovirt.delete_disk(run.engine, disk_id)
+        ovirt.wait_disk_gone(run.engine, disk_id, timeout=run.wait_timeout)
+    run.created.disks.remove(disk_id)
+
+
+def _quietly(run: RestoreRun, what: str, action) -> None:
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 — one failed removal must not stop the others
+        run.session.error(f"Could not {what}: {exc}; remove it by hand (its description starts "
+                          f"with {ovirt.description_tag(run.session.pk)}).")
+
+
+def _finish(run: RestoreRun | None, state: str, summary: str) -> tuple[str, str]:
+    if run is not None and run.task is not None:
+        TaskSession.objects.filter(pk=run.task.pk).update(
+            state=state, finished=timezone.now(), error="" if state == SessionState.SUCCESS else summary,
+            **({"progress": 100.0} if state == SessionState.SUCCESS else {}))
+    return state, summary[:2000]
+
+
+def _request_inventory_sync(run: RestoreRun | None) -> None:
+    # The restored VM and disks show in the inventory without waiting for the next sync.
+    try:
+        from inventory.services import request_sync
+
+        request_sync(run.manager)
+    except Exception as exc:  # noqa: BLE001 — the restore succeeded; a sync can be run by hand
+        log.warning("inventory sync after restore session %s not requested: %s", run.session.pk, exc)

@@ -1,0 +1,73 @@
+"""One restore session being driven: its records, its engine connection, and what it created."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from jobs.choices import LogLevel
+from jobs.models import RestorePoint, Session, TaskSession
+from jobs.restore.requests import RestoreRequest
+
+BEAT_SECONDS = 2.0
+
+
+class Cancelled(Exception):
+    """The restore was cancelled: remove what it created."""
+
+
+@dataclass
+class Created:
+    """What the session created in the engine, removed again when it fails or is cancelled."""
+
+    disks: list[str] = field(default_factory=list)
+    transfers: list[str] = field(default_factory=list)
+    vms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestoreRun:
+    """The state of one running restore, shared by its steps."""
+
+    session: Session
+    request: RestoreRequest
+    point: RestorePoint
+    manager: object  # inventory.models.Manager
+    engine: object = None  # plugin.engine.Engine
+    manifest: object = None  # repositories.store.Manifest
+    task: TaskSession | None = None
+    created: Created = field(default_factory=Created)
+    # Once the original VM is removed, a failure must keep what was restored:
+    # it is then the only copy of the VM in the engine.
+    past_point_of_no_return: bool = False
+    _last_beat: float = 0.0
+
+    @property
+    def tag(self) -> str:
+        """The description every object this session creates carries."""
+        from plugin import engine as ovirt
+
+        return ovirt.description_tag(self.session.pk, "restore")
+
+    @property
+    def wait_timeout(self) -> float:
+        return float(getattr(settings, "VBR_ENGINE_WAIT_TIMEOUT", 600))
+
+    def log(self, message: str, level: str = LogLevel.INFO) -> None:
+        self.session.log(message, level)
+
+    def should_stop(self) -> bool:
+        """For engine waits: keep the heartbeat going; True once a cancel was requested."""
+        now = time.monotonic()
+        if now - self._last_beat >= BEAT_SECONDS:
+            self._last_beat = now
+            return self.session.beat()
+        return self.session.cancel_requested
+
+    def check_cancelled(self) -> None:
+        """Between steps: raise Cancelled once a cancel was requested."""
+        self._last_beat = 0.0
+        if self.should_stop():
+            raise Cancelled("the restore was cancelled")

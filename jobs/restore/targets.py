@@ -1,0 +1,89 @@
+"""Finding in the engine what a restore request names: clusters, storage domains, VMs, vNIC profiles.
+
+Each may be given as the engine's id or by name; the error lists what exists.
+"""
+
+from __future__ import annotations
+
+from jobs.restore.points import RestoreError
+from plugin import engine as ovirt
+from plugin.errors import EngineError, NotFound
+
+
+def _pick(items, value: str, what: str):
+    for item in items:
+        if item.id == value:
+            return item
+    named = [item for item in items if item.name == value]
+    if len(named) == 1:
+        return named[0]
+    names = ", ".join(sorted(item.name for item in items)) or "none"
+    if named:
+        raise RestoreError(f"several {what}s are named {value!r}: give the id")
+    raise RestoreError(f"there is no {what} {value!r} in the engine (it has: {names})")
+
+
+def cluster(engine, value: str):
+    """The cluster with this id or name."""
+    return _pick(ovirt.list_clusters(engine), value, "cluster")
+
+
+def storage_domain(engine, value: str):
+    """The data storage domain with this id or name."""
+    domains = [sd for sd in ovirt.list_storage_domains(engine) if sd.type in ("", "data")]
+    return _pick(domains, value, "storage domain")
+
+
+def vm(engine, value: str):
+    """The VM with this id or name."""
+    try:
+        return ovirt.get_vm(engine, value)
+    except EngineError:
+        pass  # not an id (or not a VM's): look it up by name
+    found = ovirt.find_vm(engine, value)
+    if found is None:
+        raise RestoreError(f"there is no VM {value!r} in the engine: give its name or id")
+    return found
+
+
+def existing_vm(engine, vm_id: str):
+    """The VM with this id, or None when the engine no longer has it."""
+    try:
+        return ovirt.get_vm(engine, vm_id)
+    except NotFound:
+        return None
+
+
+def existing_disk(engine, disk_id: str):
+    """The disk with this id, or None when the engine no longer has it."""
+    try:
+        return ovirt.get_disk(engine, disk_id)
+    except NotFound:
+        return None
+
+
+def vnic_profiles_by_network(engine) -> dict[str, str]:
+    """Network name → the vNIC profile to plug a restored NIC into (the profile named as its network first)."""
+    networks = {n.id: n.name for n in ovirt.list_networks(engine)}
+    chosen: dict[str, str] = {}
+    for profile in ovirt.list_vnic_profiles(engine):
+        network = networks.get(profile.network_id or "")
+        if network and (network not in chosen or profile.name == network):
+            chosen[network] = profile.id
+    return chosen
+
+
+def vnic_profile(engine, value: str) -> str:
+    """The vNIC profile with this id or name (a network's name picks its profile)."""
+    profiles = ovirt.list_vnic_profiles(engine)
+    for profile in profiles:
+        if profile.id == value:
+            return profile.id
+    by_network = vnic_profiles_by_network(engine)
+    named = [p for p in profiles if p.name == value]
+    if len(named) == 1:
+        return named[0].id
+    if value in by_network:
+        return by_network[value]
+    names = ", ".join(sorted({p.name for p in profiles})) or "none"
+    raise RestoreError(f"there is no vNIC profile or network {value!r} in the engine (profiles: {names})")

@@ -1,0 +1,185 @@
+"""Entire VM restore: disks first, then the VM from the restore point's OVF, then (in place) the swap.
+
+Order matters for safety: every disk is created and uploaded, and the VM is
+created with its disks attached, while the original VM is untouched. Only then,
+for an in-place restore, is the original stopped and removed and the restored
+VM given its name and MAC addresses. Until that moment a failure removes what
+the session created and leaves the original as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from jobs.restore import targets
+from jobs.restore.disks import DiskJob, create_disks, upload_disks
+from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
+from jobs.restore.points import RestoreError
+from jobs.restore.run import RestoreRun
+from plugin import engine as ovirt
+from plugin.errors import EngineError
+
+FORMATS = {"cow": "cow", "qcow2": "cow", "raw": "raw"}
+
+
+def restore_vm(run: RestoreRun) -> str:
+    """Restore the restore point's VM as the request says; the summary line."""
+    request, point, engine = run.request, run.point, run.engine
+    ovf_text = run.manifest.read_ovf(point.repository.repository_key())
+    config = read_ovf(ovf_text)
+    original = targets.existing_vm(engine, point.vm_engine_id)
+    replace = request.replace and original is not None
+    cluster = _cluster(run, config, original)
+    name = _final_name(run, original, replace)
+    jobs = [_disk_job(run, disk, config.disks.get(disk.id)) for disk in run.manifest.disks]
+    create_disks(run, jobs)
+    upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
+    run.check_cancelled()
+    # Beside the original the VM needs a new id; a deleted VM comes back as itself.
+    vm_id = point.vm_engine_id if original is None else str(uuid.uuid4())
+    create_name = f"{name}-restoring-{run.session.pk}" if replace else name
+    vm = ovirt.create_vm_from_ovf(engine, ovf=engine_ovf(ovf_text, vm_id=vm_id, name=create_name),
+                                  name=create_name, cluster_id=cluster.id, description=run.tag)
+    run.created.vms.append(vm.id)
+    run.log(f"Created VM {create_name} ({vm.id}) in cluster {cluster.name} from the restore point's OVF.")
+    ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=run.wait_timeout, should_stop=run.should_stop)
+    _attach_disks(run, vm.id, jobs, config)
+    run.check_cancelled()
+    if replace:
+        _replace_original(run, original, vm.id, name)
+    keep_macs = replace or (original is None and not request.new_macs)
+    _add_nics(run, vm.id, config, keep_macs)
+    _give_back_description(run, vm.id, config)
+    if request.power_on:
+        ovirt.start_vm(engine, vm.id)
+        ovirt.wait_vm_status(engine, vm.id, {"up"}, timeout=run.wait_timeout, should_stop=run.should_stop)
+        run.log(f"Powered on {name}.")
+    where = "in place of the original" if replace else f"as {name}"
+    return f"Restored {point.vm_name} ({len(jobs)} disk{'s' if len(jobs) != 1 else ''}) {where}."
+
+
+def _cluster(run: RestoreRun, config: OvfVm, original):
+    if run.request.cluster:
+        return targets.cluster(run.engine, run.request.cluster)
+    if original is not None and original.cluster_id:
+        return targets.cluster(run.engine, original.cluster_id)
+    point_vm = run.point.vm
+    if point_vm is not None and point_vm.cluster is not None:
+        return targets.cluster(run.engine, point_vm.cluster.engine_id)
+    if config.cluster_name:
+        return targets.cluster(run.engine, config.cluster_name)
+    raise RestoreError("the VM's cluster is unknown: choose the cluster to restore into")
+
+
+def _final_name(run: RestoreRun, original, replace: bool) -> str:
+    """The restored VM's name; beside the original it must differ (engine names are unique)."""
+    wanted = run.request.name or run.point.vm_name
+    if replace:
+        return original.name
+    if ovirt.find_vm(run.engine, wanted) is None:
+        return wanted
+    if run.request.name:
+        raise RestoreError(f"a VM named {wanted!r} exists already: choose another name, or "
+                           "replace the original VM")
+    for suffix in ["restored", *[f"restored{n}" for n in range(2, 100)]]:
+        candidate = f"{wanted}_{suffix}"
+        if ovirt.find_vm(run.engine, candidate) is None:
+            run.log(f"The VM {wanted} exists: the restored VM is named {candidate}.")
+            return candidate
+    raise RestoreError(f"no free name for the restored VM {wanted}: give one")
+
+
+def _disk_job(run: RestoreRun, disk, ovf_disk: OvfDisk | None) -> DiskJob:
+    request = run.request
+    chosen = request.disk_storage_domains.get(disk.id) or request.storage_domain
+    domain_id = targets.storage_domain(run.engine, chosen).id if chosen else source_domain(run, disk.id)
+    disk_format = request.disk_format or (ovf_disk.format if ovf_disk and ovf_disk.format else "") \
+        or FORMATS.get(disk.format, "cow")
+    return DiskJob(source=disk, name=(ovf_disk.alias if ovf_disk else "") or disk.name or disk.id[:8],
+                   storage_domain_id=domain_id, format=disk_format,
+                   sparse=ovf_disk.sparse if ovf_disk else True)
+
+
+def source_domain(run: RestoreRun, disk_id: str) -> str:
+    """The storage domain the source disk is (or was) on."""
+    existing = targets.existing_disk(run.engine, disk_id)
+    if existing is not None and existing.storage_domain_id:
+        return existing.storage_domain_id
+    from inventory.models import Disk
+
+    row = (Disk.objects.filter(manager=run.manager, engine_id=disk_id)
+           .select_related("storage_domain").first())
+    if row is not None and row.storage_domain is not None and not row.storage_domain.removed:
+        return row.storage_domain.engine_id
+    domains = [sd for sd in ovirt.list_storage_domains(run.engine) if sd.type in ("", "data")]
+    if len(domains) == 1:
+        return domains[0].id
+    raise RestoreError(f"the storage domain of disk {disk_id} is unknown: choose a storage domain")
+
+
+def _inventory_cluster(run: RestoreRun, cluster_id: str):
+    from inventory.models import Cluster
+
+    return Cluster.objects.filter(manager=run.manager, engine_id=cluster_id).first()
+
+
+def _attach_disks(run: RestoreRun, vm_id: str, jobs: list[DiskJob], config: OvfVm) -> None:
+    for job in jobs:
+        ovf_disk = config.disks.get(job.source.id) or OvfDisk(disk_id=job.source.id)
+        ovirt.attach_disk(run.engine, vm_id, job.disk_id, interface=ovf_disk.interface,
+                          bootable=ovf_disk.bootable, active=True)
+    run.log(f"Attached {len(jobs)} disk(s) with their original interfaces and boot flags.")
+
+
+def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
+    """Stop and remove the original VM, then give the restored VM its name."""
+    engine = run.engine
+    was_running = original.status != "down"
+    run.log(f"Every disk is restored: stopping and replacing the original VM {original.name}.")
+    ovirt.ensure_vm_down(engine, original.id, timeout=run.wait_timeout)
+    try:
+        ovirt.delete_vm(engine, original.id)
+        ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
+    except EngineError:
+        if was_running:
+            # The original stays: put it back the way it was.
+            _start_quietly(run, original.id)
+        raise
+    run.past_point_of_no_return = True
+    run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
+    ovirt.rename_vm(engine, vm_id, name)
+    run.log("The restored VM has a new engine id: jobs that chose the VM by itself need it "
+            "chosen again (jobs by tag or cluster find it on their own).")
+
+
+def _start_quietly(run: RestoreRun, vm_id: str) -> None:
+    try:
+        ovirt.start_vm(run.engine, vm_id)
+    except EngineError as exc:
+        run.session.warn(f"The original VM could not be started again: {exc}")
+
+
+def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool) -> None:
+    profiles = targets.vnic_profiles_by_network(run.engine)
+    for nic in config.nics:
+        mapped = run.request.networks.get(nic.network)
+        if mapped is not None:
+            profile = targets.vnic_profile(run.engine, mapped) if mapped else None
+        else:
+            profile = profiles.get(nic.network)
+            if profile is None and nic.network:
+                run.session.warn(f"NIC {nic.name}: the network {nic.network} doesn't exist here; "
+                                 "the NIC is left without a network.")
+        ovirt.add_nic(run.engine, vm_id, name=nic.name, vnic_profile_id=profile,
+                      mac=nic.mac if keep_macs and nic.mac else None, interface=nic.interface)
+    if config.nics:
+        macs = "their original MAC addresses" if keep_macs else "new MAC addresses"
+        run.log(f"Added {len(config.nics)} NIC(s) with {macs}.")
+
+
+def _give_back_description(run: RestoreRun, vm_id: str, config: OvfVm) -> None:
+    # The tag marked the VM as the session's while it could still be removed;
+    # once restored, it gets the user's description back.
+    update_vm = getattr(ovirt, "update_vm", None)
+    if update_vm is not None:
+        update_vm(run.engine, vm_id, description=config.description)

@@ -1,0 +1,70 @@
+"""Creation for restores: a VM from an OVF or from Blank, disks attached and NICs added."""
+
+import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
+import pytest
+
+from tests.simulator.support import vm_named, wait_disk_ok
+
+MiB = 2**20
+
+
+def _new_disk(connection, name: str):
+    domain = connection.system_service().storage_domains_service().list()[0]
+    disk = connection.system_service().disks_service().add(types.Disk(
+        name=name, format=types.DiskFormat.COW, provisioned_size=16 * MiB,
+        storage_domains=[types.StorageDomain(id=domain.id)]))
+    return wait_disk_ok(connection, disk.id)
+
+
+def test_it_creates_a_vm_from_an_ovf_and_attaches_disks_and_nics(connection):
+    vms = connection.system_service().vms_service()
+    source = vms.vm_service(vm_named(connection, "small-vm1").id).get(all_content=True)
+    source_macs = {n.mac.address for n in vms.vm_service(source.id).nics_service().list()}
+    vm = vms.add(types.Vm(
+        name="small-vm1-restored", cluster=types.Cluster(name="Default"),
+        initialization=types.Initialization(
+            regenerate_ids=True,
+            configuration=types.Configuration(type=types.ConfigurationType.OVF,
+                                              data=source.initialization.configuration.data))))
+    assert vm.id != source.id
+    assert vm.memory == source.memory and vm.cpu.topology.cores == source.cpu.topology.cores
+    assert vm.status == types.VmStatus.DOWN
+    service = vms.vm_service(vm.id)
+    restored_nics = service.nics_service().list()
+    assert [n.name for n in restored_nics] == ["nic1"]
+    assert not source_macs & {n.mac.address for n in restored_nics}
+
+    disk = _new_disk(connection, "restored_os")
+    attachment = service.disk_attachments_service().add(types.DiskAttachment(
+        disk=types.Disk(id=disk.id), interface=types.DiskInterface.VIRTIO_SCSI, bootable=True,
+        active=True))
+    assert attachment.bootable and attachment.interface == types.DiskInterface.VIRTIO_SCSI
+    profile = connection.system_service().vnic_profiles_service().list()[0]
+    nic = service.nics_service().add(types.Nic(name="nic2",
+                                               vnic_profile=types.VnicProfile(id=profile.id)))
+    assert nic.mac.address
+    assert len(service.nics_service().list()) == 2
+    assert [a.id for a in service.disk_attachments_service().list()] == [disk.id]
+    with pytest.raises(sdk.Error) as twice:
+        service.disk_attachments_service().add(types.DiskAttachment(
+            disk=types.Disk(id=disk.id), interface=types.DiskInterface.VIRTIO_SCSI))
+    assert twice.value.code == 409
+
+
+def test_it_creates_a_vm_from_blank_and_refuses_a_used_name(connection):
+    vms = connection.system_service().vms_service()
+    vm = vms.add(types.Vm(name="fresh", cluster=types.Cluster(name="Default"),
+                          template=types.Template(name="Blank"), memory=512 * MiB))
+    assert vm.memory == 512 * MiB
+    assert connection.follow_link(vm.template).name == "Blank"
+    with pytest.raises(sdk.Error) as taken:
+        vms.add(types.Vm(name="fresh", cluster=types.Cluster(name="Default"),
+                         template=types.Template(name="Blank")))
+    assert taken.value.code == 409
+    with pytest.raises(sdk.Error) as incomplete:
+        vms.add(types.Vm(name="no-cluster"))
+    assert incomplete.value.code == 400
+    vms.vm_service(vm.id).remove()
+    with pytest.raises(sdk.NotFoundError):
+        vms.vm_service(vm.id).get()

@@ -188,3 +188,21 @@ def test_closing_twice_is_no_error(dataplane, tmp_path):
     dataplane.close_transfer("t-twice")
     dataplane.close_transfer("t-twice")
     dataplane.close_transfer("never-opened")
+
+
+def test_one_layer_of_a_chain_can_be_exported_alone(dataplane, tmp_path, ca_file):
+    base, top = tmp_path / "base.cow", tmp_path / "top.cow"
+    dataplane.seed_volume(base, "cow", SIZE, seed=1, allocated_fraction=1.0)
+    dataplane.create_volume(top, "cow", SIZE, backing=base)
+    dataplane.guest_write(top, "cow", 2 * MiB, MiB, seed=2)
+    endpoint = dataplane.open_transfer("t-layer", top, "cow", "download", "raw", SIZE, 300, 60,
+                                       whole_chain=False)
+
+    with client.ImageioClient(endpoint.transfer_url, cafile=ca_file) as image:
+        data = [(e.start, e.length) for e in image.extents("zero") if not e.zero]
+        buffer = bytearray(MiB)
+        image.read(0, buffer)
+    dataplane.close_transfer("t-layer")
+
+    assert data == [(2 * MiB, MiB)]
+    assert not any(buffer)  # the base's data does not show through

@@ -143,11 +143,11 @@ class Transfers:
         export = None
         try:
             if request.transfer_format == "cow" and request.direction == "upload":
-                # The client sends the qcow2 file's bytes. As vdsm sizes the volume to the disk's
-                # initial size, the file is extended to size (imageio writes within the file).
-                if request.volume.stat().st_size < request.size:
-                    os.truncate(request.volume, request.size)
-                url, size = f"file://{request.volume}", request.size
+                url, size = f"file://{request.volume}", _cow_upload_size(request)
+                # imageio's file backend writes only within the file: make room, as vdsm sizes
+                # the volume to the disk's initial size (the tail stays a hole).
+                if request.volume.stat().st_size < size:
+                    os.truncate(request.volume, size)
             else:
                 export = NbdExport(self.run_dir / f"nbd-{ticket_id[:8]}.sock",
                                    self.log_dir / f"qemu-nbd-{short}.log",
@@ -203,6 +203,12 @@ class Transfers:
         temporary = f"backup-{ticket_id[:8]}"
         bitmaps.merge_into(request.volume, temporary, sources)
         return temporary, temporary
+
+
+def _cow_upload_size(request: TransferRequest) -> int:
+    """Room for a qcow2 file of the volume's virtual size: its data plus metadata."""
+    virtual = volumes.info(request.volume)["virtual_size"]
+    return max(request.size, virtual + virtual // 8 + 16 * 1024 * 1024)
 
 
 def _require_consistent(volume: Path, name: str) -> None:

@@ -4,6 +4,8 @@ import hashlib
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import bitmaps, volumes
@@ -35,6 +37,8 @@ class DataPlane:
         self.transfers = Transfers(self.daemon, self.sock_dir, self.home / "log")
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
+        self._volume_locks: dict[str, threading.RLock] = {}
+        self._volume_locks_lock = threading.Lock()
 
     # Lifecycle
 
@@ -66,22 +70,25 @@ class DataPlane:
     def create_volume(self, path: Path, fmt: str, size: int, sparse: bool = True,
                       backing: Path | None = None) -> None:
         """A new volume; with backing, a cow overlay that also carries the backing's checkpoints."""
-        volumes.create(Path(path), fmt, size, sparse=sparse, backing=backing)
-        if backing is not None:
-            # As vdsm does for a new snapshot layer: the checkpoints go on tracking writes here.
-            for bitmap in bitmaps.list_(Path(backing)):
-                if bitmap["consistent"]:
-                    bitmaps.add(Path(path), bitmap["name"])
+        with self._locked(path, *([backing] if backing else [])):
+            volumes.create(Path(path), fmt, size, sparse=sparse, backing=backing)
+            if backing is not None:
+                # As vdsm does for a new snapshot layer: the checkpoints go on tracking writes here.
+                for bitmap in bitmaps.list_(Path(backing)):
+                    if bitmap["consistent"]:
+                        bitmaps.add(Path(path), bitmap["name"])
 
     def seed_volume(self, path: Path, fmt: str, size: int, seed: int,
                     allocated_fraction: float) -> None:
         """A new volume with deterministic content: zero, text-like and random areas, sparse."""
-        volumes.seed(Path(path), fmt, size, seed, allocated_fraction)
+        with self._locked(path):
+            volumes.seed(Path(path), fmt, size, seed, allocated_fraction)
 
     def guest_write(self, path: Path, fmt: str, offset: int, length: int, seed: int) -> None:
         """Write deterministic data as the guest would; during a backup, into its overlay."""
-        target, target_fmt = self.guest_view(Path(path), fmt)
-        volumes.guest_write(target, target_fmt, offset, length, seed)
+        with self._locked(path):
+            target, target_fmt = self.guest_view(Path(path), fmt)
+            volumes.guest_write(target, target_fmt, offset, length, seed)
 
     def guest_view(self, path: Path, fmt: str | None = None) -> tuple[Path, str]:
         """(image, format) holding what the guest sees now: the overlay during a backup."""
@@ -104,32 +111,37 @@ class DataPlane:
         Checkpoints only top had are added to base first, so the merged writes stay dirty.
         """
         top, base = Path(top), Path(base)
-        have = {b["name"] for b in bitmaps.list_(base)}
-        if volumes.info(base)["format"] == "cow":
-            for bitmap in bitmaps.list_(top):
-                if bitmap["consistent"] and bitmap["name"] not in have:
-                    bitmaps.add(base, bitmap["name"])
-        volumes.commit(top, base)
-        for child in children:
-            volumes.rebase(Path(child), base)
+        with self._locked(top, base, *children):
+            have = {b["name"] for b in bitmaps.list_(base)}
+            if volumes.info(base)["format"] == "cow":
+                for bitmap in bitmaps.list_(top):
+                    if bitmap["consistent"] and bitmap["name"] not in have:
+                        bitmaps.add(base, bitmap["name"])
+            volumes.commit(top, base)
+            for child in children:
+                volumes.rebase(Path(child), base)
 
     def rebase_volume(self, path: Path, backing: Path) -> None:
         """Point a cow volume at another backing holding the same guest data (`rebase -u`)."""
-        volumes.rebase(Path(path), Path(backing))
+        with self._locked(path):
+            volumes.rebase(Path(path), Path(backing))
 
     def delete_volume(self, path: Path) -> None:
         """Remove a volume (and a point-in-time overlay left on it)."""
-        _pit_overlay(Path(path)).unlink(missing_ok=True)
-        volumes.delete(Path(path))
+        with self._locked(path):
+            _pit_overlay(Path(path)).unlink(missing_ok=True)
+            volumes.delete(Path(path))
 
     # Checkpoints
 
     def add_bitmap(self, volume: Path, name: str) -> None:
         """A checkpoint: a persistent dirty bitmap in a cow volume, tracking writes from now on."""
-        bitmaps.add(Path(volume), name)
+        with self._locked(volume):
+            bitmaps.add(Path(volume), name)
 
     def remove_bitmap(self, volume: Path, name: str) -> None:
-        bitmaps.remove(Path(volume), name)
+        with self._locked(volume):
+            bitmaps.remove(Path(volume), name)
 
     def list_bitmaps(self, volume: Path) -> list[dict]:
         """[{"name", "granularity", "consistent"}]; [] for a raw volume."""
@@ -137,7 +149,8 @@ class DataPlane:
 
     def invalidate_bitmap(self, volume: Path, name: str, how: str = "inconsistent") -> None:
         """Break a checkpoint as a host crash does: "inconsistent" (flagged in-use) or "removed"."""
-        bitmaps.invalidate(Path(volume), name, how)
+        with self._locked(volume):
+            bitmaps.invalidate(Path(volume), name, how)
 
     # Point in time
 
@@ -146,11 +159,12 @@ class DataPlane:
         done = []
         try:
             for volume in map(Path, volume_list):
-                overlay = _pit_overlay(volume)
-                if overlay.exists():
-                    raise DataPlaneError(f"{volume} is already in a backup")
-                size = volumes.info(volume)["virtual_size"]
-                volumes.create(overlay, "cow", size, backing=volume)
+                with self._locked(volume):
+                    overlay = _pit_overlay(volume)
+                    if overlay.exists():
+                        raise DataPlaneError(f"{volume} is already in a backup")
+                    size = volumes.info(volume)["virtual_size"]
+                    volumes.create(overlay, "cow", size, backing=volume)
                 done.append(volume)
         except BaseException:
             self.end_backup(done)
@@ -159,10 +173,11 @@ class DataPlane:
     def end_backup(self, volume_list: list[Path]) -> None:
         """Merge what the guest wrote during the backup into the volumes (marking it dirty)."""
         for volume in map(Path, volume_list):
-            overlay = _pit_overlay(volume)
-            if overlay.exists():
-                volumes.commit(overlay, volume)
-                overlay.unlink()
+            with self._locked(volume):
+                overlay = _pit_overlay(volume)
+                if overlay.exists():
+                    volumes.commit(overlay, volume)
+                    overlay.unlink()
 
     def in_backup(self, volume: Path) -> bool:
         return _pit_overlay(Path(volume)).exists()
@@ -177,7 +192,8 @@ class DataPlane:
         request = TransferRequest(transfer_id, Path(volume), fmt, direction, transfer_format,
                                   size, timeout, inactivity_timeout, whole_chain, dirty_bitmap,
                                   ticket_id)
-        self.transfers.open(request)
+        with self._locked(volume):
+            self.transfers.open(request)
         fault = self._fault_for(transfer_id)
         if fault is not None:
             self._attach_relay(transfer_id, fault)
@@ -209,7 +225,12 @@ class DataPlane:
 
         A transfer that is not open (closed already, or lost with a restart) is no error.
         """
-        self.transfers.close(transfer_id)
+        try:
+            volume = self.transfers.get(transfer_id).request.volume
+        except DataPlaneError:
+            return
+        with self._locked(volume):
+            self.transfers.close(transfer_id)
 
     # Faults
 
@@ -240,6 +261,17 @@ class DataPlane:
             relay, transfer.relay = transfer.relay, None
             if relay is not None:
                 relay.close()
+
+    @contextmanager
+    def _locked(self, *paths: Path) -> Iterator[None]:
+        """Serialize our own qemu tools on these volumes (qemu's image locks would fail them)."""
+        keys = sorted({str(Path(p).resolve()) for p in paths})
+        with self._volume_locks_lock:
+            locks = [self._volume_locks.setdefault(key, threading.RLock()) for key in keys]
+        with ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            yield
 
     def _fault_for(self, transfer_id: str) -> dict | None:
         with self._faults_lock:

@@ -55,9 +55,11 @@ def build_engine(state_dir: Path, host: str, seed: str, password: str | None,
 
 def recover(engine: Engine) -> None:
     """Resume what a stopped simulator left between states (locked snapshots, transfers)."""
+    from simulator import faults
     from simulator.handlers import backups, disks, snapshots, transfers
 
     with engine.lock:
+        faults.rearm(engine)
         for module in (snapshots, transfers, backups, disks):
             recover_module = getattr(module, "recover", None)
             if recover_module is not None:

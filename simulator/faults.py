@@ -43,6 +43,14 @@ def add(engine: Engine, spec: dict) -> dict:
     return fault
 
 
+def rearm(engine: Engine) -> None:
+    """Arm the data plane's faults again after a restart (it keeps them in memory only)."""
+    for fault in engine.store.faults:
+        if fault["kind"] == "imageio-drop" and engine.dataplane is not None:
+            engine.dataplane.drop_connections_after(None, int(fault["bytes"]),
+                                                    count=fault["count"])
+
+
 def clear(engine: Engine, fault_id: str | None = None) -> list[dict]:
     """Remove one fault, or all; returns what was removed."""
     removed = [f for f in engine.store.faults if fault_id in (None, f["id"])]

@@ -155,3 +155,14 @@ def remove_disk(engine: Engine, request: Request):
         engine.add_event(f"Disk {disk['alias']} was successfully removed.", code=2014)
         engine.save()
         return removed()
+
+
+def recover(engine: Engine) -> None:
+    """Unlock disks a restart left locked by an add (transfers and snapshots unlock theirs)."""
+    busy = {t["disk"] for t in engine.store["imagetransfers"].values()
+            if not t["phase"].startswith("finished")}
+    busy |= {e["disk"] for s in engine.store["snapshots"].values() if s["status"] == "locked"
+             for e in s["disks"]}
+    for disk in engine.store["disks"].values():
+        if disk["status"] == "locked" and disk["id"] not in busy:
+            engine.later(_unlock, engine, disk["id"])

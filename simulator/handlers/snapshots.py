@@ -136,7 +136,7 @@ def add_snapshot(engine: Engine, request: Request):
                                f"{disk['status'].capitalize()}. Please try again later.")
         snapshot = {"id": new_id(), "vm": vm["id"], "description": description,
                     "status": "locked", "type": "regular", "date": now(),
-                    "disks": [{"disk": d["id"], "volume": None} for d in disks],
+                    "disks": [{"disk": d["id"], "volume": None} for d in disks], "op": "create",
                     "stuck": faults.take(engine, "snapshot-locked") is not None}
         for disk in disks:
             disk["status"] = "locked"
@@ -187,7 +187,7 @@ def remove_snapshot(engine: Engine, request: Request):
             if disk and disk["status"] != "ok":
                 raise conflict(f"Cannot remove Snapshot. Disk {disk['alias']} is locked. "
                                "Please try again in a few minutes.")
-        snapshot["status"] = "locked"
+        snapshot["status"], snapshot["op"] = "locked", "delete"
         for entry in snapshot["disks"]:
             if entry["disk"] in engine.store["disks"]:
                 engine.store["disks"][entry["disk"]]["status"] = "locked"
@@ -271,3 +271,14 @@ def get_disk_snapshot(engine: Engine, request: Request):
         disk, snapshot = find_disk_snapshot(engine, request.params["volume"])
         return ok("disk_snapshot", render_disk_snapshot(engine, disk, request.params["volume"],
                                                         snapshot["id"]))
+
+
+def recover(engine: Engine) -> None:
+    """Finish the snapshot creations and removals a restart interrupted."""
+    for snapshot in engine.store["snapshots"].values():
+        if snapshot["status"] != "locked":
+            continue
+        if snapshot.get("op") == "delete":
+            engine.later(_merge_snapshot, engine, snapshot["id"])
+        else:
+            engine.later(_finish_snapshot, engine, snapshot["id"])

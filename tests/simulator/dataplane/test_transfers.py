@@ -206,3 +206,19 @@ def test_one_layer_of_a_chain_can_be_exported_alone(dataplane, tmp_path, ca_file
 
     assert data == [(2 * MiB, MiB)]
     assert not any(buffer)  # the base's data does not show through
+
+
+def test_a_counted_drop_fault_cuts_only_that_many_connections(dataplane, tmp_path, ca_file):
+    volume = tmp_path / "disk.raw"
+    dataplane.seed_volume(volume, "raw", SIZE, seed=8, allocated_fraction=1.0)
+    dataplane.drop_connections_after(None, MiB, count=1)
+    endpoint = open_download(dataplane, "t-count", volume, "raw")
+    buffer = bytearray(4 * MiB)
+
+    with pytest.raises((OSError, RuntimeError)), \
+            client.ImageioClient(endpoint.transfer_url, cafile=ca_file) as image:
+        image.read(0, buffer)
+    with client.ImageioClient(endpoint.transfer_url, cafile=ca_file) as image:
+        image.read(0, buffer)
+    dataplane.close_transfer("t-count")
+    assert bytes(buffer) == volume.read_bytes()[:4 * MiB]

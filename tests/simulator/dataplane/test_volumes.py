@@ -134,3 +134,16 @@ def test_layers_in_other_image_folders_keep_working_after_a_merge(plane, tmp_pat
 
     assert plane.volume_info(top)["backing"] == str(base)
     assert guest_bytes(top, tmp_path) == guest_before
+
+
+def test_concurrent_calls_on_one_volume_wait_for_each_other(plane, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    volume = tmp_path / "disk"
+    plane.create_volume(volume, "cow", SIZE)
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(plane.guest_write, volume, "cow", n * MiB, MiB, n) for n in range(6)]
+        jobs += [pool.submit(plane.add_bitmap, volume, f"c{n}") for n in range(3)]
+        for job in jobs:
+            job.result()
+    assert len(plane.list_bitmaps(volume)) == 3

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from repositories.choices import GatewayState
 from repositories.datamover.client import DataMoverError
 from repositories.models import GatewayServer, Repository
 from repositories.signals import repository_verified
@@ -110,10 +111,27 @@ def test_connection(url: str, token: str, ca_pem: str = "", key_check: str = "")
     return TestResult(True, steps)
 
 
+def record_gateway_state(repository: Repository, error: str = "") -> None:
+    """A gateway is ready when its data mover answered, unreachable when it didn't."""
+    gateway = repository.gateway
+    if gateway is None:
+        return
+    if error:
+        gateway.state, gateway.last_error = GatewayState.UNREACHABLE, error
+    else:
+        gateway.state, gateway.last_error, gateway.last_seen = GatewayState.READY, "", timezone.now()
+    gateway.save(update_fields=["state", "last_error", "last_seen"])
+
+
 def refresh_stats(repository: Repository, timeout: float = 5) -> dict:
     """Read the data mover's figures into the record; raises DataMoverError when unreachable."""
-    with repository.client(timeout=timeout, retries=0) as client:
-        stats = client.stats()
+    try:
+        with repository.client(timeout=timeout, retries=0) as client:
+            stats = client.stats()
+    except DataMoverError as exc:
+        record_gateway_state(repository, str(exc))
+        raise
+    record_gateway_state(repository)
     repository.stats = stats
     repository.stats_updated = timezone.now()
     repository.save(update_fields=["stats", "stats_updated"])

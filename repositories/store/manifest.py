@@ -92,6 +92,9 @@ class Manifest:
     # The OVF of an encrypted repository, as a base64 chunk; see seal_ovf().
     sealed_ovf: str | None = None
     labels: dict = field(default_factory=dict)
+    # Set by the data mover from the repository's immutability when it is written;
+    # a later, shorter setting never shortens it.
+    immutable_until: datetime | None = None
 
     def digests(self) -> set[str]:
         """Every chunk id this restore point needs."""
@@ -135,6 +138,7 @@ class Manifest:
             "parent": self.parent, "vm": {"id": self.vm_id, "name": self.vm_name},
             "ovf": self.ovf, "sealed_ovf": self.sealed_ovf, "labels": self.labels,
             "figures": self.figures, "disks": [disk.to_dict() for disk in self.disks],
+            "immutable_until": _iso(self.immutable_until),
         }
 
     def summary(self) -> dict:
@@ -144,8 +148,13 @@ class Manifest:
             "type": self.type, "parent": self.parent, "vm_id": self.vm_id,
             "vm_name": self.vm_name, "labels": self.labels, "figures": self.figures,
             "size": self.size(), "allocated": self.allocated_bytes(),
+            "immutable_until": _iso(self.immutable_until),
             "disks": [{"id": d.id, "name": d.name, "size": d.size} for d in self.disks],
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def build_manifest(manifest_id: str, vm_id: str, disks: list[DiskIndex], *, vm_name: str = "",
@@ -218,11 +227,14 @@ def parse_manifest(data: bytes | str | dict) -> Manifest:
             disks=[_parse_disk(d) for d in raw["disks"]], figures=raw.get("figures") or {},
             ovf=raw.get("ovf") or "", sealed_ovf=raw.get("sealed_ovf"),
             labels=raw.get("labels") or {},
+            immutable_until=(datetime.fromisoformat(raw["immutable_until"])
+                             if raw.get("immutable_until") else None),
         )
     except ManifestError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ManifestError(f"malformed manifest: {exc!r}") from None
-    if manifest.created.tzinfo is None:
-        raise ManifestError("manifest time has no time zone")
+    if manifest.created.tzinfo is None or (manifest.immutable_until
+                                           and manifest.immutable_until.tzinfo is None):
+        raise ManifestError("manifest times need a time zone")
     return manifest

@@ -156,6 +156,9 @@ class ChunkStore:
         absent = sorted(d for d in manifest.digests() if not self.backend.exists(chunk_name(d)))
         if absent:
             raise MissingChunks(absent)
+        if self.immutable_days:
+            until = datetime.now(UTC) + timedelta(days=self.immutable_days)
+            manifest.immutable_until = max(until, manifest.immutable_until or until)
         self.backend.write(manifest_name(manifest.id), serialize_manifest(manifest))
         return manifest
 
@@ -204,11 +207,12 @@ class ChunkStore:
         """
         manifest = self.get_manifest(manifest_id)
         now = now or datetime.now(UTC)
-        until = manifest.created + timedelta(days=self.immutable_days)
+        until = max(manifest.created + timedelta(days=self.immutable_days),
+                    manifest.immutable_until or manifest.created)
         if now < until:
             raise Immutable(
-                f"restore point {manifest_id} is immutable until {until:%Y-%m-%d %H:%M} UTC "
-                f"(the repository keeps restore points {self.immutable_days} days)"
+                f"restore point {manifest_id} is immutable until "
+                f"{until.astimezone(UTC):%Y-%m-%d %H:%M} UTC; no one can delete it before"
             )
         for lease in self.leases():
             if manifest_id in lease.get("manifests", []):

@@ -132,3 +132,12 @@ def _age(root, seconds):
     for dirpath, _, files in os.walk(root / "chunks"):
         for name in files:
             os.utime(os.path.join(dirpath, name), (past, past))
+
+
+def test_a_bad_default_data_mover_url_is_reported_by_a_system_check(settings):
+    from repositories.checks import check_default_datamover_url
+
+    settings.DEFAULT_DATAMOVER_URL = "127.0.0.1:8100"
+    assert [e.id for e in check_default_datamover_url(None)] == ["repositories.E001"]
+    settings.DEFAULT_DATAMOVER_URL = "http://127.0.0.1:8100"
+    assert check_default_datamover_url(None) == []

@@ -161,3 +161,19 @@ def test_an_administrator_adds_a_gateway(client_as):
         "name": "nas-gw", "address": "10.0.0.5"})
     assert response.status_code == 302
     assert GatewayServer.objects.get(name="nas-gw").default_datamover_url() == "http://10.0.0.5:8100"
+
+
+def test_a_gateway_turns_ready_or_unreachable_with_its_data_mover(client_as, served):
+    gateway = GatewayServer.objects.create(name="gw", address="127.0.0.1")
+    served.gateway = gateway
+    served.save()
+    client = client_as(OPERATOR)
+    client.get(reverse("repositories:row", args=[served.pk]))
+    gateway.refresh_from_db()
+    assert gateway.state == "ready" and gateway.last_seen
+    served.datamover_url = "http://127.0.0.1:9"
+    served.save()
+    client.get(reverse("repositories:row", args=[served.pk]))
+    gateway.refresh_from_db()
+    assert gateway.state == "unreachable" and "can't be reached" in gateway.last_error
+    assert b"unreachable" in client.get(reverse("repositories:gateways")).content.lower()

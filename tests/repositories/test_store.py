@@ -231,3 +231,12 @@ def test_stale_temporary_files_are_removed_by_garbage_collection(store):
     os.utime(leftover, (past, past))
     report = collect_garbage(store, grace_seconds=3600)
     assert report.temporary_removed == 1 and not leftover.exists()
+
+
+def test_shortening_the_immutability_later_doesnt_unlock_restore_points(tmp_path):
+    store = ChunkStore.create(tmp_path / "immutable", immutable_days=30)
+    back_up(store, "rp-1", "vm", make_disk(compressible_block(12)))
+    relaxed = ChunkStore.open(tmp_path / "immutable", immutable_days=0)
+    with pytest.raises(Immutable):
+        relaxed.delete_manifest("rp-1", now=datetime.now(UTC) + timedelta(days=29))
+    relaxed.delete_manifest("rp-1", now=datetime.now(UTC) + timedelta(days=31))

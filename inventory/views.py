@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -61,12 +62,14 @@ def manager_row(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseStopPolling(response.content)
 
 
+@sensitive_post_parameters("password")
 @administrator_required
 def manager_add(request: HttpRequest) -> HttpResponse:
     """Register a manager."""
     return _manager_form(request, Manager())
 
 
+@sensitive_post_parameters("password")
 @administrator_required
 def manager_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a manager (the password field stays empty; empty keeps the stored one)."""
@@ -83,6 +86,7 @@ def _manager_form(request: HttpRequest, manager: Manager) -> HttpResponse:
                   {"form": form, "manager": manager, "title": "Edit manager" if manager.pk else "Add manager"})
 
 
+@sensitive_post_parameters("password")
 @require_POST
 @administrator_required
 def manager_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:

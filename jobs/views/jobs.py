@@ -1,0 +1,87 @@
+"""The jobs list, a job's page, and its actions: run, run full, enable, disable, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from jobs import services
+from jobs.choices import ACTIVE_STATES
+from jobs.models import BackupJob, Session
+from jobs.views.access import can_edit, can_run, editors_only, runners_only
+
+
+def _rows(jobs) -> list[dict]:
+    """Each job with its last session, next run and how many VMs it selects now."""
+    rows = []
+    for job in jobs:
+        last = job.sessions.order_by("-created").first()
+        rows.append({"job": job, "last": last, "next_run": job.next_run(),
+                     "vm_count": len(job.resolve_vms()),
+                     "running": last is not None and last.state in ACTIVE_STATES})
+    return rows
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """Every backup job: last result, next run, VM count, and the actions the user may take."""
+    jobs = BackupJob.objects.select_related("repository", "cluster").prefetch_related("vms")
+    return render(request, "jobs/index.html", {
+        "rows": _rows(jobs), "can_edit": can_edit(request.user), "can_run": can_run(request.user),
+        "title": "Backup jobs"})
+
+
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One job: what, where, when, and its recent sessions and restore points."""
+    job = get_object_or_404(BackupJob.objects.select_related("repository", "cluster"), pk=pk)
+    return render(request, "jobs/detail.html", {
+        "job": job, "row": _rows([job])[0], "vms": job.resolve_vms(),
+        "sessions": job.sessions.order_by("-created")[:20],
+        "points": job.restore_points.select_related("repository").order_by("-time")[:20],
+        "can_edit": can_edit(request.user), "can_run": can_run(request.user), "title": job.name})
+
+
+def _back(request: HttpRequest, job: BackupJob, session: Session | None = None) -> HttpResponse:
+    target = session.get_absolute_url() if session else request.POST.get("next") or job.get_absolute_url()
+    if request.htmx:
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
+
+
+@require_POST
+@runners_only
+def job_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run now (``full=1``: read every disk in full); then the session's live page."""
+    job = get_object_or_404(BackupJob, pk=pk)
+    running = services.running_session_of(job)
+    if running is not None:
+        messages.info(request, f"{job.name} is running already.")
+        return _back(request, job, running)
+    session = services.run_job(job, full=request.POST.get("full") == "1", user=request.user)
+    messages.success(request, f"Started {'a full backup of ' if session.full else ''}{job.name}.")
+    return _back(request, job, session)
+
+
+@require_POST
+@runners_only
+def job_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable (``enabled=1``) or disable the job's schedule."""
+    job = get_object_or_404(BackupJob, pk=pk)
+    job.enabled = request.POST.get("enabled") == "1"
+    job.save(update_fields=["enabled", "modified"])
+    messages.success(request, f"{job.name} is {'enabled' if job.enabled else 'disabled'}.")
+    return _back(request, job)
+
+
+@editors_only
+def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete the job after confirmation; its restore points stay (retention no longer applies)."""
+    job = get_object_or_404(BackupJob, pk=pk)
+    if request.method == "POST":
+        name = job.name
+        job.delete()
+        messages.success(request, f"Deleted job {name}. Its restore points are kept.")
+        return redirect("jobs:index")
+    return render(request, "jobs/delete.html", {"job": job, "title": f"Delete {job.name}"})

@@ -1,0 +1,78 @@
+"""Sessions: the history with filters, a session's page, its live progress fragment, cancel."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from jobs.forms import SessionFilterForm
+from jobs.models import Session
+from jobs.views.access import can_run, runners_only
+
+PAGE_SIZE = 50
+SORTS = {"created": "created", "-created": "-created", "name": "name", "-name": "-name",
+         "state": "state", "-state": "-state"}
+
+
+def sessions(request: HttpRequest) -> HttpResponse:
+    """Every session, newest first, filtered by state, kind, job, date and text."""
+    form = SessionFilterForm(request.GET or None)
+    rows = Session.objects.select_related("job")
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["state"]:
+            rows = rows.filter(state=data["state"])
+        if data["kind"]:
+            rows = rows.filter(kind=data["kind"])
+        if data["job"]:
+            rows = rows.filter(job=data["job"])
+        if data["since"]:
+            rows = rows.filter(created__date__gte=data["since"])
+        if data["q"]:
+            rows = rows.filter(Q(name__icontains=data["q"]) | Q(tasks__vm_name__icontains=data["q"])).distinct()
+    rows = rows.order_by(SORTS.get(request.GET.get("sort", ""), "-created"), "-pk")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "jobs/sessions.html", {"form": form, "page": page, "query": query.urlencode(),
+                                                  "title": "Sessions"})
+
+
+def _session_context(request: HttpRequest, session: Session) -> dict:
+    return {"session": session, "tasks": session.tasks.all(),
+            "log_lines": session.log_lines.order_by("pk"), "can_run": can_run(request.user)}
+
+
+def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A session with progress per VM and disk, rates and its log."""
+    session = get_object_or_404(Session.objects.select_related("job"), pk=pk)
+    context = _session_context(request, session) | {"title": f"Session {session.pk}"}
+    return render(request, "jobs/session_detail.html", context)
+
+
+def session_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the session page; polled every 2 s, 286 once the session has ended."""
+    session = get_object_or_404(Session.objects.select_related("job"), pk=pk)
+    response = render(request, "jobs/session_detail_progress.html", _session_context(request, session))
+    if session.is_terminal:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@require_POST
+@runners_only
+def session_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask the session to stop; it cleans up the engine and ends as cancelled."""
+    session = get_object_or_404(Session, pk=pk)
+    if session.request_cancel():
+        messages.success(request, f"Cancelling session {session.pk}: it stops within seconds.")
+    else:
+        messages.info(request, f"Session {session.pk} has ended already.")
+    if request.htmx:
+        return session_progress(request, pk)
+    return redirect(session.get_absolute_url())

@@ -1,0 +1,163 @@
+"""Fixtures of the jobs tests: the simulator, a data mover, a synced manager, a repository, and the runners."""
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from tests.support.processes import free_port, manage_py, running, wait_for_port
+
+MIB = 1024 * 1024
+SESSION_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """One simulator (seed small) for a test module: starting it is the slow part."""
+    from simulator.testing import running_simulator
+
+    with running_simulator(tmp_path_factory.mktemp("sim") / "state", seed="small", delays=0.1) as handle:
+        yield handle
+
+
+@dataclass
+class DataMover:
+    url: str
+    token: str
+    path: Path
+
+
+@pytest.fixture(scope="module")
+def datamover(tmp_path_factory):
+    """A standalone data mover over a fresh repository, for a test module."""
+    home = tmp_path_factory.mktemp("datamover")
+    token_file = home / "token"
+    token_file.write_text("jobs-test-token")
+    port = free_port()
+    args = [sys.executable, "-m", "repositories.datamover", "--path", str(home / "repository"),
+            "--token-file", str(token_file), "--bind", f"127.0.0.1:{port}", "--init",
+            "--workers", "1", "--threads", "4"]
+    with running(args, log_path=home / "datamover.log") as process:
+        wait_for_port(port, process=process)
+        yield DataMover(f"http://127.0.0.1:{port}", "jobs-test-token", home / "repository")
+
+
+@dataclass
+class Stack:
+    sim: object
+    manager: object
+    repository: object
+    output_dir: Path
+    env: dict
+
+    def vm(self, name: str):
+        from inventory.models import VM
+
+        return VM.objects.select_related("manager", "cluster").get(manager=self.manager, name=name)
+
+    def job(self, name: str, vms: list[str], **fields):
+        from jobs.models import BackupJob
+
+        job = BackupJob.objects.create(name=name, repository=self.repository, **fields)
+        job.vms.set([self.vm(v) for v in vms])
+        return job
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+                         for p in sorted(self.output_dir.glob("*.log")))
+
+
+@pytest.fixture
+def manager(sim, transactional_db):
+    from inventory.models import Manager
+    from inventory.sync import sync_manager
+
+    manager = Manager.objects.create(name="sim", url=sim.url, username=sim.username, password=sim.password,
+                                     ca_certificate=sim.ca_file.read_text())
+    sync_manager(manager)
+    return manager
+
+
+@pytest.fixture
+def repository(datamover, transactional_db):
+    from repositories.models import Repository
+
+    return Repository.objects.create(name="repo", path=str(datamover.path), datamover_url=datamover.url,
+                                     token=datamover.token)
+
+
+def runner_env(live_env: dict, **extra) -> dict:
+    return {**live_env, "VBR_RUNNER_WORKERS": "2", **{k: str(v) for k, v in extra.items()}}
+
+
+@pytest.fixture
+def stack(sim, manager, repository, live_env, output_dir):
+    """The control runner and the embedded worker runner, against the test database."""
+    env = runner_env(live_env)
+    with running(manage_py("qcluster"), env, output_dir / "control.log"), \
+            running(manage_py("qcluster"), {**env, "Q_CLUSTER_NAME": "embedded"}, output_dir / "worker.log"):
+        yield Stack(sim, manager, repository, output_dir, env)
+
+
+def wait_for_session(session, timeout: float = SESSION_TIMEOUT, stack: Stack | None = None):
+    """Poll the session until it ends; its final row."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.refresh_from_db()
+        if session.is_terminal:
+            return session
+        time.sleep(0.3)
+    log = "\n".join(str(line) for line in session.log_lines.all())
+    raise AssertionError(f"session {session.pk} still {session.state} after {timeout} s\n{log}\n"
+                         + (stack.logs() if stack else ""))
+
+
+def session_log(session) -> str:
+    return "\n".join(line.message for line in session.log_lines.order_by("pk"))
+
+
+def export_disk(repository, manifest_id: str, disk_id: str, target: Path) -> Path:
+    """A restore point's disk read back from the repository into a raw file (manifest + chunks)."""
+    from repositories.store import decode_chunk
+
+    with repository.client() as client:
+        manifest = client.get_manifest(manifest_id)
+        disk = manifest.disk(disk_id)
+        with open(target, "wb") as f:
+            f.truncate(disk.size)
+            for index, digest in enumerate(disk.blocks):
+                if digest is not None:
+                    f.seek(index * disk.block_size)
+                    f.write(decode_chunk(client.get_chunk(digest), repository.repository_key()))
+    return target
+
+
+def guest_image(sim, disk_id: str, target: Path) -> Path:
+    """The guest's view of a simulator disk now, as a raw file."""
+    path, fmt = sim.disk_image(disk_id)
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2" if fmt in ("cow", "qcow2") else "raw",
+                    "-O", "raw", str(path), str(target)], check=True, capture_output=True)
+    return target
+
+
+def images_equal(a: Path, b: Path) -> bool:
+    result = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", str(a), str(b)],
+                            capture_output=True, text=True)
+    return result.returncode == 0
+
+
+@pytest.fixture
+def client_as(db, client):
+    """A logged-in test client for a user of the given role."""
+
+    def login(role: str):
+        user = User.objects.create_user(username=role.lower().replace(" ", "-"), password="x")
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        return client
+
+    return login

@@ -1,0 +1,35 @@
+"""Rows for page and command tests that need no engine: a manager, clusters, VMs, a repository, jobs."""
+
+from inventory.models import VM, Cluster, Disk, Manager
+from jobs.models import BackupJob, RestorePoint
+from repositories.models import Repository
+
+
+def inventory(vm_names=("web1", "db1"), tags=("production",)):
+    manager = Manager.objects.create(name="engine1", url="https://engine1.example/ovirt-engine/api")
+    cluster = Cluster.objects.create(manager=manager, engine_id="c1", name="Production")
+    vms = []
+    for index, name in enumerate(vm_names):
+        vm = VM.objects.create(manager=manager, engine_id=f"vm-{index}", name=name, cluster=cluster,
+                               tags=list(tags) if index == 0 else [], status="up")
+        Disk.objects.create(manager=manager, engine_id=f"disk-{index}", name=f"{name}_os", vm=vm,
+                            format="cow", provisioned_size=10 * 2**30)
+        vms.append(vm)
+    return manager, cluster, vms
+
+
+def repository(name="repo1"):
+    return Repository.objects.create(name=name, path="/srv/repo1", datamover_url="http://127.0.0.1:1")
+
+
+def job(name="nightly", vms=(), **fields):
+    repo = fields.pop("repository", None) or Repository.objects.first() or repository()
+    job = BackupJob.objects.create(name=name, repository=repo, **fields)
+    job.vms.set(vms)
+    return job
+
+
+def restore_point(vm, repo, when, **fields):
+    defaults = {"vm_engine_id": vm.engine_id, "vm_name": vm.name, "manifest_id": f"rp-{vm.pk}-{when:%s}",
+                "disks": [{"id": "disk-0", "name": "web1_os", "size": 10 * 2**30}], "time": when}
+    return RestorePoint.objects.create(vm=vm, repository=repo, **{**defaults, **fields})

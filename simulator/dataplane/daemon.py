@@ -191,7 +191,11 @@ kwargs = {{"maxBytes": 20971520, "backupCount": 3}}
     def _log_since(self, offset: int) -> str:
         try:
             with open(self.log_path, "rb") as f:
-                f.seek(offset)
+                # The log may have rotated since offset was taken: then all of it is new.
+                if f.seek(0, 2) >= offset:
+                    f.seek(offset)
+                else:
+                    f.seek(0)
                 return f.read().decode(errors="replace")
         except OSError:
             return ""

@@ -135,7 +135,7 @@ class ChunkStore:
         with self.backend.lock(exclusive=False):
             if self.backend.touch(name):
                 return False
-            self.backend.write(name, blob)
+            self.backend.write(name, blob, durable_name=False)
         return True
 
     def get_chunk(self, digest: str) -> bytes:
@@ -156,6 +156,8 @@ class ChunkStore:
         absent = sorted(d for d in manifest.digests() if not self.backend.exists(chunk_name(d)))
         if absent:
             raise MissingChunks(absent)
+        # Chunk names become durable here, before the manifest that needs them.
+        self.backend.flush()
         if self.immutable_days:
             until = datetime.now(UTC) + timedelta(days=self.immutable_days)
             manifest.immutable_until = max(until, manifest.immutable_until or until)

@@ -16,6 +16,7 @@ from .transfers import TransferEndpoint, TransferRequest, Transfers
 
 # The guest's writes during a backup go to this overlay beside the volume (see README.md).
 PIT_SUFFIX = ".pit"
+_WILDCARDS = ("0.0.0.0", "::", "")
 
 
 class DataPlane:
@@ -30,8 +31,7 @@ class DataPlane:
             raise DataPlaneError("DataPlane needs tls=(key_file, cert_file, ca_file)")
         self.home = Path(state_dir) / "dataplane"
         self.host = host
-        self.public_host = public_host or (host if host not in ("0.0.0.0", "::", "") else
-                                           "127.0.0.1")
+        self.public_host = public_host or (host if host not in _WILDCARDS else "127.0.0.1")
         self.sock_dir = _socket_dir(self.home)
         self.daemon = ImageioDaemon(self.home, self.sock_dir, host, tls)
         self.transfers = Transfers(self.daemon, self.sock_dir, self.home / "log")
@@ -203,6 +203,8 @@ class DataPlane:
         """The URLs of an open transfer (on the drop relay while a drop fault applies to it)."""
         transfer = self.transfers.get(transfer_id)
         if transfer.relay is not None:
+            # Not 127.0.0.1: the client would see a local peer and bypass the relay through
+            # the daemon's unix socket.
             host, port = transfer.relay.address
         else:
             host, port = self.public_host, self.daemon.port
@@ -282,10 +284,9 @@ class DataPlane:
 
     def _attach_relay(self, transfer_id: str, fault: dict) -> None:
         transfer = self.transfers.get(transfer_id)
-        # Not 127.0.0.1: the client would see a local peer and bypass us via the unix socket.
-        relay_host = "127.0.0.2" if self.host == "127.0.0.1" else self.host
-        relay = DropRelay(relay_host, ("127.0.0.1" if self.host in ("0.0.0.0", "")
-                                       else self.host, self.daemon.port),
+        local = self.host in _WILDCARDS or self.host.startswith("127.")
+        relay = DropRelay("127.0.0.2" if local else self.host,
+                          ("127.0.0.1" if self.host in _WILDCARDS else self.host, self.daemon.port),
                           fault["nbytes"], fault["count"])
         old, transfer.relay = transfer.relay, relay
         if old is not None:

@@ -120,8 +120,18 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "repositories/detail.html", context)
 
 
+def _corrupted_manifest_ids(repository: Repository) -> set[str]:
+    """Restore points the last verification found damaged, or the jobs app marked corrupted."""
+    corrupted = set(repository.corrupted_restore_points)
+    rows = getattr(repository, "restore_points", None)  # jobs.RestorePoint, when installed
+    if rows is not None:
+        corrupted |= set(rows.filter(state=RestorePointState.CORRUPTED)
+                         .values_list("manifest_id", flat=True))
+    return corrupted
+
+
 def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list[dict]:
-    corrupted = repository.corrupted_restore_points
+    corrupted = _corrupted_manifest_ids(repository)
     by_vm: dict[str, dict] = defaultdict(lambda: {"name": "", "restore_points": []})
     for summary in summaries:
         if "error" in summary:

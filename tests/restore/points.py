@@ -34,11 +34,17 @@ class SourceDisk:
     disk_format: str = "raw"
 
 
+def qemu_format(fmt: str) -> str:
+    """qemu's name of an engine disk format."""
+    return "qcow2" if fmt in ("cow", "qcow2") else "raw"
+
+
 def image_as_raw(image: Path, image_format: str, folder: Path) -> Path:
     """A raw copy of an image (sparse), as the guest sees it."""
     target = folder / f"{image.name}-{uuid.uuid4().hex[:8]}.raw"
-    subprocess.run(["qemu-img", "convert", "-f", image_format, "-O", "raw", str(image), str(target)],
-                   check=True, capture_output=True)
+    # -U: the simulator's qemu-nbd may hold the image open.
+    subprocess.run(["qemu-img", "convert", "-U", "-f", qemu_format(image_format), "-O", "raw",
+                    str(image), str(target)], check=True, capture_output=True)
     return target
 
 

@@ -1,0 +1,75 @@
+"""Entire VM restore as new VMs, and a failure mid-restore, against the simulator with real runners."""
+
+from pathlib import Path
+
+import pytest
+
+from jobs.restore.requests import RestoreRequest
+from plugin import engine as ovirt
+from tests.restore.points import qemu_format
+from tests.restore.stack import same_image, session_log
+
+pytestmark = pytest.mark.integration
+
+
+def restored_disks(stack, session) -> dict[str, str]:
+    """Source disk id → the disk the session made for it."""
+    return {row["id"]: row["new_disk_id"] for row in session.tasks.get().disks}
+
+
+def assert_disks_equal(stack, session, images: dict[str, Path]) -> None:
+    for source_id, new_id in restored_disks(stack, session).items():
+        path, fmt = stack.sim.disk_image(new_id)
+        assert path.exists()
+        assert same_image(path, qemu_format(fmt), images[source_id]), f"disk {source_id} differs"
+
+
+def test_full_and_incremental_restore_points_come_back_as_new_vms(stack):
+    full, full_images = stack.back_up("small-vm2", label="full")
+    stack.sim.cli("guest-write", "--vm", "small-vm2", "--offset", "1M", "--length", "3M", "--seed", "7")
+    stack.sim.cli("guest-write", "--vm", "small-vm2", "--disk", "small-vm2_data", "--offset", "10M",
+                  "--length", "64K", "--seed", "8")
+    incremental, incremental_images = stack.back_up("small-vm2", parent=full, label="incremental")
+    assert incremental.type == "incremental"
+    original = stack.configuration(full.vm_engine_id)
+    original_macs = stack.macs(full.vm_engine_id)
+
+    for point, images, name in ((full, full_images, "vm2-full"),
+                                (incremental, incremental_images, "vm2-incremental")):
+        session = stack.restore(RestoreRequest(point=point.pk, name=name, new_macs=True))
+
+        assert session.state == "success", session_log(session) + stack.logs()
+        with stack.engine() as engine:
+            vm = ovirt.find_vm(engine, name)
+            assert vm is not None and vm.id != point.vm_engine_id
+            assert vm.description == "small-vm2 (seed)" or vm.description.startswith("vbr:")
+        assert stack.configuration(vm.id) == original
+        assert stack.macs(vm.id).isdisjoint(original_macs)
+        assert_disks_equal(stack, session, images)
+    # The incremental restore point holds the guest's writes: the two restores differ.
+    source = next(iter(full_images))
+    assert not same_image(full_images[source], "raw", incremental_images[source])
+
+
+def test_an_engine_failure_mid_restore_removes_what_it_made_and_leaves_the_original(stack):
+    point, _ = stack.back_up("small-vm1", label="before-failure")
+    with stack.engine() as engine:
+        before = ovirt.get_vm(engine, point.vm_engine_id)
+        disks_before = {d.id for d in ovirt.list_disks(engine)}
+    assert before.status == "up"
+    # Creating the VM fails: every disk is uploaded by then, the original not yet touched.
+    stack.sim.cli("fault", "add", "fail", "--match", "POST vms", "--count", "1", "--status", "500")
+
+    session = stack.restore(RestoreRequest(point=point.pk, replace=True))
+
+    assert session.state == "failed", session_log(session)
+    assert "Injected fault" in session.summary or "Injected fault" in session_log(session)
+    with stack.engine() as engine:
+        after = ovirt.get_vm(engine, point.vm_engine_id)
+        assert after.status == "up"
+        assert [a.disk_id for a in after.disk_attachments] == [a.disk_id for a in before.disk_attachments]
+        assert {d.id for d in ovirt.list_disks(engine)} == disks_before
+        assert not [t for t in ovirt.list_transfers(engine)
+                    if ovirt.session_of(t.description) == str(session.pk) and t.phase == "transferring"]
+        assert ovirt.find_vm(engine, f"small-vm1-restoring-{session.pk}") is None
+    assert "Removing what this restore created" in session_log(session)

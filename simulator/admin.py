@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 
 from simulator import faults
 from simulator.engine import Engine
-from simulator.errors import bad_request, not_found
+from simulator.errors import bad_request, conflict, not_found
 
 PREFIX = "/simulator/admin/"
 
@@ -81,8 +81,12 @@ def guest_write(engine: Engine, data: dict) -> dict:
                           f"({disk['provisioned_size']} bytes).")
     engine.materialize(disk)
     volume = engine.active_volume(disk)
-    engine.require_dataplane().guest_write(engine.volume_path(disk, volume), volume["format"],
-                                           offset, length, seed)
+    try:
+        engine.require_dataplane().guest_write(engine.volume_path(disk, volume),
+                                               volume["format"], offset, length, seed)
+    except Exception as error:
+        # qemu refuses to write while a plain transfer holds the image: the disk is locked.
+        raise conflict(f"Disk {disk['alias']} is locked: {error}") from error
     engine.refresh_actual_size(disk)
     engine.save()
     return {"vm": vm["id"], "disk": disk["id"], "offset": offset, "length": length}

@@ -88,7 +88,8 @@ def create_disk(engine: Engine, body, storage_domain_id: str | None = None) -> d
                        "format disks.")
     disk = new_disk(engine, alias or f"disk-{new_id()[:8]}", sd_id, size, fmt,
                     sparse=find_bool(body, "sparse", True), backup=backup, status="locked",
-                    description=find_text(body, "description", ""), id=find_id(body, "."))
+                    description=find_text(body, "description", ""), id=find_id(body, "."),
+                    initial_size=find_int(body, "initial_size"))
     engine.materialize(disk)
     engine.later(_unlock, engine, disk["id"])
     engine.add_event(f"Add-Disk operation of '{disk['alias']}' was initiated by "

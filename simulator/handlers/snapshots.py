@@ -130,6 +130,7 @@ def add_snapshot(engine: Engine, request: Request):
             raise conflict(f"Cannot create Snapshot. Snapshot is currently being created for VM "
                            f"{vm['name']}.")
         disks = _chosen_disks(engine, vm, body)
+        _refuse_during_backup(engine, vm, "create")
         for disk in disks:
             if disk["status"] != "ok":
                 raise conflict(f"Cannot create Snapshot. Disk {disk['alias']} status is "
@@ -146,6 +147,13 @@ def add_snapshot(engine: Engine, request: Request):
         engine.later(_finish_snapshot, engine, snapshot["id"])
         engine.save()
         return created("snapshot", render_snapshot(vm, snapshot))
+
+
+def _refuse_during_backup(engine: Engine, vm: dict, verb: str) -> None:
+    from simulator.handlers.backups import active_backup
+
+    if active_backup(engine, vm["id"]) is not None:
+        raise conflict(f"Cannot {verb} Snapshot. VM {vm['name']} is during a backup operation.")
 
 
 def _finish_snapshot(engine: Engine, snapshot_id: str) -> None:
@@ -182,6 +190,7 @@ def remove_snapshot(engine: Engine, request: Request):
         if snapshot["status"] == "locked":
             raise conflict("Cannot remove Snapshot. Snapshot is currently being created or "
                            "removed.")
+        _refuse_during_backup(engine, vm, "remove")
         for entry in snapshot["disks"]:
             disk = engine.store["disks"].get(entry["disk"])
             if disk and disk["status"] != "ok":

@@ -105,6 +105,11 @@ def _validate(engine: Engine, disk: dict, direction: str, fmt: str, snapshot, ba
 
         validate_backup_transfer(engine, backup, disk, direction, fmt)
         return
+    from simulator.handlers.backups import disks_in_backup
+
+    if disk["id"] in disks_in_backup(engine):
+        raise conflict(f"Cannot transfer Virtual Disk. Disk {disk['alias']} is in a backup; "
+                       "transfer it through the backup.")
     if disk["status"] != "ok":
         raise conflict(f"Cannot transfer Virtual Disk. Disk {disk['alias']} status is "
                        f"{disk['status'].capitalize()}. Please try again later.")
@@ -184,7 +189,7 @@ def _open(engine: Engine, transfer_id: str, reopen: bool = False) -> None:
         path, fmt, bitmap = _export_of(engine, transfer)
         endpoint = engine.require_dataplane().open_transfer(
             transfer_id, path, fmt, transfer["direction"], transfer["format"],
-            disk["provisioned_size"], TICKET_TIMEOUT, transfer["inactivity_timeout"],
+            _ticket_size(disk, transfer), TICKET_TIMEOUT, transfer["inactivity_timeout"],
             whole_chain=not transfer.get("shallow"), dirty_bitmap=bitmap,
             ticket_id=transfer.get("ticket_id"))
     except Exception as error:
@@ -199,6 +204,13 @@ def _open(engine: Engine, transfer_id: str, reopen: bool = False) -> None:
     if not reopen:
         transfer["phase"] = "transferring"
     engine.later(_monitor, engine, transfer_id, delay=MONITOR_INTERVAL)
+
+
+def _ticket_size(disk: dict, transfer: dict) -> int:
+    """What the data plane sizes the ticket by: a cow upload grows to the disk's initial size."""
+    if transfer["direction"] == "upload" and transfer["format"] == "cow":
+        return disk.get("initial_size") or disk["provisioned_size"]
+    return disk["provisioned_size"]
 
 
 def _monitor(engine: Engine, transfer_id: str) -> None:

@@ -132,6 +132,7 @@ def register(router: Router, engine: Engine) -> None:
     router.add("POST", "disks", add_disk)
     router.add("GET", "disks/{disk}", get_disk)
     router.add("DELETE", "disks/{disk}", lambda r: remove_disk(engine, r))
+    router.add("PUT", "disks/{disk}", lambda r: update_disk(engine, r))
     router.add("GET", "storagedomains/{sd}/disks", lambda r: list_disks(r, r.params["sd"]))
     router.add("POST", "storagedomains/{sd}/disks", lambda r: add_disk(r, r.params["sd"]))
     router.add("GET", "storagedomains/{sd}/disks/{disk}", get_disk)
@@ -167,3 +168,23 @@ def recover(engine: Engine) -> None:
     for disk in engine.store["disks"].values():
         if disk["status"] == "locked" and disk["id"] not in busy:
             engine.later(_unlock, engine, disk["id"])
+
+
+def update_disk(engine: Engine, request: Request):
+    """PUT /disks/{id}: alias, description and the incremental backup flag."""
+    body = request.xml()
+    with engine.lock:
+        disk = engine.get("disks", request.params["disk"], "disk")
+        backup = find_text(body, "backup")
+        if backup not in (None, "incremental", "none"):
+            raise bad_request(f"Invalid value '{backup}' for backup; use incremental or none.",
+                              reason="Invalid value")
+        if backup == "incremental" and disk["volumes"][-1]["format"] == "raw":
+            raise conflict("Cannot edit Virtual Disk. Incremental backup is not supported for "
+                           "RAW format disks.")
+        if backup:
+            disk["backup"] = backup
+        disk["alias"] = find_text(body, "alias") or find_text(body, "name") or disk["alias"]
+        disk["description"] = find_text(body, "description", disk.get("description", ""))
+        engine.save()
+        return ok("disk", render_disk(engine, disk))

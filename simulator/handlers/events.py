@@ -1,9 +1,10 @@
 """Events (the audit log): newest first, `search=`, `from=` and `max=`."""
 
 from simulator.engine import Engine
+from simulator.errors import bad_request
 from simulator.handlers.common import list_answer
-from simulator.routing import Request, Router, ok
-from simulator.xmlio import href, ref
+from simulator.routing import Request, Router, created, ok
+from simulator.xmlio import find_id, find_int, find_text, href, ref
 
 
 def render_event(event: dict) -> dict:
@@ -46,5 +47,21 @@ def register(router: Router, engine: Engine) -> None:
         with engine.lock:
             return ok("event", render_event(engine.get("events", request.params["id"], "event")))
 
+    def add_event(request: Request):
+        body = request.xml()
+        description = find_text(body, "description")
+        if not description:
+            raise bad_request("Event [description] required for add")
+        with engine.lock:
+            engine.add_event(description, severity=find_text(body, "severity", "normal"),
+                             code=find_int(body, "custom_id", 0) or 0,
+                             vm=find_id(body, "vm"), host=find_id(body, "host"))
+            engine.store["events"][str(engine.store.meta["event_seq"])]["origin"] = (
+                find_text(body, "origin", "external"))
+            engine.save()
+            event = engine.store["events"][str(engine.store.meta["event_seq"])]
+            return created("event", render_event(event))
+
     router.add("GET", "events", list_events)
+    router.add("POST", "events", add_event)
     router.add("GET", "events/{id}", get_event)

@@ -129,7 +129,7 @@ def register(router: Router, engine: Engine) -> None:
     router.add("GET", "vms/{vm}", get_vm)
     router.add("PUT", "vms/{vm}", lambda r: update_vm(engine, r))
     router.add("DELETE", "vms/{vm}", lambda r: remove_vm(engine, r))
-    for action in ("start", "stop", "shutdown"):
+    for action in ("start", "stop", "shutdown", "reboot"):
         router.add("POST", f"vms/{{vm}}/{action}",
                    lambda r, action=action: power_action(engine, r, action))
     vm_devices.register(router, engine)
@@ -270,7 +270,7 @@ def remove_vm(engine: Engine, request: Request):
 
 
 def power_action(engine: Engine, request: Request, action: str):
-    """start, stop and shutdown, with oVirt's refusals."""
+    """start, stop, shutdown and reboot, with oVirt's refusals."""
     with engine.lock:
         vm = engine.get("vms", request.params["vm"], "VM")
         if action == "start":
@@ -288,6 +288,11 @@ def power_action(engine: Engine, request: Request, action: str):
             vm["status"], vm["host"], vm["start_time"] = "powering_up", hosts[0], now()
             engine.later(_set_status, engine, vm["id"], "powering_up", "up")
             engine.add_event(f"VM {vm['name']} was started by admin@internal-authz.", code=153,
+                             vm=vm["id"])
+        elif action == "reboot":
+            if vm["status"] != "up":
+                raise conflict("Cannot reboot VM. VM is not running.")
+            engine.add_event(f"VM {vm['name']} was restarted by admin@internal-authz.", code=157,
                              vm=vm["id"])
         else:
             if vm["status"] == "down":

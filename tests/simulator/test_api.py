@@ -110,3 +110,21 @@ def test_logout_ends_the_session(sim):
     connection = sim.connection()
     assert connection.test(raise_exception=True)
     connection.close()
+
+
+def test_clients_add_events_and_change_the_backup_flag_of_disks(connection):
+    system = connection.system_service()
+    event = system.events_service().add(types.Event(
+        description="backup of small-vm1 started", severity=types.LogSeverity.NORMAL,
+        origin="vbr", custom_id=4242))
+    assert event.id and event.time.tzinfo is not None
+    assert system.events_service().list(search="description=backup of small-vm1*")
+    cow_disk, raw_disk = (system.disks_service().list(search=f"name=small-vm1_{n}")[0]
+                          for n in ("os", "data"))
+    service = system.disks_service().disk_service(cow_disk.id)
+    assert service.update(types.Disk(backup=types.DiskBackup.NONE)).backup == \
+        types.DiskBackup.NONE
+    with pytest.raises(sdk.Error) as raw:
+        system.disks_service().disk_service(raw_disk.id).update(
+            types.Disk(backup=types.DiskBackup.INCREMENTAL))
+    assert raw.value.code == 409

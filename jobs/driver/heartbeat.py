@@ -44,21 +44,21 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, run: SessionRun):
         super().__init__(name=f"session-{run.session.pk}-heartbeat", daemon=True)
-        self.run = run
+        self.session_run = run
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
         """One round: write the figures and heartbeat, read the cancel flag."""
-        if self.run.session.beat(**session_figures(self.run.session.pk)):
-            self.run.cancelled.set()
+        if self.session_run.session.beat(**session_figures(self.session_run.session.pk)):
+            self.session_run.cancelled.set()
 
-    def run(self) -> None:  # noqa: D102 (threading API)
+    def run(self) -> None:
         try:
             while not self._stop_event.wait(BEAT_SECONDS):
                 try:
                     self.beat()
                 except Exception:  # a database hiccup must not stop the beat for good
-                    log.exception("heartbeat of session %s failed", self.run.session.pk)
+                    log.exception("heartbeat of session %s failed", self.session_run.session.pk)
                     close_old_connections()
         finally:
             connection.close()

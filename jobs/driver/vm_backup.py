@@ -219,7 +219,8 @@ class VmBackup:
         disk_tasks.follow(self.run, self.task, works)
         for work in works:
             ovirt.finalize_transfer(engine, work.transfer_id)
-            ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout)
+            ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout,
+                                         should_stop=self.run.should_stop)
             holdings.finalized.add(work.transfer_id)
 
     # Helpers

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class Stack:
     repository: object
     output_dir: Path
     env: dict
+    control: object = None
+    start_control: object = None
 
     def vm(self, name: str):
         from inventory.models import VM
@@ -95,12 +98,55 @@ def runner_env(live_env: dict, **extra) -> dict:
 
 
 @pytest.fixture
-def stack(sim, manager, repository, live_env, output_dir):
+def runners(sim, manager, repository, live_env, output_dir):
+    """Start the control runner and the embedded worker runner with extra settings:
+    ``runners(control={...}, worker={...})``; ``stack.start_control()`` starts another control runner."""
+    with ExitStack() as started:
+        def start(control: dict | None = None, worker: dict | None = None) -> Stack:
+            env = runner_env(live_env, **(control or {}))
+            worker_env = {**runner_env(live_env, **(worker or {})), "Q_CLUSTER_NAME": "embedded"}
+            stack = Stack(sim, manager, repository, output_dir, env)
+            stack.start_control = lambda: started.enter_context(
+                running(manage_py("qcluster"), env, output_dir / "control.log"))
+            stack.control = stack.start_control()
+            started.enter_context(running(manage_py("qcluster"), worker_env, output_dir / "worker.log"))
+            return stack
+
+        yield start
+
+
+@pytest.fixture
+def stack(runners):
     """The control runner and the embedded worker runner, against the test database."""
-    env = runner_env(live_env)
-    with running(manage_py("qcluster"), env, output_dir / "control.log"), \
-            running(manage_py("qcluster"), {**env, "Q_CLUSTER_NAME": "embedded"}, output_dir / "worker.log"):
-        yield Stack(sim, manager, repository, output_dir, env)
+    return runners()
+
+
+def engine_leftovers(stack: Stack) -> list[str]:
+    """What any session left in the engine: transfers not ended, backups not finalized, our snapshots."""
+    from plugin import engine as ovirt
+
+    left = []
+    with ovirt.connect(stack.manager.credentials()) as engine:
+        for t in ovirt.list_transfers(engine):
+            if ovirt.session_of(t.description) and t.phase not in ovirt.TERMINAL_PHASES:
+                left.append(f"transfer {t.id} {t.phase}")
+        for vm in ("small-vm1", "small-vm2"):
+            vm_id = stack.vm(vm).engine_id
+            left += [f"backup {b.id} {b.phase}" for b in _backups(engine, vm_id)
+                     if b.phase not in ovirt.BACKUP_TERMINAL_PHASES]
+            left += [f"snapshot {s.id} {s.description}" for s in ovirt.list_snapshots(engine, vm_id)
+                     if ovirt.session_of(s.description)]
+    return left
+
+
+def _backups(engine, vm_id):
+    from plugin import engine as ovirt
+    from plugin.errors import NotFound
+
+    try:
+        return ovirt.list_backups(engine, vm_id)
+    except NotFound:
+        return []  # an engine without the backup API
 
 
 def wait_for_session(session, timeout: float = SESSION_TIMEOUT, stack: Stack | None = None):

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/row/", views.row, name="row"),
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/test/", views.test, name="test_existing"),
+    path("<int:pk>/verify/", views.verify, name="verify"),
     path("gateways/", views.gateways, name="gateways"),
     path("gateways/add/", views.gateway_add, name="gateway_add"),
 ]

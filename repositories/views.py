@@ -17,7 +17,8 @@ from repositories.datamover.client import DataMoverError
 from repositories.forms import ConnectionTestForm, GatewayForm, RepositoryForm
 from repositories.models import GatewayServer, Repository
 from repositories.services import RepositoryError, create_repository, refresh_stats, test_connection
-from vbrsite.roles import ADMINISTRATOR, user_has_role
+from repositories.tasks import request_verification
+from vbrsite.roles import ADMINISTRATOR, OPERATOR, user_has_role
 
 
 def administrator_required(view):
@@ -110,6 +111,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A repository's restore points per VM, read from its manifests, with sizes and states."""
     repository = get_object_or_404(Repository.objects.select_related("gateway"), pk=pk)
     context = {"repository": repository, "can_manage": _can_manage(request),
+               "can_verify": user_has_role(request.user, ADMINISTRATOR, OPERATOR),
                "title": repository.name, "error": None, "vms": []}
     try:
         with repository.client(timeout=10, retries=1) as client:
@@ -150,6 +152,18 @@ def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list
     for vm in by_vm.values():
         vm["restore_points"].reverse()  # newest first on the page
     return sorted(by_vm.values(), key=lambda vm: vm["name"].lower())
+
+
+@require_POST
+def verify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start a verification of every restore point on the control runner."""
+    if not user_has_role(request.user, ADMINISTRATOR, OPERATOR):
+        raise PermissionDenied("Only administrators and operators may verify repositories.")
+    repository = get_object_or_404(Repository, pk=pk)
+    request_verification(repository)
+    messages.success(request, f"Verification of {repository.name} started: the result shows "
+                     "here when it ends (reload).")
+    return redirect("repositories:detail", pk=pk)
 
 
 def gateways(request: HttpRequest) -> HttpResponse:

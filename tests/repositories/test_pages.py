@@ -4,7 +4,8 @@ import pytest
 from django.urls import reverse
 
 from repositories.models import GatewayServer, Repository
-from repositories.store import ChunkStore
+from repositories.store import ChunkStore, block_digest
+from repositories.store.store import chunk_name
 from tests.repositories.conftest import compressible_block, random_block
 from tests.repositories.test_datamover import send_disk
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
@@ -177,3 +178,32 @@ def test_a_gateway_turns_ready_or_unreachable_with_its_data_mover(client_as, ser
     gateway.refresh_from_db()
     assert gateway.state == "unreachable" and "can't be reached" in gateway.last_error
     assert b"unreachable" in client.get(reverse("repositories:gateways")).content.lower()
+
+
+def test_an_operator_verifies_a_repository_and_damaged_restore_points_show(
+        client_as, served, datamover, monkeypatch, django_capture_on_commit_callbacks):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)  # the task runs here, as the control runner would
+    block = compressible_block(9)
+    with datamover.client() as client:
+        send_disk(client, "rp-1", "vm-a", [block])
+        send_disk(client, "rp-2", "vm-b", [random_block()])
+    path = datamover.path / chunk_name(block_digest(block))
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    client = client_as(OPERATOR)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("repositories:verify", args=[served.pk]))
+    assert response.status_code == 302
+    served.refresh_from_db()
+    assert served.verified_at and served.corrupted_restore_points == {"rp-1"}
+    page = client.get(reverse("repositories:detail", args=[served.pk])).content.decode()
+    assert "1 restore point(s) damaged" in page
+    rp1 = page[page.index('data-restore-point="rp-1"'):]
+    assert 'data-state="corrupted"' in rp1[:2000]
+
+
+def test_a_restore_operator_cant_start_a_verification(client_as, repository):
+    client = client_as(RESTORE_OPERATOR)
+    assert client.post(reverse("repositories:verify", args=[repository.pk])).status_code == 403
+    assert b"Verify now" not in client.get(reverse("repositories:detail", args=[repository.pk])).content

@@ -39,7 +39,8 @@ def restore_vm(run: RestoreRun) -> str:
     vm_id = point.vm_engine_id if original is None else str(uuid.uuid4())
     create_name = f"{name}-restoring-{run.session.pk}" if replace else name
     vm = ovirt.create_vm_from_ovf(engine, ovf=engine_ovf(ovf_text, vm_id=vm_id, name=create_name),
-                                  name=create_name, cluster_id=cluster.id, description=run.tag)
+                                  name=create_name, cluster_id=cluster.id, description=run.tag,
+                                  new_ids=original is not None)
     run.created.vms.append(vm.id)
     run.log(f"Created VM {create_name} ({vm.id}) in cluster {cluster.name} from the restore point's OVF.")
     ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=run.wait_timeout, should_stop=run.should_stop)

@@ -1,5 +1,6 @@
 """The repository commands: add_repository, datamover, verify_repository, collect_garbage."""
 
+import json
 import os
 import time
 
@@ -141,3 +142,33 @@ def test_a_bad_default_data_mover_url_is_reported_by_a_system_check(settings):
     assert [e.id for e in check_default_datamover_url(None)] == ["repositories.E001"]
     settings.DEFAULT_DATAMOVER_URL = "http://127.0.0.1:8100"
     assert check_default_datamover_url(None) == []
+
+
+@pytest.mark.integration
+def test_an_encrypted_repository_is_served_with_its_key_from_the_record(live_env, tmp_path, output_dir,
+                                                                        capsys):
+    from repositories.store import DiskIndex, build_manifest, decode_chunk, encode_chunk
+
+    port = free_port()
+    (tmp_path / "pass").write_text("the repository passphrase\n")
+    call_command("add_repository", "vault", "--path", str(tmp_path / "vault"), "--encrypt",
+                 "--passphrase-file", str(tmp_path / "pass"), "--url", f"http://127.0.0.1:{port}")
+    repository = Repository.objects.get(name="vault")
+    key = repository.repository_key()
+    block = compressible_block(3)
+    digest = block_digest(block, key)
+    with running(manage_py("datamover", "vault", "--workers", "1"), env=live_env,
+                 log_path=output_dir / "datamover.log") as process:
+        wait_for_port(port, process=process)
+        with repository.client() as client:
+            client.put_chunk(digest, encode_chunk(block, key))
+            disk = DiskIndex(id="d", size=len(block), blocks=[digest])
+            client.put_manifest(build_manifest("rp-1", "vm", [disk], ovf="<ovf/>", key=key))
+            assert decode_chunk(client.get_chunk(digest), key) == block
+            assert client.get_manifest("rp-1").read_ovf(key) == "<ovf/>"
+        call_command("verify_repository", "vault", "--json")
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{"):])  # after the add_repository lines
+    assert report["ok"] and report["content_checked"] and report["chunks_checked"] == 1
+    stored = (tmp_path / "vault" / chunk_name(digest)).read_bytes()
+    assert block[:32] not in stored

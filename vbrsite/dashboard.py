@@ -1,0 +1,170 @@
+"""What the dashboard shows, gathered from the other apps' records.
+
+Each section is computed on its own: a section whose app or model isn't there
+(an installation in the making, an app not migrated yet) says so plainly
+instead of breaking the page. The queries are counts and short lists, so the
+page stays fast with thousands of VMs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import DatabaseError
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from vbrsite import charts
+
+log = logging.getLogger(__name__)
+
+UNPROTECTED_SHOWN = 8
+RECONCILE_SHOWN = 8
+CHART_DAYS = 14
+DURATIONS_SHOWN = 30
+RESULT_STATES = ("success", "warning", "failed", "cancelled")
+
+
+@dataclass
+class Section:
+    """One block of the dashboard: its figures, or why it can't show them."""
+
+    available: bool = True
+    missing: str = ""
+    data: dict = field(default_factory=dict)
+
+
+def section(what: str, build: Callable[[], dict]) -> Section:
+    """Run ``build``; an absent app or model (or unmigrated table) gives a plain note instead."""
+    try:
+        return Section(data=build())
+    except (ImportError, LookupError) as exc:
+        log.info("dashboard: %s not available: %s", what, exc)
+        return Section(False, f"{what} will show here once that part of the backup server is installed.")
+    except DatabaseError as exc:
+        log.warning("dashboard: %s could not be read: %s", what, exc)
+        return Section(False, f"{what} can't be read from the database ({exc.__class__.__name__}): "
+                              "run `manage.py migrate`.")
+
+
+def protection() -> dict:
+    """VMs in the inventory with and without a restore point in good state."""
+    from inventory.models import VM
+    from jobs.models import RestorePoint
+
+    vms = VM.objects.filter(removed=False)
+    good_point = RestorePoint.objects.filter(vm=OuterRef("pk"), state="ok")
+    total = vms.count()
+    protected = vms.filter(Exists(good_point)).count()
+    unprotected = (vms.exclude(Exists(good_point)).select_related("cluster")
+                   .order_by("name")[:UNPROTECTED_SHOWN])
+    return {"total": total, "protected": protected, "unprotected_count": total - protected,
+            "unprotected": list(unprotected),
+            "percent": round(100 * protected / total) if total else 0}
+
+
+def sessions_last_day(now=None) -> dict:
+    """Sessions created in the last 24 hours, counted by state."""
+    from jobs.models import Session
+
+    since = (now or timezone.now()) - timedelta(hours=24)
+    counts = dict(Session.objects.filter(created__gte=since).values_list("state")
+                  .annotate(n=Count("pk")).values_list("state", "n"))
+    results = [{"state": state, "count": counts.get(state, 0)} for state in RESULT_STATES]
+    active = counts.get("running", 0) + counts.get("pending", 0)
+    return {"results": results, "active": active, "total": sum(counts.values()),
+            "since": timezone.localtime(since).date().isoformat()}
+
+
+def running_sessions() -> dict:
+    """Sessions queued or running now, oldest first, with their progress."""
+    from jobs.models import Session
+
+    sessions = list(Session.objects.filter(state__in=("pending", "running"))
+                    .select_related("job").order_by("created")[:20])
+    return {"sessions": sessions}
+
+
+def repositories() -> dict:
+    """Each repository's capacity, use and data reduction as its data mover last reported them."""
+    from repositories.models import Repository
+
+    rows = []
+    point_counts = _restore_points_by_repository()
+    for repository in Repository.objects.select_related("gateway").order_by("name"):
+        stats = repository.stats or {}
+        rows.append({"repository": repository, "percent": repository.usage_percent(),
+                     "used": stats.get("used"), "capacity": stats.get("capacity"),
+                     "dedup_ratio": stats.get("dedup_ratio"),
+                     "restore_points": point_counts.get(repository.pk, 0)})
+    return {"rows": rows}
+
+
+def _restore_points_by_repository() -> dict[int, int]:
+    try:
+        from jobs.models import RestorePoint
+    except ImportError:
+        return {}
+    return dict(RestorePoint.objects.values_list("repository").annotate(n=Count("pk"))
+                .values_list("repository", "n"))
+
+
+def workers() -> dict:
+    """Workers by state, each with its running disk tasks, and what the embedded worker runs."""
+    from workers.models import DiskTask, Worker
+
+    active = ("pending", "running")
+    rows = list(Worker.objects.select_related("cluster").order_by("name")
+                .annotate(tasks=Count("disk_tasks", filter=Q(disk_tasks__state__in=active))))
+    counts: dict[str, int] = {}
+    for worker in rows:
+        counts[worker.get_state_display()] = counts.get(worker.get_state_display(), 0) + 1
+    embedded = DiskTask.objects.filter(worker__isnull=True, state__in=active).count()
+    return {"rows": rows, "counts": sorted(counts.items()), "embedded_tasks": embedded}
+
+
+def reconcile(now=None) -> dict:
+    """What reconcile cleaned up in the last 7 days: counts by kind and the latest actions."""
+    from jobs.models import ReconcileAction
+
+    since = (now or timezone.now()) - timedelta(days=7)
+    recent = ReconcileAction.objects.filter(time__gte=since)
+    labels = dict(ReconcileAction._meta.get_field("kind").choices)
+    counts = [(labels.get(kind, kind), n) for kind, n in
+              recent.values_list("kind").annotate(n=Count("pk")).values_list("kind", "n")]
+    return {"counts": sorted(counts), "actions": list(recent.select_related("manager", "session")
+                                                      .order_by("-time")[:RECONCILE_SHOWN])}
+
+
+def history(now=None) -> dict:
+    """Bytes stored per day (last CHART_DAYS days) and the durations of the latest sessions."""
+    from jobs.models import Session
+
+    now = now or timezone.now()
+    first_day = timezone.localtime(now).date() - timedelta(days=CHART_DAYS - 1)
+    ended = (Session.objects.filter(kind="backup", finished__isnull=False, started__isnull=False)
+             .order_by("-finished"))
+    per_day = {first_day + timedelta(days=n): 0 for n in range(CHART_DAYS)}
+    since = now - timedelta(days=CHART_DAYS + 1)
+    for finished, stored in ended.filter(finished__gte=since).values_list("finished", "bytes_stored"):
+        day = timezone.localtime(finished).date()
+        if day in per_day:
+            per_day[day] += stored or 0
+    latest = list(ended.values_list("pk", "name", "state", "started", "finished")[:DURATIONS_SHOWN])
+    latest.reverse()
+    return {"stored": charts.stored_per_day(per_day), "durations": charts.session_durations(latest)}
+
+
+def dashboard_sections() -> dict[str, Section]:
+    """Every section of the dashboard by name (running sessions come with their fragment)."""
+    return {
+        "protection": section("Protection of VMs", protection),
+        "last_day": section("Sessions", sessions_last_day),
+        "repositories": section("Repositories", repositories),
+        "workers": section("Workers", workers),
+        "reconcile": section("Reconcile", reconcile),
+        "history": section("History charts", history),
+    }

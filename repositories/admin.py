@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from repositories.models import GatewayServer, Repository
 
@@ -10,6 +11,7 @@ class RepositoryAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "path", "gateway", "datamover_url", "encrypted",
                     "immutable_days")
     exclude = ("token", "key")
+    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}
     readonly_fields = ("encrypted", "key_check", "stats", "stats_updated", "last_verification",
                        "verified_at")
 

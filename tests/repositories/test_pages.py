@@ -207,3 +207,15 @@ def test_a_restore_operator_cant_start_a_verification(client_as, repository):
     client = client_as(RESTORE_OPERATOR)
     assert client.post(reverse("repositories:verify", args=[repository.pk])).status_code == 403
     assert b"Verify now" not in client.get(reverse("repositories:detail", args=[repository.pk])).content
+
+
+def test_administrators_get_the_forms_and_the_admin_never_shows_secrets(client_as, repository, django_user_model):
+    client = client_as(ADMINISTRATOR)
+    page = client.get(reverse("repositories:add")).content.decode()
+    assert "hx-post" in page and ">Test</button>" in page and 'name="passphrase"' in page
+    assert 'name="passphrase"' not in client.get(reverse("repositories:edit", args=[repository.pk])).content.decode()
+    superuser = django_user_model.objects.create_superuser("root", password="x")
+    client.force_login(superuser)
+    admin_page = client.get(reverse("admin:repositories_repository_change", args=[repository.pk]))
+    assert admin_page.status_code == 200 and b"primary" in admin_page.content
+    assert TOKEN_MARK.encode() not in admin_page.content

@@ -30,6 +30,10 @@ ALLOWED_HOSTS = env.env_list("VBR_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.env_list("VBR_CSRF_TRUSTED_ORIGINS", [])
 REDIS_URL = env.env_str("VBR_REDIS_URL")
 ADMIN_PASSWORD = env.env_str("VBR_ADMIN_PASSWORD")
+# The demo of the embedded stack: `make run` starts the simulator and registers
+# it as the manager "demo" with a demo job. Off with VBR_DEMO=0, and skipped
+# whenever another manager is registered.
+VBR_DEMO = _read(env.env_bool, "VBR_DEMO", True)
 SECRETS_KEY = env.env_str("VBR_SECRETS_KEY")
 
 try:

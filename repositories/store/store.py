@@ -149,19 +149,24 @@ class ChunkStore:
     # Manifests
 
     def put_manifest(self, data: bytes | Manifest) -> Manifest:
-        """Write a manifest, after checking that every chunk it references is stored."""
+        """Write a manifest, after checking that every chunk it references is stored.
+
+        The chunks are touched under the shared lock, so a garbage collection
+        sweeping at this moment keeps them even if no other manifest needs them.
+        """
         manifest = data if isinstance(data, Manifest) else parse_manifest(data)
         if manifest.parent is not None:
             check_manifest_id(manifest.parent)
-        absent = sorted(d for d in manifest.digests() if not self.backend.exists(chunk_name(d)))
-        if absent:
-            raise MissingChunks(absent)
-        # Chunk names become durable here, before the manifest that needs them.
-        self.backend.flush()
-        if self.immutable_days:
-            until = datetime.now(UTC) + timedelta(days=self.immutable_days)
-            manifest.immutable_until = max(until, manifest.immutable_until or until)
-        self.backend.write(manifest_name(manifest.id), serialize_manifest(manifest))
+        with self.backend.lock(exclusive=False):
+            absent = sorted(d for d in manifest.digests() if not self.backend.touch(chunk_name(d)))
+            if absent:
+                raise MissingChunks(absent)
+            # Chunk names become durable here, before the manifest that needs them.
+            self.backend.flush()
+            if self.immutable_days:
+                until = datetime.now(UTC) + timedelta(days=self.immutable_days)
+                manifest.immutable_until = max(until, manifest.immutable_until or until)
+            self.backend.write(manifest_name(manifest.id), serialize_manifest(manifest))
         return manifest
 
     def get_manifest(self, manifest_id: str) -> Manifest:

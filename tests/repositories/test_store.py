@@ -23,7 +23,7 @@ from repositories.store import (
     is_zero,
     new_kdf_parameters,
 )
-from repositories.store.maintenance import collect_garbage, verify
+from repositories.store.maintenance import GarbageReport, _sweep, collect_garbage, verify
 from repositories.store.store import chunk_name
 from tests.repositories.conftest import compressible_block, random_block
 
@@ -240,3 +240,20 @@ def test_shortening_the_immutability_later_doesnt_unlock_restore_points(tmp_path
     with pytest.raises(Immutable):
         relaxed.delete_manifest("rp-1", now=datetime.now(UTC) + timedelta(days=29))
     relaxed.delete_manifest("rp-1", now=datetime.now(UTC) + timedelta(days=31))
+
+
+def test_a_manifest_written_during_garbage_collection_keeps_its_old_chunks(store):
+    block = compressible_block(13)
+    back_up(store, "rp-parent", "vm", make_disk(block))
+    store.delete_manifest("rp-parent")
+    age(store, 7200)
+    # An incremental copies its parent's index without asking for those chunks;
+    # writing its manifest makes them young again before the sweep looks.
+    disk = DiskIndex(id="d", size=BLOCK_SIZE, blocks=[block_digest(block)])
+    store.put_manifest(build_manifest("rp-child", "vm", [disk]))
+    referenced_at_mark: set = set()  # as if the mark ran before the manifest existed
+    candidates = [i.name[-64:] for i in store.chunks() if i.name[-64:] not in referenced_at_mark]
+    report = GarbageReport()
+    _sweep(store, candidates, time.time() - 3600, False, report)
+    assert report.deleted == 0 and report.kept_young == 1
+    assert verify(store).ok

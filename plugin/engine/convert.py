@@ -104,8 +104,15 @@ def vm(v: types.Vm) -> records.VmInfo:
         tags=tuple(sorted(t.name for t in _list(v.tags) if t.name)),
         disk_attachments=tuple(disk_attachment(a) for a in _list(v.disk_attachments)),
         nics=tuple(nic(n) for n in _list(v.nics)),
-        creation_time=aware(v.creation_time),
+        creation_time=aware(v.creation_time), boot_devices=boot_devices(v.os),
     )
+
+
+def boot_devices(os: types.OperatingSystem | None) -> tuple[str, ...]:
+    """The VM's boot order ("hd", "network", "cdrom")."""
+    if os is None or os.boot is None:
+        return ()
+    return tuple(value(device) for device in _list(os.boot.devices))
 
 
 def disk(d: types.Disk) -> records.DiskInfo:

@@ -139,6 +139,7 @@ class VmInfo:
     disk_attachments: tuple[DiskAttachmentInfo, ...] = ()
     nics: tuple[NicInfo, ...] = ()
     creation_time: datetime | None = None
+    boot_devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,13 @@ def rename_vm(engine: Engine, vm_id: str, name: str) -> VmInfo:
     return convert.vm(_vm_service(engine, vm_id).update(types.Vm(name=name)))
 
 
+@translated("updating a VM")
+def update_vm(engine: Engine, vm_id: str, *, name: str | None = None,
+              description: str | None = None) -> VmInfo:
+    """Change the VM's name and/or description (None leaves a field as it is)."""
+    return convert.vm(_vm_service(engine, vm_id).update(types.Vm(name=name, description=description)))
+
+
 @translated("starting a VM")
 def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False) -> None:
     """Power the VM on (with its cloud-init payload when ``use_cloud_init``)."""

@@ -141,3 +141,15 @@ def test_backup_ready_with_disk_modes_then_finalized_and_checkpoint_deleted(conn
     deleted = ovirt.delete_root_checkpoint(conn, vm.id)
     assert deleted.id == checkpoints[0].id
     assert deleted.id not in {c.id for c in ovirt.list_checkpoints(conn, vm.id)}
+
+
+def test_a_vm_is_renamed_and_redescribed_and_reports_its_boot_order(conn, vm):
+    original = ovirt.get_vm(conn, vm.id)
+    assert original.boot_devices and set(original.boot_devices) <= {"hd", "network", "cdrom"}
+    try:
+        changed = ovirt.update_vm(conn, vm.id, description=ovirt.description_tag("t7"))
+        assert changed.description == ovirt.description_tag("t7") and changed.name == original.name
+        assert ovirt.update_vm(conn, vm.id, name="small-vm1-renamed").name == "small-vm1-renamed"
+    finally:
+        ovirt.update_vm(conn, vm.id, name=original.name, description=original.description)
+    assert ovirt.get_vm(conn, vm.id).description == original.description

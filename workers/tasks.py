@@ -120,6 +120,7 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
     repository = task.repository
     key = repository.repository_key()
     connections = settings.VBR_WORKER_CONNECTIONS
+    max_rate = settings.VBR_WORKER_MAX_MBPS * 1_000_000 or None
     with repository.client() as mover:
         if task.kind == DiskTaskKind.BACKUP:
             base = None
@@ -127,12 +128,14 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
                 base = mover.get_manifest(task.base_manifest_id).disk(task.disk_engine_id)
             outcome = backup_disk(source, mover, key, disk_id=task.disk_engine_id,
                                   disk_name=task.disk_name, disk_format=task.disk_format or "raw",
-                                  base=base, connections=connections, monitor=monitor)
+                                  base=base, connections=connections, monitor=monitor,
+                                  max_rate=max_rate)
             result = outcome.to_dict()
             _final_progress(monitor, result["figures"])
             return result
         index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)
-        figures = restore_disk(source, mover, key, index, connections=connections, monitor=monitor)
+        figures = restore_disk(source, mover, key, index, connections=connections, monitor=monitor,
+                               max_rate=max_rate)
         _final_progress(monitor, figures)
         return {"disk_id": index.id, "size": index.size, "figures": figures}
 
@@ -140,3 +143,39 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
 def _final_progress(monitor: TaskMonitor, figures: dict) -> None:
     if monitor.lost:
         raise TaskLost("the task was taken from this runner")
+
+
+# Control-side tasks (schedules and the pages' actions)
+
+
+def check_workers() -> dict:
+    """Scheduled on the control runner: silent workers become unreachable, their tasks move."""
+    from workers.services import check_workers as check
+
+    return check()
+
+
+def stop_idle_workers() -> list[str]:
+    """Scheduled on the control runner: stop workers idle past VBR_WORKER_IDLE_MINUTES."""
+    from workers.deployment import stop_idle_workers as stop_idle
+
+    return stop_idle()
+
+
+def worker_action(worker_id: int, action: str) -> str:
+    """Deploy, start, stop, redeploy or remove a worker (the pages enqueue this)."""
+    from workers import deployment
+    from workers.models import Worker
+
+    worker = Worker.objects.select_related("manager", "cluster", "preferred_host",
+                                           "storage_domain").filter(pk=worker_id).first()
+    if worker is None:
+        return "gone"
+    actions = {"deploy": deployment.deploy, "start": deployment.start, "stop": deployment.stop,
+               "redeploy": deployment.redeploy, "remove": deployment.remove}
+    try:
+        actions[action](worker)
+    except deployment.DeploymentError as exc:
+        log.warning("worker %s: %s", worker.name, exc)
+        return f"failed: {exc}"
+    return "done"

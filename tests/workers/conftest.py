@@ -95,3 +95,71 @@ def raw_image(volume: Path, fmt: str, target: Path) -> bytes:
 
 def blocks_of(data: bytes) -> list[bytes]:
     return [data[i:i + BLOCK_SIZE] for i in range(0, len(data), BLOCK_SIZE)]
+
+
+# Integration: the simulator, a synced manager, a repository, workers with real runners
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """One simulator (seed small) for a test module: starting it is the slow part."""
+    from simulator.testing import running_simulator
+
+    with running_simulator(tmp_path_factory.mktemp("sim") / "state", seed="small",
+                           delays=0.1) as handle:
+        yield handle
+
+
+@pytest.fixture
+def manager(sim, transactional_db):
+    from inventory.models import Manager
+    from inventory.sync import sync_manager
+
+    manager = Manager.objects.create(name="sim", url=sim.url, username=sim.username,
+                                     password=sim.password, ca_certificate=sim.ca_file.read_text())
+    sync_manager(manager)
+    return manager
+
+
+@pytest.fixture
+def repository(mover, transactional_db):
+    from repositories.models import Repository
+
+    return Repository.objects.create(name="repo", path=str(mover.path), datamover_url=mover.url,
+                                     token=mover.token)
+
+
+@pytest.fixture
+def runner_settings(settings, monkeypatch, output_dir):
+    """Runners beat every second and are lost after 4 s; their logs go to output_dir."""
+    monkeypatch.setenv("VBR_WORKER_HEARTBEAT_SECONDS", "1")
+    settings.VBR_WORKER_HEARTBEAT_SECONDS = 1
+    settings.VBR_WORKER_HEARTBEAT_TIMEOUT = 4
+    settings.VBR_WORKER_LAUNCHER = "local"
+    settings.DATA_DIR = output_dir
+    return settings
+
+
+@pytest.fixture
+def new_worker(manager, runner_settings):
+    """Make Worker rows in the manager's cluster; their local runners are stopped afterwards."""
+    from inventory.models import Cluster
+    from workers import launchers
+    from workers.models import Worker
+
+    made = []
+
+    def make(name: str, **fields):
+        cluster = Cluster.objects.get(manager=manager, name="Default")
+        worker = Worker.objects.create(name=name, manager=manager, cluster=cluster,
+                                       **{"cpus": 1, "memory": 1024, "max_tasks": 2, **fields})
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        try:
+            worker.refresh_from_db()
+        except Worker.DoesNotExist:
+            pass  # removed by the test; its runner pid is still known here
+        launchers.stop_local_runner(worker)

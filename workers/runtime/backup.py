@@ -29,7 +29,14 @@ from repositories.store import (
     incremental_disk,
     is_zero,
 )
-from workers.runtime.common import Counters, Monitor, MoverError, Supervisor, wait_with_monitor
+from workers.runtime.common import (
+    Counters,
+    Monitor,
+    MoverError,
+    Supervisor,
+    Throttle,
+    wait_with_monitor,
+)
 from workers.runtime.imageio import ImageioClient
 
 BATCH = 4  # blocks a thread reads before asking the data mover which it lacks
@@ -101,8 +108,8 @@ class _DiskBackup:
     """The shared state of one disk's backup; ``loop`` runs in each mover thread."""
 
     def __init__(self, source: ImageioClient, mover, key, index: DiskIndex, blocks: _BlockQueue,
-                 counters: Counters):
-        self.source, self.mover, self.key = source, mover, key
+                 counters: Counters, throttle: Throttle):
+        self.source, self.mover, self.key, self.throttle = source, mover, key, throttle
         self.index, self.blocks, self.counters = index, blocks, counters
         self.claimed: set[str] = set()  # digests stored or being sent by this backup
         self.lock = threading.Lock()
@@ -121,7 +128,9 @@ class _DiskBackup:
         for block in batch:
             if stop.is_set():
                 return
-            data = connection.read(block * BLOCK_SIZE, block_length(self.index.size, block))
+            length = block_length(self.index.size, block)
+            self.throttle.consume(length, stop)
+            data = connection.read(block * BLOCK_SIZE, length)
             self.counters.add(bytes_read=len(data), blocks_read=1)
             if is_zero(data):
                 self._record(block, None, zero_bytes=len(data), bytes_done=len(data))
@@ -159,12 +168,13 @@ class _DiskBackup:
 
 def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: str = "",
                 disk_format: str = "raw", base: DiskIndex | None = None, connections: int = 4,
-                monitor: Monitor) -> BackupResult:
+                monitor: Monitor, max_rate: float | None = None) -> BackupResult:
     """Back up the disk behind ``source`` into ``mover``'s repository.
 
     ``base`` is the disk's index in the restore point an incremental builds on
     (the transfer must then serve dirty extents); None makes a full backup.
-    ``key`` is the repository key (None: unencrypted). Raises Cancelled when the
+    ``key`` is the repository key (None: unencrypted); ``max_rate`` caps the bytes
+    read per second (None: no cap). Raises Cancelled when the
     monitor asks, MoverError (or an imageio/data mover error) on failure.
     """
     context = "dirty" if base is not None else "zero"
@@ -183,7 +193,7 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     counters = Counters()
     total = run_bytes(runs, size)
     supervisor = Supervisor(monitor, counters, total)
-    job = _DiskBackup(source, mover, key, index, _BlockQueue(runs), counters)
+    job = _DiskBackup(source, mover, key, index, _BlockQueue(runs), counters, Throttle(max_rate))
     supervisor.run(job.loop, max(1, connections), name=f"backup-{disk_id[:8]}")
     return BackupResult(index, _figures(counters, size, total, supervisor.seconds(), context))
 

@@ -163,3 +163,26 @@ def wait_with_monitor(work: Callable[[], object], monitor: Monitor, *, keepalive
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class Throttle:
+    """Keep the bytes moved by all threads of a task under ``bytes_per_second`` (None: no limit).
+
+    Each thread reserves the time its bytes take at the limit and waits for its
+    turn; the wait ends early when ``stop`` is set, so cancellation stays prompt.
+    """
+
+    def __init__(self, bytes_per_second: float | None = None):
+        self.rate = bytes_per_second if bytes_per_second and bytes_per_second > 0 else None
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def consume(self, amount: int, stop: threading.Event) -> None:
+        if self.rate is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(self._next, now)
+            self._next = start + amount / self.rate
+        if start > now:
+            stop.wait(start - now)

@@ -22,6 +22,7 @@ from workers.runtime.common import (
     Monitor,
     MoverError,
     Supervisor,
+    Throttle,
     wait_with_monitor,
 )
 from workers.runtime.imageio import ImageioClient, ImageioError
@@ -67,8 +68,10 @@ def subtract_zero_extents(runs: list[tuple[int, int]], extents: list[dict]) -> l
 class _DiskRestore:
     """The shared state of one disk's restore; ``loop`` runs in each mover thread."""
 
-    def __init__(self, target: ImageioClient, mover, key, index: DiskIndex, counters: Counters):
+    def __init__(self, target: ImageioClient, mover, key, index: DiskIndex, counters: Counters,
+                 throttle: Throttle):
         self.target, self.mover, self.key, self.index = target, mover, key, index
+        self.throttle = throttle
         self.counters = counters
         self._blocks: Iterator[int] = (i for i, d in enumerate(index.blocks) if d is not None)
         self._lock = threading.Lock()
@@ -80,6 +83,9 @@ class _DiskRestore:
     def loop(self, stop: threading.Event) -> None:
         with self.target.connect() as connection:
             while not stop.is_set() and (block := self._next()) is not None:
+                self.throttle.consume(block_length(self.index.size, block, self.index.block_size), stop)
+                if stop.is_set():
+                    break
                 self._restore(connection, block)
             self.counters.add(retried_requests=connection.retried)
 
@@ -102,7 +108,7 @@ class _DiskRestore:
 
 
 def restore_disk(target: ImageioClient, mover, key, index: DiskIndex, *, connections: int = 4,
-                 monitor: Monitor) -> dict:
+                 monitor: Monitor, max_rate: float | None = None) -> dict:
     """Write the disk of ``index`` through the upload transfer ``target``; return the figures.
 
     The target must be at least as large as the disk. Raises Cancelled when the
@@ -119,7 +125,7 @@ def restore_disk(target: ImageioClient, mover, key, index: DiskIndex, *, connect
         counters = Counters()
         supervisor = Supervisor(monitor, counters, index.allocated_bytes())
         zeroed = _zero(connection, zero_runs(index), extents, monitor)
-        job = _DiskRestore(target, mover, key, index, counters)
+        job = _DiskRestore(target, mover, key, index, counters, Throttle(max_rate))
         supervisor.run(job.loop, max(1, connections), name=f"restore-{index.id[:8]}")
         connection.flush()
     figures = {name: counters.get(name) for name in (

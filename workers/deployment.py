@@ -1,0 +1,195 @@
+"""Deploy, start, stop, redeploy and remove worker VMs through the engine facade (plugin/).
+
+A deployment creates the worker VM in its cluster (from the named template, or
+Blank with a boot disk on the chosen storage domain), with the cloud-init
+payload that makes it a runner, starts it, has the launcher bring its runner
+alive, and waits for the first heartbeat. Every step updates the worker's
+state, and a failure leaves the worker "failed" with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from plugin import engine as ovirt
+from plugin.errors import EngineError, NotFound
+from workers import launchers
+from workers.choices import DiskTaskState, Launcher, WorkerState
+from workers.models import Worker
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+BOOT_DISK_SIZE = 20 * GIB
+READY_TIMEOUT = 600.0  # seconds from VM up to the runner's first heartbeat
+
+
+class DeploymentError(Exception):
+    """A worker could not be deployed, started or stopped; the message says why."""
+
+
+def vm_name(worker: Worker) -> str:
+    return f"vbr-worker-{worker.name}"
+
+
+@contextmanager
+def _engine(worker: Worker):
+    with ovirt.connect(worker.manager.credentials(), timeout=settings.VBR_ENGINE_TIMEOUT) as engine:
+        yield engine
+
+
+def _set(worker: Worker, state: str, error: str = "") -> None:
+    worker.state, worker.last_error = state, error
+    Worker.objects.filter(pk=worker.pk).update(state=state, last_error=error)
+
+
+@contextmanager
+def _failing(worker: Worker, what: str):
+    """Mark the worker failed with the reason when the block raises."""
+    try:
+        yield
+    except EngineError as exc:
+        _set(worker, WorkerState.FAILED, f"{what} failed: {exc}")
+        log.warning("worker %s: %s failed: %s", worker.name, what, exc)
+        raise DeploymentError(f"{what} of worker {worker.name} failed: {exc}") from exc
+    except Exception as exc:
+        _set(worker, WorkerState.FAILED, f"{what} failed: {exc}")
+        raise
+
+
+def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
+    """Create and start the worker's VM, bring its runner alive, wait for its first heartbeat."""
+    _set(worker, WorkerState.DEPLOYING)
+    with _failing(worker, "deployment"), _engine(worker) as engine:
+        vm = ovirt.create_worker_vm(engine, _spec(worker), vnic_profile_id=worker.vnic_profile or None)
+        Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
+        worker.engine_vm_id = vm.id
+        ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
+        if worker.template == "Blank" and worker.storage_domain_id:
+            _add_boot_disk(engine, worker)
+        _power_on(engine, worker, first_boot=True)
+    return wait_ready(worker, timeout) if wait else worker
+
+
+def _spec(worker: Worker) -> ovirt.VmSpec:
+    cloud_init = launchers.launcher() == Launcher.CLOUD_INIT
+    return ovirt.VmSpec(
+        name=vm_name(worker), cluster_id=worker.cluster.engine_id, memory=worker.memory * MIB,
+        cpus=worker.cpus, template=worker.template or "Blank",
+        description=f"Backup worker {worker.name} (ovirt-backup-server); queue {worker.queue}",
+        host_id=worker.preferred_host.engine_id if worker.preferred_host_id else None,
+        host_name=vm_name(worker),
+        cloud_init_script=launchers.cloud_init_user_data(worker) if cloud_init else "",
+    )
+
+
+def _add_boot_disk(engine, worker: Worker) -> None:
+    disk = ovirt.create_disk(engine, name=f"{vm_name(worker)}-boot",
+                             storage_domain_id=worker.storage_domain.engine_id,
+                             provisioned_size=BOOT_DISK_SIZE, format="cow", sparse=True,
+                             description=f"Boot disk of backup worker {worker.name}")
+    ovirt.wait_disk_ok(engine, disk.id)
+    ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
+
+
+def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
+    """Start the VM, wait until the engine reports it up, and launch the runner."""
+    _set(worker, WorkerState.STARTING)
+    vm = ovirt.get_vm(engine, worker.engine_vm_id)
+    if vm.status != "up":
+        use_cloud_init = first_boot and launchers.launcher() == Launcher.CLOUD_INIT
+        ovirt.start_vm(engine, worker.engine_vm_id, use_cloud_init=use_cloud_init)
+        ovirt.wait_vm_status(engine, worker.engine_vm_id, {"up"}, timeout=600)
+    if launchers.launcher() == Launcher.LOCAL:
+        launchers.start_local_runner(worker)
+
+
+def wait_ready(worker: Worker, timeout: float = READY_TIMEOUT) -> Worker:
+    """Wait for the runner's first heartbeat (state ready); failed after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.refresh_from_db()
+        if worker.state in (WorkerState.READY, WorkerState.BUSY):
+            return worker
+        if worker.state != WorkerState.STARTING:
+            raise DeploymentError(f"worker {worker.name} is {worker.state}: {worker.last_error}")
+        time.sleep(0.5)
+    _set(worker, WorkerState.FAILED,
+         f"no heartbeat from the runner within {timeout:.0f} s of the VM being up: check that "
+         "the VM reaches the backup server's database and broker, and its vbr-worker service log")
+    raise DeploymentError(worker.last_error)
+
+
+def start(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
+    """Power a stopped worker on and wait for its runner."""
+    if not worker.engine_vm_id:
+        return deploy(worker, wait=wait, timeout=timeout)
+    with _failing(worker, "start"), _engine(worker) as engine:
+        _power_on(engine, worker)
+    return wait_ready(worker, timeout) if wait else worker
+
+
+def stop(worker: Worker, *, force: bool = False) -> Worker:
+    """Stop the runner and power the VM off; refused while it runs tasks unless ``force``."""
+    running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
+    if running and not force:
+        raise DeploymentError(f"worker {worker.name} is moving {running} disk(s): wait until they "
+                              "finish, or stop it anyway (their sessions fail those disks)")
+    _set(worker, WorkerState.STOPPING)
+    launchers.stop_local_runner(worker)
+    if worker.engine_vm_id:
+        with _failing(worker, "stop"), _engine(worker) as engine:
+            try:
+                ovirt.ensure_vm_down(engine, worker.engine_vm_id)
+            except NotFound:
+                pass  # the VM is gone already: nothing to stop
+    _set(worker, WorkerState.STOPPED)
+    Worker.objects.filter(pk=worker.pk).update(idle_since=None)
+    return worker
+
+
+def remove(worker: Worker, *, force: bool = False) -> None:
+    """Stop the worker, delete its VM and disks in the engine, and forget it."""
+    stop(worker, force=force)
+    if worker.engine_vm_id:
+        with _failing(worker, "removal"), _engine(worker) as engine:
+            ovirt.delete_vm(engine, worker.engine_vm_id)
+            ovirt.wait_vm_gone(engine, worker.engine_vm_id, timeout=600)
+    worker.delete()
+
+
+def redeploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
+    """Replace the worker VM with a new one (a new software version), keeping its settings."""
+    stop(worker)
+    if worker.engine_vm_id:
+        with _failing(worker, "redeployment"), _engine(worker) as engine:
+            ovirt.delete_vm(engine, worker.engine_vm_id)
+            ovirt.wait_vm_gone(engine, worker.engine_vm_id, timeout=600)
+    Worker.objects.filter(pk=worker.pk).update(engine_vm_id="", software_version="")
+    worker.engine_vm_id = ""
+    return deploy(worker, wait=wait, timeout=timeout)
+
+
+def stop_idle_workers(now=None) -> list[str]:
+    """Stop deployed workers idle longer than VBR_WORKER_IDLE_MINUTES (0: never)."""
+    minutes = settings.VBR_WORKER_IDLE_MINUTES
+    if minutes <= 0:
+        return []
+    limit = (now or timezone.now()) - timedelta(minutes=minutes)
+    stopped = []
+    for worker in Worker.objects.filter(state=WorkerState.READY, idle_since__lt=limit):
+        if worker.active_tasks().exists():
+            continue
+        try:
+            stop(worker)
+            stopped.append(worker.name)
+        except (DeploymentError, EngineError) as exc:
+            log.warning("stopping idle worker %s failed: %s", worker.name, exc)
+    return stopped

@@ -1,0 +1,94 @@
+"""A worker's runner: its queue's django-q2 cluster in a child process, and heartbeats.
+
+``manage.py runworker NAME`` runs this on whatever machine hosts the worker
+(the worker VM with the cloud-init launcher, the backup server with the local
+one). The heartbeat lives in the parent process so that it stops when the
+runner dies: a killed runner falls silent and the scheduled check marks the
+worker unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from importlib import metadata
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from workers import services
+from workers.choices import EMBEDDED_QUEUE
+from workers.models import Worker
+
+log = logging.getLogger(__name__)
+
+
+def software_version() -> str:
+    """The installed project's version (what redeploy compares)."""
+    try:
+        return metadata.version("ovirt-backup-server")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def qcluster_command() -> list[str]:
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
+
+
+class Runner:
+    """Run the queue's qcluster until it ends, is told to stop, or the worker is stopped."""
+
+    def __init__(self, worker: Worker | None):
+        self.worker = worker
+        self.queue = worker.queue if worker is not None else EMBEDDED_QUEUE
+        self.stop = threading.Event()
+        self.child: subprocess.Popen | None = None
+
+    def run(self) -> int:
+        for signo in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signo, self._on_signal)
+        env = {**os.environ, "Q_CLUSTER_NAME": self.queue}
+        if self.worker is not None:
+            # One django-q2 process per task the worker may run at once.
+            env["VBR_RUNNER_WORKERS"] = str(self.worker.max_tasks)
+        self.child = subprocess.Popen(qcluster_command(), env=env)
+        log.info("runner for queue %s started (qcluster pid %s)", self.queue, self.child.pid)
+        try:
+            self._beat_until_done()
+        finally:
+            self._stop_child()
+        return self.child.returncode or 0
+
+    def _on_signal(self, signo, frame) -> None:
+        self.stop.set()
+
+    def _beat_until_done(self) -> None:
+        period = max(1, settings.VBR_WORKER_HEARTBEAT_SECONDS)
+        while not self.stop.is_set() and self.child.poll() is None:
+            if self.worker is not None and not self._beat():
+                log.info("worker %s is no longer meant to run: stopping its runner", self.worker)
+                return
+            self.stop.wait(period)
+
+    def _beat(self) -> bool:
+        close_old_connections()
+        try:
+            return services.heartbeat(self.worker, version=software_version(),
+                                       runner_host=socket.gethostname())
+        except Exception as exc:  # noqa: BLE001 - a database blip must not kill the runner
+            log.warning("heartbeat of worker %s failed: %s", self.worker, exc)
+            return True
+
+    def _stop_child(self) -> None:
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+            try:
+                self.child.wait(30)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()

@@ -1,12 +1,36 @@
-"""The simulator's inventory as the unmodified ovirtsdk4 reads it."""
+"""The simulator's inventory as the unmodified ovirtsdk4 reads it.
+
+These tests read, or change and restore, so one simulator serves the module (the suite's time).
+"""
 
 import datetime
+import ssl
+import urllib.error
+import urllib.request
 
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
+from simulator.testing import leftover_processes, running_simulator
 from tests.simulator.support import vm_named
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """One simulator for this module's tests; no process of it may be left afterwards."""
+    state_dir = tmp_path_factory.mktemp("sim-api")
+    with running_simulator(state_dir, seed="small", delays=0.1) as handle:
+        yield handle
+    assert leftover_processes(state_dir) == []
+
+
+@pytest.fixture(scope="module")
+def connection(sim):
+    """An ovirtsdk4 connection shared by the module's tests."""
+    conn = sim.connection()
+    yield conn
+    conn.close()
 
 COLLECTIONS = {
     "data_centers": 1, "clusters": 1, "hosts": 1, "storage_domains": 2, "networks": 2,
@@ -21,7 +45,6 @@ def test_it_lists_every_collection(connection):
         assert len(items) == count, name
         assert all(item.id and item.href.startswith("/ovirt-engine/api/") for item in items)
     assert system.events_service().list()
-    assert system.image_transfers_service().list() == []
 
 
 def test_the_root_shows_the_product_and_version(connection):
@@ -106,10 +129,24 @@ def test_a_wrong_password_fails_sso(sim):
     connection.close(logout=False)
 
 
-def test_logout_ends_the_session(sim):
+def _status_with_token(sim, token: str) -> int:
+    request = urllib.request.Request(sim.url, headers={"Authorization": f"Bearer {token}",
+                                                       "Version": "4"})
+    context = ssl.create_default_context(cafile=str(sim.ca_file))
+    try:
+        with urllib.request.urlopen(request, context=context) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_logout_revokes_the_token(sim):
     connection = sim.connection()
-    assert connection.test(raise_exception=True)
+    connection.authenticate()
+    token = connection._sso_token
+    assert _status_with_token(sim, token) == 200
     connection.close()
+    assert _status_with_token(sim, token) == 401
 
 
 def test_clients_add_events_and_change_the_backup_flag_of_disks(connection):
@@ -128,3 +165,4 @@ def test_clients_add_events_and_change_the_backup_flag_of_disks(connection):
         system.disks_service().disk_service(raw_disk.id).update(
             types.Disk(backup=types.DiskBackup.INCREMENTAL))
     assert raw.value.code == 409
+    service.update(types.Disk(backup=types.DiskBackup.INCREMENTAL))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import views, views_restore
 
 app_name = "jobs"
 urlpatterns = [
@@ -16,5 +16,7 @@ urlpatterns = [
     path("sessions/<int:pk>/progress/", views.session_progress, name="session_progress"),
     path("sessions/<int:pk>/cancel/", views.session_cancel, name="session_cancel"),
     path("restore-points/<int:pk>/", views.restore_point, name="restore_point"),
-    path("restore/", views.restore, name="restore"),
+    # The restore wizard (issue 9): the entry, then one URL per step.
+    path("restore/", views_restore.restore, name="restore"),
+    path("restore/<str:step>/", views_restore.restore_step, name="restore_step"),
 ]

@@ -1,0 +1,154 @@
+"""The restore wizard: who may use it, each step, and the restore session it starts."""
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+
+from inventory.models import VM, Cluster, Manager, StorageDomain
+from jobs.models import RestorePoint, Session
+from repositories.models import Repository
+from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
+
+DISK = {"id": "d-1", "name": "web1_os", "size": 8 * 2**30, "format": "cow"}
+
+
+@pytest.fixture
+def client_as(db, client):
+    def login(role: str | None):
+        user = User.objects.create_user(username=(role or "nobody").lower().replace(" ", "-"), password="x")
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def point(db):
+    manager = Manager.objects.create(name="engine1", url="https://engine1/ovirt-engine/api")
+    cluster = Cluster.objects.create(manager=manager, engine_id="cl-1", name="Production")
+    StorageDomain.objects.create(manager=manager, engine_id="sd-1", name="data1", type="data")
+    vm = VM.objects.create(manager=manager, engine_id="vm-1", name="web1", cluster=cluster)
+    # The data mover is not running: pages that need it must say so, not break.
+    repository = Repository.objects.create(name="repo", path="/srv/repo",
+                                           datamover_url="http://127.0.0.1:9")
+    return RestorePoint.objects.create(vm=vm, vm_engine_id="vm-1", vm_name="web1", repository=repository,
+                                       manifest_id="rp-1", disks=[DISK], size=DISK["size"])
+
+
+def step(name: str) -> str:
+    return reverse("jobs:restore_step", args=[name])
+
+
+@pytest.mark.parametrize("role", [ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR])
+def test_every_role_may_open_the_wizard_and_sees_vms_with_restore_points(client_as, point, role):
+    response = client_as(role).get(reverse("jobs:restore"), follow=True)
+
+    assert response.status_code == 200
+    assert b"web1" in response.content and b"Restore points" in response.content
+
+
+def test_a_user_without_a_role_may_not_restore(client_as, point):
+    client = client_as(None)
+
+    assert client.get(reverse("jobs:restore")).status_code == 403
+    assert client.get(step("summary")).status_code == 403
+
+
+def test_a_restore_operator_may_not_change_jobs_repositories_or_managers(client_as, point):
+    client = client_as(RESTORE_OPERATOR)
+
+    for url in (reverse("jobs:new", args=["name"]), reverse("repositories:add"),
+                reverse("inventory:manager_add")):
+        assert client.get(url).status_code == 403, url
+
+
+def test_a_vm_no_longer_in_the_engine_is_listed_and_marked(client_as, point):
+    VM.objects.filter(pk=point.vm_id).update(removed=True)
+
+    response = client_as(RESTORE_OPERATOR).get(step("vm"))
+
+    assert b"no longer" in response.content and b"web1" in response.content
+
+
+def test_the_wizard_walks_from_vm_to_summary_and_starts_a_restore_session(client_as, point):
+    client = client_as(RESTORE_OPERATOR)
+    client.get(reverse("jobs:restore"))
+
+    response = client.get(step("vm"), {"choose": "vm-1"})
+    assert response.url == step("point")
+    response = client.get(step("point"))
+    assert b"Full" in response.content and b"8.0\xc2\xa0GB" in response.content
+    assert client.get(step("point"), {"choose": point.pk}).url == step("kind")
+    assert client.post(step("kind"), {"kind": "original"}).url == step("target")
+    assert client.post(step("target"), {"replace": "on", "power_on": "on"}).url == step("summary")
+    summary = client.get(step("summary"))
+    assert b"in place" in summary.content and b"Start restore" in summary.content
+
+    response = client.post(step("summary"))
+
+    session = Session.objects.get(kind="restore")
+    assert response.url == session.get_absolute_url()
+    assert session.options["restore"]["replace"] is True
+    assert session.options["restore"]["power_on"] is True
+    assert session.options["restore"]["point"] == point.pk
+    assert session.state == "pending"
+
+
+def test_the_restore_point_page_link_starts_at_the_kind_of_restore(client_as, point):
+    client = client_as(OPERATOR)
+
+    assert client.get(reverse("jobs:restore"), {"point": point.pk}).url == step("kind")
+    assert client.get(reverse("jobs:restore"), {"vm": point.vm_id}).url == step("point")
+
+
+def test_a_step_can_not_be_skipped(client_as, point):
+    client = client_as(OPERATOR)
+    client.get(reverse("jobs:restore"))
+
+    assert client.get(step("summary")).url == step("vm")
+
+
+def test_disks_go_floating_or_to_a_chosen_vm(client_as, point):
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "disks"})
+
+    response = client.post(step("target"), {})
+    assert b"disks-error" in response.content
+
+    client.post(step("target"), {"disks": ["d-1"], "vm": str(point.vm_id)})
+    client.post(step("summary"))
+
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["kind"] == "disks" and options["disks"] == ["d-1"] and options["vm"] == "vm-1"
+
+
+def test_a_new_location_needs_a_name_and_says_when_the_networks_cant_be_read(client_as, point):
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "new"})
+
+    page = client.get(step("target"))
+    assert b"can&#x27;t be read" in page.content or b"can't be read" in page.content
+    response = client.post(step("target"), {"name": "", "cluster": Cluster.objects.get().pk})
+    assert b"name-error" in response.content
+
+    client.post(step("target"), {"name": "web1-copy", "cluster": Cluster.objects.get().pk,
+                                 "new_macs": "on", f"disk_sd_{DISK['id']}": StorageDomain.objects.get().pk})
+    client.post(step("summary"))
+
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["name"] == "web1-copy" and options["cluster"] == "cl-1"
+    assert options["disk_storage_domains"] == {"d-1": "sd-1"} and options["new_macs"] is True
+
+
+def test_replacing_while_renaming_is_refused_with_what_to_do(client_as, point):
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "original"})
+
+    response = client.post(step("target"), {"replace": "on", "name": "other"})
+
+    assert b"keeps its name" in response.content

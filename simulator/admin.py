@@ -32,7 +32,7 @@ def dispatch(engine: Engine, method: str, raw_path: str, body: bytes) -> tuple[i
         if parts == ["disk-image"] and method == "GET":
             return 200, disk_image(engine, query.get("disk", ""))
         if parts == ["checkpoints"] and method == "POST":
-            from simulator.handlers.backups import checkpoint_fault
+            from simulator.handlers.checkpoints import checkpoint_fault
 
             return 200, checkpoint_fault(engine, data)
     raise not_found("admin resource")

@@ -8,6 +8,7 @@ def register_all(router: Router, engine: Engine) -> None:
     """Register the routes of every collection."""
     from simulator.handlers import (
         backups,
+        checkpoints,
         disks,
         events,
         inventory,
@@ -17,5 +18,6 @@ def register_all(router: Router, engine: Engine) -> None:
         vms,
     )
 
-    for module in (system, inventory, vms, disks, snapshots, transfers, events, backups):
+    for module in (system, inventory, vms, disks, snapshots, transfers, events, backups,
+                   checkpoints):
         module.register(router, engine)

@@ -12,7 +12,7 @@ import traceback
 
 from bench.report import Report
 
-COMPONENTS = ("repositories", "inventory", "workers", "jobs", "restore", "pages")
+COMPONENTS = ("dataplane", "repositories", "inventory", "workers", "jobs", "restore", "pages")
 
 
 def main(argv: list[str]) -> int:

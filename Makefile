@@ -19,7 +19,7 @@ run: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py firstrun
-	$(VENV)/bin/honcho -f Procfile start
+	$(VENV)/bin/honcho -f Procfile start $$($(PY) manage.py demo_setup --print-processes)
 
 lint: venv
 	$(VENV)/bin/ruff check .

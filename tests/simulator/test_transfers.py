@@ -1,6 +1,9 @@
 """Image transfers through the real imageio daemon, with the unmodified ovirt_imageio.client."""
 
 import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
@@ -18,6 +21,7 @@ from tests.simulator.support import (
 )
 
 MiB = 2**20
+OVIRT_IMG = str(Path(sys.executable).parent / "ovirt-img")
 
 
 def test_a_downloaded_disk_is_identical_to_its_image(sim, connection, tmp_path):
@@ -104,3 +108,24 @@ def test_an_idle_transfer_is_cancelled_by_its_timeout_policy(connection):
     assert done.timeout_policy == types.ImageTransferTimeoutPolicy.CANCEL
     events = connection.system_service().events_service().list(search="description=*idle*")
     assert events and transfer.id
+
+
+def test_ovirt_img_uploads_and_downloads_a_disk(sim, connection, tmp_path):
+    source = tmp_path / "source.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "20M"], check=True)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x44 1M 3M", str(source)],
+                   check=True, capture_output=True)
+    password = tmp_path / "password"
+    password.write_text(sim.password)
+    engine = sim.url.removesuffix("/ovirt-engine/api")
+    common = ["--engine-url", engine, "--username", sim.username, "--password-file",
+              str(password), "--cafile", str(sim.ca_file)]
+    disk_id = str(uuid.uuid4())
+    subprocess.run([OVIRT_IMG, "upload-disk", *common, "-s", "data1", "--disk-id", disk_id,
+                    "--name", "uploaded", str(source)], check=True, capture_output=True)
+    disk = connection.system_service().disks_service().disk_service(disk_id).get()
+    assert disk.alias == "uploaded" and disk.status == types.DiskStatus.OK
+    target = tmp_path / "downloaded.qcow2"
+    subprocess.run([OVIRT_IMG, "download-disk", *common, disk_id, str(target)], check=True,
+                   capture_output=True)
+    assert qemu_compare(source, "qcow2", target, "qcow2") == ""

@@ -16,7 +16,7 @@ MIB = 1024 * 1024
 SESSION_TIMEOUT = 180.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def sim(tmp_path_factory):
     """One simulator (seed small) for a test module: starting it is the slow part."""
     from simulator.testing import running_simulator
@@ -32,7 +32,7 @@ class DataMover:
     path: Path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def datamover(tmp_path_factory):
     """A standalone data mover over a fresh repository, for a test module."""
     home = tmp_path_factory.mktemp("datamover")

@@ -69,3 +69,54 @@ def test_full_then_incremental_reads_only_dirty_blocks_and_every_restore_point_e
         assert sum(d["bytes_read"] for d in qcow_disks) <= len(blocks) * BLOCK_SIZE
         assert all(d["format"] == "raw" for d in raw_disks)
     _points_equal_disks(stack, fulls + incrementals, images_at, tmp_path)
+
+
+def test_a_broken_checkpoint_gives_a_full_with_the_reason_in_the_log(stack, tmp_path):
+    job = stack.job("checkpoints", ["small-vm1"])
+    first = wait_for_session(services.run_job(job), stack=stack)
+    assert first.state == SessionState.SUCCESS, session_log(first) + stack.logs()
+    checkpoint = RestorePoint.objects.get(session=first).checkpoint_id
+    assert checkpoint
+
+    # The bitmap is gone but the engine still lists the checkpoint: the incremental fails, a full follows.
+    stack.sim.cli("fault", "checkpoint", "--vm", "small-vm1", "--checkpoint", checkpoint,
+                  "--action", "remove-bitmap")
+    second = wait_for_session(services.run_job(job), stack=stack)
+    assert second.state == SessionState.SUCCESS, session_log(second)
+    point = RestorePoint.objects.get(session=second)
+    assert point.type == BackupType.FULL
+    assert "full backup instead: the engine could not start an incremental backup" in session_log(second)
+    disk = point.disks[0]
+    exported = export_disk(stack.repository, point.manifest_id, disk["id"], tmp_path / "second.raw")
+    assert images_equal(exported, guest_image(stack.sim, disk["id"], tmp_path / "second.sim"))
+
+    stack.sim.cli("fault", "checkpoint", "--vm", "small-vm1", "--checkpoint", point.checkpoint_id,
+                  "--action", "invalidate")
+    third = wait_for_session(services.run_job(job), stack=stack)
+    assert third.state == SessionState.SUCCESS, session_log(third)
+    assert RestorePoint.objects.get(session=third).type == BackupType.FULL
+    assert f"full backup: checkpoint {point.checkpoint_id} of the last restore point is invalid" \
+        in session_log(third)
+
+
+def test_a_scheduled_run_fires_and_its_session_says_so(stack):
+    from django.utils import timezone
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from jobs.choices import ScheduleKind, Trigger
+    from jobs.models import Session
+
+    job = stack.job("every-minute", ["small-vm2"], schedule_kind=ScheduleKind.CRON, schedule_cron="* * * * *")
+    Schedule.objects.filter(name=f"jobs: backup job {job.pk}").update(
+        next_run=timezone.now() - timezone.timedelta(seconds=1))
+    scheduler()  # what the control runner's guard calls every 30 s: the schedule becomes a task
+    deadline = timezone.now() + timezone.timedelta(seconds=60)
+    while not Session.objects.filter(job=job).exists() and timezone.now() < deadline:
+        import time
+
+        time.sleep(0.2)
+    session = wait_for_session(Session.objects.get(job=job), stack=stack)
+    assert session.trigger == Trigger.SCHEDULE and session.state == SessionState.SUCCESS, session_log(session)
+    assert "Started by the schedule (cron * * * * *)" in session_log(session)
+    assert Schedule.objects.get(name=f"jobs: backup job {job.pk}").next_run > timezone.now()

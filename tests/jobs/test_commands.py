@@ -1,0 +1,113 @@
+"""The jobs commands: create_job, list_restore_points, cancel_session, apply_retention, run_job --wait."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from jobs.choices import ScheduleKind, SessionState, VmSelection
+from jobs.models import BackupJob, RestorePoint, Session, VmLock
+from tests.jobs import factories
+from tests.jobs.conftest import session_log
+
+
+@pytest.fixture
+def setup(db):
+    manager, cluster, vms = factories.inventory()
+    return {"vms": vms, "cluster": cluster, "repo": factories.repository()}
+
+
+def test_create_job_with_vms_tag_or_cluster(setup, capsys):
+    call_command("create_job", "explicit", "--repository", "repo1", "--vm", "web1", "--vm", "vm-1",
+                 "--retain", "3", "--schedule", "0 22 * * *")
+    job = BackupJob.objects.get(name="explicit")
+    assert {vm.name for vm in job.resolve_vms()} == {"web1", "db1"}
+    assert job.retain == 3 and job.schedule_kind == ScheduleKind.CRON and job.next_run()
+    assert "Created job explicit" in capsys.readouterr().out
+    call_command("create_job", "tagged", "--repository", "repo1", "--tag", "production")
+    assert BackupJob.objects.get(name="tagged").selection == VmSelection.TAG
+    call_command("create_job", "clustered", "--repository", "repo1", "--cluster", "Production")
+    assert BackupJob.objects.get(name="clustered").cluster == setup["cluster"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--repository", "nope", "--vm", "web1"], "No repository named 'nope' (known: repo1)"),
+    (["--repository", "repo1", "--vm", "ghost"], "No VM named 'ghost'"),
+    (["--repository", "repo1", "--vm", "web1", "--schedule", "nightly"], "schedule_cron: Use five fields"),
+    (["--repository", "repo1", "--cluster", "Nowhere"], "No cluster(s) named 'Nowhere'"),
+])
+def test_create_job_says_what_is_wrong(setup, args, message):
+    with pytest.raises(CommandError) as caught:
+        call_command("create_job", "bad", *args)
+    assert message in str(caught.value)
+    assert not BackupJob.objects.exists()
+
+
+def test_list_restore_points_json_has_exactly_the_promised_keys_oldest_first(setup, capsys):
+    web1, db1 = setup["vms"]
+    now = timezone.now()
+    newer = factories.restore_point(web1, setup["repo"], now, type="incremental")
+    older = factories.restore_point(db1, setup["repo"], now - timedelta(hours=1))
+    call_command("list_restore_points", "--json")
+    records = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in records] == [older.pk, newer.pk]
+    assert set(records[1]) == {"id", "vm", "time", "type", "state", "repository", "disks"}
+    assert records[1]["vm"] == "web1" and records[1]["type"] == "incremental"
+    assert records[1]["repository"] == "repo1" and records[1]["state"] == "ok"
+    assert records[1]["time"] == newer.time.isoformat()
+    assert set(records[1]["disks"][0]) == {"id", "name", "size"}
+    call_command("list_restore_points", "--vm", "db1", "--json")
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [older.pk]
+    web1.removed = True
+    web1.save()
+    call_command("list_restore_points", "--vm", "web1")
+    assert "web1" in capsys.readouterr().out
+
+
+def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
+    session = Session.objects.create(name="s")
+    call_command("cancel_session", str(session.pk))
+    assert Session.objects.get(pk=session.pk).state == SessionState.CANCELLED
+    with pytest.raises(CommandError, match="has ended already"):
+        call_command("cancel_session", str(session.pk))
+    with pytest.raises(CommandError, match="No session 999"):
+        call_command("cancel_session", "999")
+
+
+@pytest.mark.integration
+def test_apply_retention_deletes_manifests_then_rows_and_keeps_the_newest(setup, datamover, capsys):
+    from repositories.store import DiskIndex, build_manifest
+
+    repo = setup["repo"]
+    repo.datamover_url, repo.token = datamover.url, datamover.token
+    repo.save()
+    job = factories.job("keep2", vms=setup["vms"][:1], repository=repo, retain=2)
+    now = timezone.now()
+    with repo.client() as client:
+        for age in (3, 2, 1, 0):
+            when = now - timedelta(days=age)
+            manifest = build_manifest(f"rp-keep2-{age}", "vm-0", [DiskIndex(id="disk-0", size=8 * 2**20)],
+                                      created=when)
+            client.put_manifest(manifest)
+            factories.restore_point(setup["vms"][0], repo, when, job=job, manifest_id=manifest.id)
+    call_command("apply_retention", "keep2")
+    assert "2 restore point(s) deleted" in capsys.readouterr().out
+    assert sorted(RestorePoint.objects.values_list("manifest_id", flat=True)) == ["rp-keep2-0", "rp-keep2-1"]
+    with repo.client() as client:
+        assert sorted(m["id"] for m in client.list_manifests()) == ["rp-keep2-0", "rp-keep2-1"]
+
+
+@pytest.mark.integration
+def test_run_job_wait_exits_2_when_a_vm_is_skipped_because_it_is_busy(stack, capsys):
+    job = stack.job("busy", ["small-vm1"])
+    holder = Session.objects.create(name="other", state=SessionState.RUNNING, heartbeat=timezone.now())
+    VmLock.objects.create(vm=stack.vm("small-vm1"), session=holder)
+    with pytest.raises(SystemExit) as caught:
+        call_command("run_job", "busy", "--wait")
+    assert caught.value.code == 2
+    session = Session.objects.get(job=job)
+    assert session.state == SessionState.WARNING
+    assert f"already being backed up by session {holder.pk}" in session_log(session)
+    assert "Session" in capsys.readouterr().out

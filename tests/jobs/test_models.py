@@ -1,0 +1,131 @@
+"""Job rules, schedules kept in step with jobs, session lifecycle and the worst-state rule."""
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django_q.models import Schedule
+
+from jobs.choices import ActiveFullKind, ScheduleKind, SessionState, VmSelection, worst_state
+from jobs.models import BackupJob, Session, VmLock
+from jobs.schedules import RECONCILE_SCHEDULE_NAME, ensure_schedules
+from jobs.scheduling import cron_error, schedule_name
+from tests.jobs import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_session_ends_in_the_worst_state_of_its_vms():
+    assert worst_state([SessionState.SUCCESS, SessionState.WARNING]) == SessionState.WARNING
+    assert worst_state([SessionState.WARNING, SessionState.FAILED, SessionState.CANCELLED]) == SessionState.FAILED
+    assert worst_state([SessionState.SUCCESS, SessionState.CANCELLED]) == SessionState.CANCELLED
+    assert worst_state([]) == SessionState.SUCCESS
+
+
+@pytest.mark.parametrize(("kind", "fields", "cron"), [
+    (ScheduleKind.DAILY, {"schedule_time": time(22, 30)}, "30 22 * * *"),
+    (ScheduleKind.WEEKDAYS, {"schedule_time": time(1, 5), "schedule_weekdays": [0, 6]}, "5 1 * * 1,0"),
+    (ScheduleKind.MONTHLY, {"schedule_time": time(3, 0), "schedule_day": 15}, "0 3 15 * *"),
+    (ScheduleKind.CRON, {"schedule_cron": "*/15 * * * 1-5"}, "*/15 * * * 1-5"),
+])
+def test_each_schedule_becomes_a_cron_schedule_row(kind, fields, cron):
+    job = factories.job(schedule_kind=kind, **fields)
+    row = Schedule.objects.get(name=schedule_name(job.pk))
+    assert row.cron == cron and row.func == "jobs.tasks.run_scheduled_job" and row.cluster == "control"
+    assert job.next_run() == row.next_run and row.next_run > timezone.now()
+
+
+def test_the_schedule_row_follows_the_job_changes_and_goes_with_it():
+    job = factories.job(schedule_kind=ScheduleKind.DAILY, schedule_time=time(22, 0))
+    job.schedule_time = time(23, 15)
+    job.save()
+    assert Schedule.objects.get(name=schedule_name(job.pk)).cron == "15 23 * * *"
+    job.schedule_kind = ScheduleKind.MANUAL
+    job.save()
+    assert not Schedule.objects.filter(name=schedule_name(job.pk)).exists()
+    job.schedule_kind = ScheduleKind.DAILY
+    job.save()
+    job.delete()
+    assert not Schedule.objects.filter(name__startswith="jobs: backup job").exists()
+
+
+def test_ensure_schedules_is_idempotent():
+    ensure_schedules()
+    ensure_schedules()
+    assert Schedule.objects.filter(name=RECONCILE_SCHEDULE_NAME).count() == 1
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"selection": VmSelection.TAG}, "tag"),
+    ({"selection": VmSelection.CLUSTER}, "cluster"),
+    ({"schedule_kind": ScheduleKind.DAILY}, "schedule_time"),
+    ({"schedule_kind": ScheduleKind.MONTHLY, "schedule_time": time(1, 0), "schedule_day": 31}, "schedule_day"),
+    ({"schedule_kind": ScheduleKind.CRON, "schedule_cron": "61 * * * *"}, "schedule_cron"),
+    ({"active_full_kind": ActiveFullKind.EVERY_DAYS}, "active_full_days"),
+    ({"retain": 0}, "retain"),
+])
+def test_a_job_that_cannot_work_is_refused_at_the_field(fields, field):
+    job = BackupJob(name="x", repository=factories.repository(), **fields)
+    with pytest.raises(ValidationError) as caught:
+        job.clean()
+    assert field in caught.value.message_dict
+
+
+def test_cron_errors_say_what_to_write():
+    assert "five fields" in cron_error("daily")
+    assert cron_error("0 22 * * 1-5") == ""
+
+
+def test_an_active_full_is_due_every_n_days_or_on_weekdays():
+    job = factories.job(active_full_kind=ActiveFullKind.EVERY_DAYS, active_full_days=7)
+    now = timezone.now()
+    assert job.active_full_due(now - timedelta(days=8), now)
+    assert not job.active_full_due(now - timedelta(days=2), now)
+    job.active_full_kind, job.active_full_weekdays = ActiveFullKind.WEEKDAYS, [5]
+    saturday = timezone.make_aware(datetime(2026, 11, 28, 22, 0))
+    assert "Sat" in job.active_full_due(saturday - timedelta(days=1), saturday)
+    assert not job.active_full_due(saturday, saturday)
+    assert not job.active_full_due(saturday - timedelta(days=1), saturday - timedelta(days=1))
+
+
+def test_a_job_resolves_its_vms_at_each_run():
+    manager, cluster, vms = factories.inventory(vm_names=("web1", "db1", "old"))
+    vms[2].removed = True
+    vms[2].save()
+    by_tag = factories.job("by-tag", selection=VmSelection.TAG, tag="production")
+    by_cluster = factories.job("by-cluster", selection=VmSelection.CLUSTER, cluster=cluster)
+    assert [vm.name for vm in by_tag.resolve_vms()] == ["web1"]
+    assert [vm.name for vm in by_cluster.resolve_vms()] == ["db1", "web1"]
+    vms[1].tags = ["production"]
+    vms[1].save()
+    assert [vm.name for vm in by_tag.resolve_vms()] == ["db1", "web1"]
+
+
+def test_a_session_is_claimed_once_and_ends_once():
+    session = Session.objects.create(name="s")
+    assert session.start()
+    assert not Session.objects.get(pk=session.pk).start()
+    assert session.terminate(SessionState.SUCCESS)
+    assert not session.terminate(SessionState.FAILED)
+    assert Session.objects.get(pk=session.pk).state == SessionState.SUCCESS
+
+
+def test_cancelling_a_queued_session_ends_it_at_once_and_a_running_one_by_flag():
+    queued = Session.objects.create(name="q")
+    assert queued.request_cancel() and queued.state == SessionState.CANCELLED
+    running = Session.objects.create(name="r")
+    running.start()
+    assert running.request_cancel() and running.state == SessionState.RUNNING and running.cancel_requested
+    assert running.beat() is True
+    running.terminate(SessionState.CANCELLED)
+    assert not running.request_cancel()
+
+
+def test_a_vm_is_held_by_one_session_at_a_time():
+    _, _, vms = factories.inventory()
+    first, second = Session.objects.create(name="a"), Session.objects.create(name="b")
+    assert VmLock.acquire(vms[0], first) is None
+    assert VmLock.acquire(vms[0], second) == first
+    VmLock.release(vms[0], first)
+    assert VmLock.acquire(vms[0], second) is None

@@ -68,7 +68,8 @@ def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT)
     """Create and start the worker's VM, bring its runner alive, wait for its first heartbeat."""
     _set(worker, WorkerState.DEPLOYING)
     with _failing(worker, "deployment"), _engine(worker) as engine:
-        vm = ovirt.create_worker_vm(engine, _spec(worker), vnic_profile_id=worker.vnic_profile or None)
+        vm = ovirt.create_worker_vm(engine, _spec(worker),
+                                    vnic_profile_id=_vnic_profile_id(engine, worker.vnic_profile))
         Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
         worker.engine_vm_id = vm.id
         ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
@@ -76,6 +77,18 @@ def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT)
             _add_boot_disk(engine, worker)
         _power_on(engine, worker, first_boot=True)
     return wait_ready(worker, timeout) if wait else worker
+
+
+def _vnic_profile_id(engine, value: str) -> str | None:
+    """The engine id of the vNIC profile named or identified by ``value`` (None when empty)."""
+    if not value:
+        return None
+    profiles = ovirt.list_vnic_profiles(engine)
+    for profile in profiles:
+        if value in (profile.id, profile.name):
+            return profile.id
+    known = ", ".join(sorted(p.name for p in profiles)) or "none"
+    raise DeploymentError(f"no vNIC profile {value!r} in the engine (known: {known})")
 
 
 def _spec(worker: Worker) -> ovirt.VmSpec:
@@ -140,6 +153,7 @@ def stop(worker: Worker, *, force: bool = False) -> Worker:
     """Stop the runner and power the VM off; refused while it runs tasks unless ``force``."""
     running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
     if running and not force:
+        _set(worker, WorkerState.BUSY)  # it goes on serving the tasks it has
         raise DeploymentError(f"worker {worker.name} is moving {running} disk(s): wait until they "
                               "finish, or stop it anyway (their sessions fail those disks)")
     _set(worker, WorkerState.STOPPING)

@@ -103,3 +103,74 @@ def _check_orphaned_tasks(limit) -> int:
         dispatch.resend(task, "the embedded worker's runner stopped reporting")
         count += 1
     return count
+
+
+def worker_record(worker: Worker) -> dict:
+    """What list_workers --json and the pages show of a worker."""
+    active = worker.active_tasks()
+    return {
+        "name": worker.name, "manager": worker.manager.name, "cluster": worker.cluster.name,
+        "preferred_host": worker.preferred_host.name if worker.preferred_host_id else None,
+        "state": worker.state, "queue": worker.queue, "engine_vm_id": worker.engine_vm_id or None,
+        "template": worker.template, "cpus": worker.cpus, "memory_mib": worker.memory,
+        "vnic_profile": worker.vnic_profile or None,
+        "storage_domain": worker.storage_domain.name if worker.storage_domain_id else None,
+        "max_tasks": worker.max_tasks, "active_tasks": active.count(),
+        "running_tasks": active.filter(state=DiskTaskState.RUNNING).count(),
+        "throughput": worker.throughput(), "software_version": worker.software_version or None,
+        "last_heartbeat": worker.last_heartbeat.isoformat() if worker.last_heartbeat else None,
+        "last_error": worker.last_error or None,
+    }
+
+
+def embedded_record() -> dict:
+    """The embedded worker (the backup server itself) as list_workers shows it."""
+    from workers.choices import EMBEDDED_QUEUE
+
+    active = DiskTask.objects.filter(worker__isnull=True, state__in=(DiskTaskState.PENDING,
+                                                                     DiskTaskState.RUNNING))
+    running = active.filter(state=DiskTaskState.RUNNING)
+    return {"name": "embedded", "state": "embedded", "queue": EMBEDDED_QUEUE,
+            "active_tasks": active.count(),
+            "running_tasks": running.count(),
+            "throughput": float(sum(running.values_list("rate", flat=True)))}
+
+
+WORKER_ACTIONS = ("deploy", "start", "stop", "redeploy", "remove")
+
+
+def request_action(worker: Worker, action: str, *, force: bool = False) -> None:
+    """Have the control runner deploy, start, stop, redeploy or remove the worker.
+
+    The state changes at once (so the page shows it and the worker takes no new
+    task), then the engine work runs on the control runner.
+    """
+    from django.db import transaction
+    from django_q.tasks import async_task
+
+    if action not in WORKER_ACTIONS:
+        raise ValueError(f"unknown worker action {action!r}: use one of {', '.join(WORKER_ACTIONS)}")
+    transitional = {"deploy": WorkerState.DEPLOYING, "start": WorkerState.STARTING,
+                    "stop": WorkerState.STOPPING, "redeploy": WorkerState.DEPLOYING,
+                    "remove": WorkerState.STOPPING}
+    Worker.objects.filter(pk=worker.pk).update(state=transitional[action], last_error="")
+    worker_id = worker.pk
+    transaction.on_commit(lambda: async_task("workers.tasks.worker_action", worker_id, action, force,
+                                             task_name=f"worker-{action}-{worker_id}"))
+
+
+def wake_workers(manager, clusters=None) -> list[str]:
+    """Start the stopped workers of these clusters (all of the manager's when None).
+
+    The session driver calls this when a session starts, so that its workers
+    are up by the time its transfers are ready; disks meanwhile go to other
+    ready workers or the embedded one.
+    """
+    stopped = Worker.objects.filter(manager=manager, state=WorkerState.STOPPED)
+    if clusters is not None:
+        stopped = stopped.filter(cluster__in=list(clusters))
+    names = []
+    for worker in stopped:
+        request_action(worker, "start")
+        names.append(worker.name)
+    return names

@@ -162,7 +162,7 @@ def stop_idle_workers() -> list[str]:
     return stop_idle()
 
 
-def worker_action(worker_id: int, action: str) -> str:
+def worker_action(worker_id: int, action: str, force: bool = False) -> str:
     """Deploy, start, stop, redeploy or remove a worker (the pages enqueue this)."""
     from workers import deployment
     from workers.models import Worker
@@ -171,8 +171,10 @@ def worker_action(worker_id: int, action: str) -> str:
                                            "storage_domain").filter(pk=worker_id).first()
     if worker is None:
         return "gone"
-    actions = {"deploy": deployment.deploy, "start": deployment.start, "stop": deployment.stop,
-               "redeploy": deployment.redeploy, "remove": deployment.remove}
+    actions = {"deploy": deployment.deploy, "start": deployment.start,
+               "stop": lambda w: deployment.stop(w, force=force),
+               "redeploy": deployment.redeploy,
+               "remove": lambda w: deployment.remove(w, force=force)}
     try:
         actions[action](worker)
     except deployment.DeploymentError as exc:

@@ -163,3 +163,50 @@ def new_worker(manager, runner_settings):
         except Worker.DoesNotExist:
             pass  # removed by the test; its runner pid is still known here
         launchers.stop_local_runner(worker)
+
+
+# Database-only fixtures: an inventory stored without an engine
+
+
+@pytest.fixture
+def inventory_manager(db):
+    """A manager whose inventory (cluster Cluster1, host1, data1, 3 VMs) is stored without an engine."""
+    from inventory.models import Manager
+    from inventory.sync import store_inventory
+    from tests.inventory.factories import inventory
+
+    manager = Manager.objects.create(name="engine1", url="https://engine1/ovirt-engine/api")
+    store_inventory(manager, inventory(3))
+    return manager
+
+
+@pytest.fixture
+def make_worker(inventory_manager):
+    """Worker rows in the stored inventory's cluster (no VM, no runner)."""
+    from django.utils import timezone
+
+    from inventory.models import Cluster
+    from workers.models import Worker
+
+    def make(name: str, state: str = "ready", beat: bool = True, **fields):
+        cluster = fields.pop("cluster", None) or Cluster.objects.get(manager=inventory_manager,
+                                                                     engine_id="cl-1")
+        return Worker.objects.create(name=name, manager=inventory_manager, cluster=cluster,
+                                     state=state, last_heartbeat=timezone.now() if beat else None,
+                                     **fields)
+
+    return make
+
+
+@pytest.fixture
+def client_as(db, client):
+    """A logged-in test client for a user of the given role."""
+    from django.contrib.auth.models import Group, User
+
+    def login(role: str):
+        user = User.objects.create_user(username=role.lower().replace(" ", "-"), password="x")
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        return client
+
+    return login

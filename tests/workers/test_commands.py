@@ -1,0 +1,41 @@
+"""deploy_worker, list_workers and runworker: what they print and how they refuse bad input."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from workers.models import Worker
+
+
+def test_list_workers_json_has_every_worker_and_the_embedded_one_last(make_worker):
+    make_worker("alpha", max_tasks=2)
+    out = StringIO()
+    call_command("list_workers", "--json", stdout=out)
+    records = json.loads(out.getvalue())
+    assert [r["name"] for r in records] == ["alpha", "embedded"]
+    alpha = records[0]
+    assert alpha["state"] == "ready" and alpha["cluster"] == "Cluster1" and alpha["max_tasks"] == 2
+    assert alpha["queue"] == "worker-alpha" and alpha["active_tasks"] == 0
+    assert records[1]["queue"] == "embedded"
+    table = StringIO()
+    call_command("list_workers", stdout=table)
+    assert "alpha" in table.getvalue() and "embedded" in table.getvalue()
+
+
+def test_deploy_worker_names_the_known_clusters_when_the_cluster_is_unknown(inventory_manager):
+    with pytest.raises(CommandError, match=r"No cluster named 'Nope' \(known: Cluster1\)"):
+        call_command("deploy_worker", "w", "--cluster", "Nope")
+
+
+def test_deploy_worker_reports_invalid_values(inventory_manager):
+    with pytest.raises(CommandError, match="memory"):
+        call_command("deploy_worker", "w", "--cluster", "Cluster1", "--memory", "10")
+    assert not Worker.objects.exists()
+
+
+def test_runworker_refuses_an_unknown_worker(make_worker):
+    make_worker("known")
+    with pytest.raises(CommandError, match=r"No worker named 'ghost' \(known: known\)"):
+        call_command("runworker", "ghost")

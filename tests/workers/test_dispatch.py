@@ -1,0 +1,130 @@
+"""Choosing workers, submitting and cancelling disk tasks, and losing workers (database only)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inventory.models import Cluster, Disk
+from repositories.models import Repository
+from workers import dispatch
+from workers.choices import DiskTaskState, WorkerState
+from workers.models import DiskTask, Worker
+from workers.services import check_workers, heartbeat
+
+
+@pytest.fixture
+def repository(db):
+    return Repository.objects.create(name="r", path="/srv/r", datamover_url="http://127.0.0.1:9")
+
+
+@pytest.fixture
+def disk(inventory_manager):
+    return Disk.objects.filter(manager=inventory_manager).first()
+
+
+def submit(inventory_manager, repository, disk, worker):
+    return dispatch.submit_backup_disk(session_id=7, manager=inventory_manager,
+                                       repository=repository, disk=disk,
+                                       transfer_url="https://host1:54322/images/t", worker=worker)
+
+
+def test_the_least_busy_ready_worker_of_the_cluster_is_chosen(make_worker, inventory_manager,
+                                                              repository, disk):
+    busy, idle = make_worker("busy"), make_worker("idle")
+    make_worker("stopped", state=WorkerState.STOPPED)
+    make_worker("silent", beat=False)
+    submit(inventory_manager, repository, disk, busy)
+    cluster = busy.cluster
+    assert dispatch.choose_worker(cluster, inventory_manager) == idle
+    submit(inventory_manager, repository, disk, idle)
+    submit(inventory_manager, repository, disk, idle)
+    assert dispatch.choose_worker(cluster, inventory_manager) == busy
+
+
+def test_a_worker_at_its_max_tasks_is_passed_over(make_worker, inventory_manager, repository, disk):
+    full = make_worker("full", max_tasks=1)
+    submit(inventory_manager, repository, disk, full)
+    assert dispatch.choose_worker(full.cluster, inventory_manager) is None
+
+
+def test_a_worker_of_another_cluster_comes_before_the_embedded_one(make_worker, inventory_manager):
+    home = Cluster.objects.get(manager=inventory_manager, engine_id="cl-1")
+    other = Cluster.objects.create(manager=inventory_manager, engine_id="cl-2", name="Other")
+    away = make_worker("away", cluster=other)
+    assert dispatch.choose_worker(home, inventory_manager) == away
+    local = make_worker("local")
+    assert dispatch.choose_worker(home, inventory_manager) == local
+
+
+def test_a_submitted_task_is_enqueued_on_the_workers_queue_at_commit(
+        make_worker, inventory_manager, repository, disk, django_capture_on_commit_callbacks):
+    worker = make_worker("w")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        task = submit(inventory_manager, repository, disk, worker)
+    assert len(callbacks) == 1
+    assert task.queue == worker.queue == "worker-w" and task.state == DiskTaskState.PENDING
+    assert (task.disk_engine_id, task.disk_size) == (disk.engine_id, disk.provisioned_size)
+    embedded = submit(inventory_manager, repository, disk, None)
+    assert embedded.queue == "embedded" and embedded.worker_name == "embedded worker"
+
+
+def test_an_incremental_without_its_base_restore_point_is_refused(inventory_manager, repository, disk):
+    with pytest.raises(ValueError, match="base_manifest_id"):
+        dispatch.submit_backup_disk(session_id=1, manager=inventory_manager, repository=repository,
+                                    disk=disk, transfer_url="https://h/images/t", mode="incremental")
+
+
+def test_cancelling_a_pending_task_ends_it_and_a_running_one_is_flagged(
+        inventory_manager, repository, disk):
+    pending = submit(inventory_manager, repository, disk, None)
+    dispatch.request_cancel(pending)
+    assert pending.state == DiskTaskState.CANCELLED and pending.finished
+    running = submit(inventory_manager, repository, disk, None)
+    DiskTask.objects.filter(pk=running.pk).update(state=DiskTaskState.RUNNING)
+    dispatch.request_cancel(running)
+    assert running.state == DiskTaskState.RUNNING and running.cancel_requested
+
+
+def test_a_silent_worker_turns_unreachable_and_its_tasks_go_elsewhere(
+        make_worker, inventory_manager, repository, disk):
+    lost, spare = make_worker("lost"), make_worker("spare")
+    running = submit(inventory_manager, repository, disk, lost)
+    pending = submit(inventory_manager, repository, disk, lost)
+    DiskTask.objects.filter(pk=running.pk).update(state=DiskTaskState.RUNNING,
+                                                  started=timezone.now(), bytes_done=123)
+    Worker.objects.filter(pk=lost.pk).update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    outcome = check_workers()
+    assert outcome == {"unreachable": ["lost"], "tasks_moved": 2}
+    lost.refresh_from_db()
+    assert lost.state == WorkerState.UNREACHABLE and "stopped answering" in lost.last_error
+    for task in (running, pending):
+        task.refresh_from_db()
+        assert task.state == DiskTaskState.PENDING and task.worker == spare and task.attempt == 2
+        assert task.attempts[0]["worker"] == "lost" and task.bytes_done == 0
+    assert check_workers() == {"unreachable": [], "tasks_moved": 0}
+
+
+def test_a_task_fails_for_good_after_its_last_attempt(make_worker, inventory_manager, repository,
+                                                      disk, settings):
+    settings.VBR_DISK_TASK_ATTEMPTS = 1
+    lost = make_worker("lost")
+    task = submit(inventory_manager, repository, disk, lost)
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING)
+    Worker.objects.filter(pk=lost.pk).update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    check_workers()
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.FAILED and "lost" in task.error and task.finished
+
+
+def test_a_heartbeat_makes_a_starting_worker_ready_and_brings_back_a_lost_one(make_worker):
+    starting = make_worker("starting", state=WorkerState.STARTING, beat=False)
+    assert heartbeat(starting, version="1.2.3", runner_host="vm1")
+    starting.refresh_from_db()
+    assert starting.state == WorkerState.READY and starting.software_version == "1.2.3"
+    lost = make_worker("lost", state=WorkerState.UNREACHABLE)
+    assert heartbeat(lost)
+    lost.refresh_from_db()
+    assert lost.state == WorkerState.READY
+    stopped = make_worker("stopped", state=WorkerState.STOPPED)
+    assert not heartbeat(stopped)  # the runner of a stopped worker exits

@@ -74,18 +74,20 @@ def nice_bytes_ceiling(value: float) -> float:
 
 
 def bar_chart(title: str, values: list[tuple[str, float, str, str]], unit_label, summary: str,
-              label_every: int = 1, ceiling=nice_ceiling) -> BarChart:
+              label_every: int = 1, ceiling=nice_ceiling, slots: int = 0) -> BarChart:
     """A chart of ``values``: (label under the bar, value, tooltip, CSS class) each.
 
     ``unit_label`` formats a value for the grid lines (e.g. bytes as "1.5 GB");
-    ``ceiling`` rounds the largest value up to the top of the axis.
+    ``ceiling`` rounds the largest value up to the top of the axis; ``slots``
+    is the least number of bar places, so that a few bars stay slim. The last
+    bar is always labelled (the most recent one, in a time series).
     """
     chart = BarChart(title=title, summary=summary)
     if not values:
         return chart
     top = ceiling(max(v for _, v, _, _ in values))
     plot_height = chart.baseline - TOP
-    slot = (WIDTH - LEFT) / len(values)
+    slot = (WIDTH - LEFT) / max(len(values), slots)
     for fraction in (0, 0.5, 1):
         chart.grid.append(GridLine(y=round(chart.baseline - fraction * plot_height, 1),
                                    label=unit_label(top * fraction)))
@@ -95,7 +97,8 @@ def bar_chart(title: str, values: list[tuple[str, float, str, str]], unit_label,
         chart.bars.append(Bar(
             x=round(x, 1), y=round(chart.baseline - height, 1), width=round(slot * (1 - GAP), 1),
             height=round(height, 1), title=tooltip, css=css,
-            label=label if index % label_every == 0 else "", label_x=round(x + slot * (1 - GAP) / 2, 1)))
+            label=label if (len(values) - 1 - index) % label_every == 0 else "",
+            label_x=round(x + slot * (1 - GAP) / 2, 1)))
     chart.empty = not any(v for _, v, _, _ in values)
     return chart
 
@@ -131,8 +134,9 @@ def session_durations(sessions: list[tuple]) -> BarChart:
                        f"bar-{state}"))
     if values:
         longest = max(v for _, v, _, _ in values)
-        summary = f"The last {len(values)} backup sessions took up to {_minutes(longest)}"
+        last = f"The last {len(values)} backup sessions" if len(values) > 1 else "The last backup session"
+        summary = f"{last} took up to {_minutes(longest)}"
     else:
         summary = "No backup session has ended yet"
     return bar_chart("Session durations", values, _minutes, summary,
-                     label_every=max(1, len(values) // 6))
+                     label_every=max(1, len(values) // 6), slots=12)

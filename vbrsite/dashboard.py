@@ -26,6 +26,7 @@ RECONCILE_SHOWN = 8
 CHART_DAYS = 14
 DURATIONS_SHOWN = 30
 RESULT_STATES = ("success", "warning", "failed", "cancelled")
+REFRESH_TIMEOUT = 3  # seconds a data mover may take to report its figures
 
 
 @dataclass
@@ -88,19 +89,37 @@ def running_sessions() -> dict:
     return {"sessions": sessions}
 
 
-def repositories() -> dict:
-    """Each repository's capacity, use and data reduction as its data mover last reported them."""
+def repositories(refresh: bool = False) -> dict:
+    """Each repository's capacity, use and data reduction as its data mover reports them.
+
+    Without ``refresh``, the figures last read (the page loads fast); with it,
+    each data mover is asked now (the dashboard does that in a fragment it
+    loads right after the page).
+    """
     from repositories.models import Repository
 
     rows = []
     point_counts = _restore_points_by_repository()
     for repository in Repository.objects.select_related("gateway").order_by("name"):
+        error = _refresh_stats(repository) if refresh else ""
         stats = repository.stats or {}
         rows.append({"repository": repository, "percent": repository.usage_percent(),
                      "used": stats.get("used"), "capacity": stats.get("capacity"),
-                     "dedup_ratio": stats.get("dedup_ratio"),
+                     "dedup_ratio": stats.get("dedup_ratio"), "error": error,
                      "restore_points": point_counts.get(repository.pk, 0)})
-    return {"rows": rows}
+    return {"rows": rows, "refreshed": refresh}
+
+
+def _refresh_stats(repository) -> str:
+    """Read the data mover's figures into the record; what went wrong, or ""."""
+    from repositories.datamover.client import DataMoverError
+    from repositories.services import refresh_stats
+
+    try:
+        refresh_stats(repository, timeout=REFRESH_TIMEOUT)
+    except DataMoverError as exc:
+        return str(exc)
+    return ""
 
 
 def _restore_points_by_repository() -> dict[int, int]:

@@ -26,6 +26,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "vbrsite/dashboard.html", context)
 
 
+def dashboard_repositories(request: HttpRequest) -> HttpResponse:
+    """The repositories block with figures read from each data mover now (loaded after the page)."""
+    section = figures.section("Repositories", lambda: figures.repositories(refresh=True))
+    return render(request, "vbrsite/dashboard_repositories.html", {"s": section})
+
+
 def dashboard_running(request: HttpRequest) -> HttpResponse:
     """The running sessions block alone, polled by the dashboard."""
     return render(request, "vbrsite/dashboard_running.html", _running_context())

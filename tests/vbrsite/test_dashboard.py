@@ -140,3 +140,29 @@ def test_a_restore_operator_sees_the_dashboard(client, django_user_model):
 def test_anonymous_users_are_sent_to_log_in(client):
     response = client.get(reverse("dashboard_running"))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_repositories_fragment_reads_figures_from_a_running_data_mover(client, operator, tmp_path,
+                                                                           output_dir):
+    from repositories.models import Repository
+    from tests.repositories.conftest import start_datamover
+    from tests.support.processes import running, wait_for_port
+
+    port, token, args, log = start_datamover(tmp_path, output_dir)
+    with running(args, log_path=log) as process:
+        wait_for_port(port, process=process)
+        Repository.objects.create(name="live", path=str(tmp_path / "datamover"),
+                                  datamover_url=f"http://127.0.0.1:{port}", token=token)
+        page = client.get(reverse("dashboard")).content.decode()
+        assert 'hx-get="/dashboard/repositories/" hx-trigger="load"' in page
+        fragment = client.get(reverse("dashboard_repositories")).content.decode()
+    assert "reading…" not in fragment and "unreachable" not in fragment
+    assert "% used" in fragment
+    assert Repository.objects.get(name="live").stats_updated is not None
+
+
+def test_an_unreachable_data_mover_is_named_in_the_fragment(client, operator):
+    factories.repository()  # its data mover URL is http://127.0.0.1:1
+    fragment = client.get(reverse("dashboard_repositories")).content.decode()
+    assert "Data mover unreachable" in fragment
+    assert "hx-trigger" not in fragment  # loaded once, not again and again

@@ -1,4 +1,5 @@
-"""Prepare a new installation: the first administrator, printed once."""
+"""Prepare a new installation: the first administrator (printed once), the default
+repository and the periodic schedules. Idempotent: `make run` runs it at every start."""
 
 import secrets
 
@@ -7,16 +8,22 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
+from vbrsite.demo import prepare_installation
 from vbrsite.roles import ADMINISTRATOR
 
 
 class Command(BaseCommand):
-    help = "Create the first administrator (password from VBR_ADMIN_PASSWORD or generated and printed once)."
+    help = ("Create the first administrator (password from VBR_ADMIN_PASSWORD or generated and "
+            "printed once), the default repository and the periodic schedules.")
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, username, **options):
+        self._administrator(username)
+        prepare_installation(self.stdout.write)
+
+    def _administrator(self, username: str) -> None:
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write("An administrator exists already; log in with its password.")

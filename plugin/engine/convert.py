@@ -35,22 +35,26 @@ def _list(items) -> list:
 
 
 def data_center(dc: types.DataCenter) -> records.DataCenterInfo:
+    """A DataCenterInfo from an SDK data center."""
     return records.DataCenterInfo(id=dc.id, name=dc.name or "", status=value(dc.status),
                                   description=dc.description or "")
 
 
 def cluster(c: types.Cluster) -> records.ClusterInfo:
+    """A ClusterInfo from an SDK cluster."""
     arch = value(c.cpu.architecture) if c.cpu is not None else ""
     return records.ClusterInfo(id=c.id, name=c.name or "", data_center_id=ref_id(c.data_center),
                                cpu_architecture=arch, description=c.description or "")
 
 
 def host(h: types.Host) -> records.HostInfo:
+    """A HostInfo from an SDK host."""
     return records.HostInfo(id=h.id, name=h.name or "", address=h.address or "",
                             status=value(h.status), cluster_id=ref_id(h.cluster))
 
 
 def storage_domain(sd: types.StorageDomain) -> records.StorageDomainInfo:
+    """A StorageDomainInfo from an SDK storage domain."""
     storage_type = value(sd.storage.type) if sd.storage is not None else ""
     return records.StorageDomainInfo(
         id=sd.id, name=sd.name or "", type=value(sd.type), storage_type=storage_type,
@@ -61,20 +65,24 @@ def storage_domain(sd: types.StorageDomain) -> records.StorageDomainInfo:
 
 
 def network(n: types.Network) -> records.NetworkInfo:
+    """A NetworkInfo from an SDK network."""
     vlan = n.vlan.id if n.vlan is not None else None
     return records.NetworkInfo(id=n.id, name=n.name or "", data_center_id=ref_id(n.data_center),
                                vlan_id=vlan, description=n.description or "")
 
 
 def vnic_profile(p: types.VnicProfile) -> records.VnicProfileInfo:
+    """A VnicProfileInfo from an SDK vNIC profile."""
     return records.VnicProfileInfo(id=p.id, name=p.name or "", network_id=ref_id(p.network))
 
 
 def template(t: types.Template) -> records.TemplateInfo:
+    """A TemplateInfo from an SDK template."""
     return records.TemplateInfo(id=t.id, name=t.name or "", cluster_id=ref_id(t.cluster))
 
 
 def cpu_count(cpu: types.Cpu | None) -> int:
+    """Sockets × cores × threads (0 when the engine gave no topology)."""
     if cpu is None or cpu.topology is None:
         return 0
     topology = cpu.topology
@@ -82,6 +90,7 @@ def cpu_count(cpu: types.Cpu | None) -> int:
 
 
 def disk_attachment(a: types.DiskAttachment) -> records.DiskAttachmentInfo:
+    """A DiskAttachmentInfo from an SDK disk attachment."""
     return records.DiskAttachmentInfo(
         disk_id=ref_id(a.disk) or a.id, interface=value(a.interface), bootable=bool(a.bootable),
         active=a.active is not False, id=a.id or "",
@@ -89,6 +98,7 @@ def disk_attachment(a: types.DiskAttachment) -> records.DiskAttachmentInfo:
 
 
 def nic(n: types.Nic) -> records.NicInfo:
+    """A NicInfo from an SDK NIC."""
     mac = n.mac.address if n.mac is not None else ""
     return records.NicInfo(id=n.id, name=n.name or "", mac=mac or "", interface=value(n.interface),
                            vnic_profile_id=ref_id(n.vnic_profile), plugged=n.plugged is not False,
@@ -96,6 +106,7 @@ def nic(n: types.Nic) -> records.NicInfo:
 
 
 def vm(v: types.Vm) -> records.VmInfo:
+    """A VmInfo from an SDK VM (tags, attachments and NICs when they were followed)."""
     return records.VmInfo(
         id=v.id, name=v.name or "", status=value(v.status), description=v.description or "",
         os_type=(v.os.type or "") if v.os is not None else "", memory=v.memory or 0,
@@ -116,6 +127,7 @@ def boot_devices(os: types.OperatingSystem | None) -> tuple[str, ...]:
 
 
 def disk(d: types.Disk) -> records.DiskInfo:
+    """A DiskInfo from an SDK disk (its first storage domain)."""
     domains = _list(d.storage_domains)
     return records.DiskInfo(
         id=d.id, name=d.alias or d.name or "", format=value(d.format),
@@ -129,12 +141,14 @@ def disk(d: types.Disk) -> records.DiskInfo:
 
 
 def snapshot(s: types.Snapshot) -> records.SnapshotInfo:
+    """A SnapshotInfo from an SDK snapshot."""
     return records.SnapshotInfo(id=s.id, description=s.description or "",
                                 status=value(s.snapshot_status),
                                 snapshot_type=value(s.snapshot_type), date=aware(s.date))
 
 
 def snapshot_disk(d: types.Disk) -> records.SnapshotDiskInfo:
+    """A SnapshotDiskInfo from a disk of a snapshot."""
     return records.SnapshotDiskInfo(disk_id=d.id, image_id=d.image_id or "",
                                     name=d.alias or d.name or "", format=value(d.format),
                                     provisioned_size=d.provisioned_size or 0,
@@ -142,6 +156,7 @@ def snapshot_disk(d: types.Disk) -> records.SnapshotDiskInfo:
 
 
 def backup(b: types.Backup, vm_id: str) -> records.BackupInfo:
+    """A BackupInfo from an SDK backup of the VM ``vm_id``."""
     return records.BackupInfo(
         id=b.id, vm_id=ref_id(b.vm) or vm_id, phase=value(b.phase),
         from_checkpoint_id=b.from_checkpoint_id or None, to_checkpoint_id=b.to_checkpoint_id or None,
@@ -151,12 +166,14 @@ def backup(b: types.Backup, vm_id: str) -> records.BackupInfo:
 
 
 def backup_disk(d: types.Disk) -> records.BackupDiskInfo:
+    """A BackupDiskInfo from a disk of a backup."""
     return records.BackupDiskInfo(disk_id=d.id, name=d.alias or d.name or "",
                                   backup_mode=value(d.backup_mode), format=value(d.format),
                                   provisioned_size=d.provisioned_size or 0)
 
 
 def checkpoint(c: types.Checkpoint) -> records.CheckpointInfo:
+    """A CheckpointInfo from an SDK checkpoint."""
     return records.CheckpointInfo(
         id=c.id, parent_id=c.parent_id or None, state=value(c.state),
         description=c.description or "", creation_date=aware(c.creation_date),
@@ -165,6 +182,7 @@ def checkpoint(c: types.Checkpoint) -> records.CheckpointInfo:
 
 
 def transfer(t: types.ImageTransfer) -> records.TransferInfo:
+    """A TransferInfo from an SDK image transfer."""
     return records.TransferInfo(
         id=t.id, phase=value(t.phase), direction=value(t.direction), format=value(t.format),
         disk_id=ref_id(t.disk), backup_id=ref_id(t.backup), snapshot_id=ref_id(t.snapshot),

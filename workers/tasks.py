@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -40,6 +41,7 @@ class TaskMonitor:
     def __init__(self, task: DiskTask):
         self.pk, self.attempt = task.pk, task.attempt
         self.lost = False
+        self._last_beat = time.monotonic()
 
     def _mine(self):
         return DiskTask.objects.filter(pk=self.pk, attempt=self.attempt, state=DiskTaskState.RUNNING)
@@ -52,6 +54,12 @@ class TaskMonitor:
     def should_cancel(self) -> bool:
         if self.lost:
             return True
+        # Long waits (extents of a huge sparse disk) report no progress: beat here too.
+        if time.monotonic() - self._last_beat >= 2.0:
+            self._last_beat = time.monotonic()
+            self.lost = self._mine().update(heartbeat=timezone.now()) == 0
+            if self.lost:
+                return True
         return self._mine().filter(cancel_requested=True).exists()
 
 

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from inventory.forms import ConnectionTestForm, ManagerForm
-from inventory.models import VM, Cluster, DataCenter, Disk, Manager
+from inventory.models import VM, Cluster, DataCenter, Disk, Manager, StorageDomain
 from inventory.protection import protection_for
 from inventory.services import request_sync, test_connection
 from plugin.errors import EngineError
@@ -169,8 +169,11 @@ def _tree() -> list[DataCenter]:
     """Data centers with their clusters and VM counts, for the browser's side navigation."""
     clusters = Cluster.objects.filter(removed=False).annotate(
         vm_count=Count("vms", filter=Q(vms__removed=False))).order_by("name")
+    domains = StorageDomain.objects.filter(removed=False).order_by("name")
     return list(DataCenter.objects.filter(removed=False).select_related("manager")
-                .prefetch_related(Prefetch("clusters", queryset=clusters)).order_by("manager__name", "name"))
+                .prefetch_related(Prefetch("clusters", queryset=clusters),
+                                  Prefetch("storage_domains", queryset=domains))
+                .order_by("manager__name", "name"))
 
 
 def _query_without_page(request: HttpRequest) -> str:

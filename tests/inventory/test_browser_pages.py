@@ -52,3 +52,18 @@ def test_the_vm_page_shows_its_disks(admin_client, synced):
     vm = VM.objects.get(name="vm-0002")
     body = admin_client.get(reverse("inventory:vm_detail", args=[vm.pk])).content.decode()
     assert vm.engine_id in body and "vm-0002_disk0" in body and "not protected" in body
+
+
+def test_protection_from_the_jobs_hook_and_storage_space_are_shown(admin_client, synced, monkeypatch):
+    from unittest import mock
+
+    import inventory.views
+
+    vm = VM.objects.get(name="vm-0001")
+    hook = mock.create_autospec(inventory.views.protection_for,
+                                return_value={vm.pk: {"state": "ok", "last_job": "Nightly"}})
+    monkeypatch.setattr(inventory.views, "protection_for", hook)
+    body = admin_client.get(reverse("inventory:index"), {"q": "vm-000"}).content.decode()
+    assert 'data-protection="ok"' in body and "Nightly" in body
+    assert body.count("not protected") == 9
+    assert "data1" in body and "free of" in body

@@ -56,6 +56,9 @@ def run_restore_session(session: Session) -> tuple[str, str]:
     except Cancelled:
         return _finish(run, SessionState.CANCELLED, "Cancelled; what it created was removed.")
     except EXPECTED_ERRORS as exc:
+        if session.cancel_was_requested():
+            # A wait the cancel cut short (WaitAborted) is the cancel, not a failure.
+            return _finish(run, SessionState.CANCELLED, "Cancelled; what it created was removed.")
         session.error(f"Restore failed: {exc}")
         return _finish(run, SessionState.FAILED, str(exc))
     except Exception as exc:

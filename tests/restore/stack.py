@@ -63,13 +63,17 @@ class Stack:
         """Submit a restore and wait until its session ends; the session row."""
         from jobs.restore.requests import submit_restore
 
-        session = submit_restore(request)
+        return self.wait(submit_restore(request), timeout)
+
+    def wait(self, session, timeout: float = SESSION_TIMEOUT, until=None):
+        """Poll the session until it ends (or ``until(session)`` holds); the session row."""
+        until = until or (lambda s: s.is_terminal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             session.refresh_from_db()
-            if session.is_terminal:
+            if until(session):
                 return session
-            time.sleep(0.3)
+            time.sleep(0.2)
         raise AssertionError(f"session {session.pk} still {session.state} after {timeout} s\n"
                              f"{session_log(session)}\n{self.logs()}")
 

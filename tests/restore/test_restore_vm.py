@@ -73,3 +73,27 @@ def test_an_engine_failure_mid_restore_removes_what_it_made_and_leaves_the_origi
                     if ovirt.session_of(t.description) == str(session.pk) and t.phase == "transferring"]
         assert ovirt.find_vm(engine, f"small-vm1-restoring-{session.pk}") is None
     assert "Removing what this restore created" in session_log(session)
+
+
+def test_a_cancelled_restore_removes_what_it_created(stack):
+    from jobs.restore.requests import submit_restore
+
+    point, _ = stack.back_up("small-vm1", label="before-cancel")
+    with stack.engine() as engine:
+        disks_before = {d.id for d in ovirt.list_disks(engine)}
+    # Every engine answer takes a second: the cancel lands while the restore is under way.
+    stack.sim.cli("fault", "add", "slow", "--seconds", "1")
+    try:
+        session = submit_restore(RestoreRequest(point=point.pk, name="vm1-cancelled"))
+        stack.wait(session, until=lambda s: "Created disk" in session_log(s))
+        assert session.request_cancel()
+    finally:
+        stack.sim.cli("fault", "clear")
+
+    session = stack.wait(session)
+
+    assert session.state == "cancelled", session_log(session)
+    with stack.engine() as engine:
+        assert {d.id for d in ovirt.list_disks(engine)} == disks_before
+        assert ovirt.find_vm(engine, "vm1-cancelled") is None
+        assert ovirt.get_vm(engine, point.vm_engine_id).status == "up"

@@ -15,6 +15,9 @@ from jobs.driver.context import Cancelled, SessionRun, VmFailed
 from jobs.models import TaskSession
 
 POLL_SECONDS = 0.5
+# Small disks and no-change incrementals end in well under a second: poll
+# quickly at first, then back off to POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.05
 CANCEL_GRACE_SECONDS = 20.0
 
 
@@ -80,6 +83,7 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     On the way out (failure or cancel), every task still running is asked to
     stop and given a few seconds to do so before the transfers are cancelled.
     """
+    interval = FIRST_POLL_SECONDS
     try:
         while True:
             _refresh(works)
@@ -91,7 +95,8 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
             if all(w.task.state == "succeeded" for w in works):
                 return
             run.check_cancelled()
-            time.sleep(POLL_SECONDS)
+            time.sleep(interval)
+            interval = min(interval * 1.5, POLL_SECONDS)
     except (VmFailed, Cancelled):
         stop_tasks(works)
         _record(task_session, works)

@@ -29,6 +29,9 @@ def drive(session_id: int) -> str:
     session.terminate(state, summary)
     session.log(f"Session ended: {SessionState(state).label}. {summary}",
                 LogLevel.ERROR if state == SessionState.FAILED else LogLevel.INFO)
+    from jobs.notifications import notify_session_end
+
+    notify_session_end(session)
     return f"{state}: {summary}"
 
 

@@ -32,6 +32,8 @@ class DiskWork:
     transfer_url: str = ""
     task: object = None  # workers.models.DiskTask
     figures: dict = field(default_factory=dict)
+    interface: str = ""  # how the VM sees the disk (restore attaches it the same way)
+    bootable: bool = False
 
     def as_row(self) -> dict:
         """The disk's entry in TaskSession.disks (what the progress page shows)."""

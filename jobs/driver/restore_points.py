@@ -58,7 +58,7 @@ def write_restore_point(*, session: Session, vm, repository, works: list, ovf: s
         checkpoint_id=checkpoint_id or "", manifest_id=manifest.id,
         disks=[{"id": w.disk.id, "name": w.disk.name, "size": w.disk.provisioned_size,
                 "format": w.disk.format, "sparse": w.disk.sparse, "mode": w.mode,
-                "interface": getattr(w, "interface", ""), "bootable": getattr(w, "bootable", False),
+                "interface": w.interface, "bootable": w.bootable,
                 **{k: w.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")}}
                for w in works],
         size=sum(w.disk.provisioned_size for w in works), bytes_read=figures["bytes_read"],

@@ -40,6 +40,7 @@ class VmBackup:
         self.full_reason = full_reason
         self.started = timezone.now()
         self.cleanup_problems: list[str] = []
+        self.attachments: dict = {}
 
     def say(self, message: str, level: str = LogLevel.INFO) -> None:
         self.run.session.log(f"{self.vm.name}: {message}", level)
@@ -121,6 +122,7 @@ class VmBackup:
 
     def _disks(self, engine: ovirt.Engine) -> list[ovirt.DiskInfo]:
         info = ovirt.get_vm(engine, self.vm.engine_id)
+        self.attachments = {a.disk_id: a for a in info.disk_attachments}
         disks = []
         for attachment in info.disk_attachments:
             disk = ovirt.get_disk(engine, attachment.disk_id)
@@ -229,7 +231,10 @@ class VmBackup:
         reason = ""
         if mode == BackupType.FULL:
             reason = plan.disk_reasons.get(disk.id) or plan.reason or "the engine chose a full backup"
-        return disk_tasks.DiskWork(disk=disk, mode=mode, reason=reason)
+        attachment = self.attachments.get(disk.id)
+        return disk_tasks.DiskWork(disk=disk, mode=mode, reason=reason,
+                                   interface=attachment.interface if attachment else "",
+                                   bootable=attachment.bootable if attachment else False)
 
     def _log_plan(self, plan: BackupPlan) -> None:
         if not plan.incremental:

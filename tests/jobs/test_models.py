@@ -129,3 +129,19 @@ def test_a_vm_is_held_by_one_session_at_a_time():
     assert VmLock.acquire(vms[0], second) == first
     VmLock.release(vms[0], first)
     assert VmLock.acquire(vms[0], second) is None
+
+
+def test_the_jobs_address_hears_how_a_session_ended(mailoutbox):
+    from jobs.models import TaskSession
+    from jobs.notifications import notify_session_end
+
+    job = factories.job(notification_address="ops@example.com")
+    session = Session.objects.create(job=job, name=job.name, state=SessionState.FAILED, summary="1 VM(s): 1 failed")
+    TaskSession.objects.create(session=session, vm_name="web1", state=SessionState.FAILED, error="disk web1_os: boom")
+    assert notify_session_end(session)
+    assert mailoutbox[0].to == ["ops@example.com"] and "Failed" in mailoutbox[0].subject
+    assert "web1: failed — disk web1_os: boom" in mailoutbox[0].body
+    job.notification_address = ""
+    job.save()
+    session.refresh_from_db()
+    assert not notify_session_end(session)

@@ -134,8 +134,9 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool
                                 "started": task.started.isoformat() if task.started else None,
                                 "finished": now.isoformat()}]
     if task.cancel_requested or task.attempt >= settings.VBR_DISK_TASK_ATTEMPTS:
+        state = DiskTaskState.CANCELLED if task.cancel_requested else DiskTaskState.FAILED
         DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
-            state=DiskTaskState.FAILED, error=error, finished=now, attempts=history)
+            state=state, error=error, finished=now, attempts=history)
         return False
     worker = choose_worker(_cluster_of(task), task.manager, exclude=exclude)
     updated = DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(

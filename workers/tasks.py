@@ -73,6 +73,9 @@ def claim(task_id: int, attempt: int | None) -> DiskTask | None:
     if attempt is not None:
         tasks = tasks.filter(attempt=attempt)
     now = timezone.now()
+    # Asked to stop before it started (a session cancelled or reconciled): end it here.
+    tasks.filter(cancel_requested=True).update(state=DiskTaskState.CANCELLED, finished=now,
+                                               error="cancelled before it started")
     if not tasks.update(state=DiskTaskState.RUNNING, started=now, heartbeat=now,
                         runner=_runner_name()):
         return None

@@ -128,3 +128,30 @@ def test_a_heartbeat_makes_a_starting_worker_ready_and_brings_back_a_lost_one(ma
     assert lost.state == WorkerState.READY
     stopped = make_worker("stopped", state=WorkerState.STOPPED)
     assert not heartbeat(stopped)  # the runner of a stopped worker exits
+
+
+def test_a_runner_ends_a_pending_task_that_was_asked_to_stop(inventory_manager, repository, disk):
+    from workers.tasks import run_disk_task
+
+    task = submit(inventory_manager, repository, disk, None)
+    DiskTask.objects.filter(pk=task.pk).update(cancel_requested=True)
+    assert run_disk_task(task.pk, task.attempt) == "skipped"
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.CANCELLED and task.started is None
+
+
+def test_a_runner_whose_task_was_sent_elsewhere_stops_reporting(make_worker, inventory_manager,
+                                                                repository, disk):
+    from workers.tasks import TaskMonitor, claim
+
+    lost, spare = make_worker("lost"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, lost).pk, 1)
+    monitor = TaskMonitor(task)
+    monitor.progress(10, 100, 5.0)
+    assert not monitor.should_cancel()
+    assert DiskTask.objects.get(pk=task.pk).bytes_done == 10
+    dispatch.resend(task, "worker lost", exclude=(lost.pk,))
+    monitor.progress(20, 100, 5.0)
+    assert monitor.should_cancel()
+    task.refresh_from_db()
+    assert task.worker == spare and task.bytes_done == 0 and task.state == DiskTaskState.PENDING

@@ -70,8 +70,7 @@ def render_vm(engine: Engine, vm: dict, all_content: bool = False,
         "cpu": {"architecture": "x86_64", "topology": {
             "cores": cpu["cores"], "sockets": cpu["sockets"], "threads": cpu["threads"]}},
         "creation_time": vm["creation_time"], "delete_protected": False,
-        "initialization": ({"configuration": {"data": vm_ovf(engine, vm), "type": "ovf"}}
-                           if all_content else None),
+        "initialization": _render_initialization(engine, vm, all_content),
         "memory": vm["memory"],
         "memory_policy": {"guaranteed": vm["memory"], "max": vm["memory"] * 4},
         "origin": "ovirt",
@@ -83,6 +82,14 @@ def render_vm(engine: Engine, vm: dict, all_content: bool = False,
         "original_template": ref("templates", vm.get("template") or BLANK_TEMPLATE_ID),
         "template": ref("templates", vm.get("template") or BLANK_TEMPLATE_ID),
     }
+
+
+def _render_initialization(engine: Engine, vm: dict, all_content: bool) -> dict | None:
+    """cloud-init settings as given, and the OVF (the configuration) with all_content."""
+    values = dict(vm.get("initialization") or {})
+    if all_content:
+        values["configuration"] = {"data": vm_ovf(engine, vm), "type": "ovf"}
+    return values or None
 
 
 def vm_fields(engine: Engine):
@@ -193,6 +200,14 @@ def _apply_settings(vm: dict, body) -> None:
     vm["description"] = find_text(body, "description", vm.get("description", ""))
     vm["memory"] = find_int(body, "memory", vm["memory"])
     vm["os"] = find_text(body, "os/type", vm["os"])
+    pinned = find_id(body, "placement_policy/hosts/host")
+    if pinned:
+        vm["placement_host"] = pinned
+    # Not stripped: a cloud-init script keeps its exact text.
+    initialization = {k: body.findtext(f"initialization/{k}")
+                      for k in ("host_name", "custom_script", "authorized_ssh_keys")}
+    if any(initialization.values()):
+        vm["initialization"] = {k: v for k, v in initialization.items() if v}
     topology = body.find("cpu/topology")
     if topology is not None:
         for key in ("sockets", "cores", "threads"):
@@ -282,6 +297,8 @@ def power_action(engine: Engine, request: Request, action: str):
                     raise conflict(f"Cannot run VM: Disk {disk['alias']} is locked. Please try "
                                    "again in a few minutes.")
             hosts = [h["id"] for h in engine.store["hosts"].values() if h["cluster"] == vm["cluster"]]
+            if vm.get("placement_host") in hosts:
+                hosts.insert(0, vm["placement_host"])
             if not hosts:
                 raise conflict("Cannot run VM. There is no host that satisfies current "
                                "scheduling constraints.")

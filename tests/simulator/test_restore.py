@@ -4,7 +4,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
-from tests.simulator.support import vm_named, wait_disk_ok
+from tests.simulator.support import vm_named, wait_disk_ok, wait_for
 
 MiB = 2**20
 
@@ -54,10 +54,18 @@ def test_it_creates_a_vm_from_an_ovf_and_attaches_disks_and_nics(connection):
 
 def test_it_creates_a_vm_from_blank_and_refuses_a_used_name(connection):
     vms = connection.system_service().vms_service()
-    vm = vms.add(types.Vm(name="fresh", cluster=types.Cluster(name="Default"),
-                          template=types.Template(name="Blank"), memory=512 * MiB))
+    host = connection.system_service().hosts_service().list()[0]
+    vm = vms.add(types.Vm(
+        name="fresh", cluster=types.Cluster(name="Default"), template=types.Template(name="Blank"),
+        memory=512 * MiB, placement_policy=types.VmPlacementPolicy(hosts=[types.Host(id=host.id)]),
+        initialization=types.Initialization(host_name="fresh", custom_script="#cloud-config\n")))
     assert vm.memory == 512 * MiB
     assert connection.follow_link(vm.template).name == "Blank"
+    assert vm.initialization.custom_script == "#cloud-config\n"
+    vms.vm_service(vm.id).start(use_cloud_init=True)
+    started = wait_for(vms.vm_service(vm.id).get, lambda v: v.status == types.VmStatus.UP)
+    assert started.host.id == host.id
+    vms.vm_service(vm.id).stop()
     with pytest.raises(sdk.Error) as taken:
         vms.add(types.Vm(name="fresh", cluster=types.Cluster(name="Default"),
                          template=types.Template(name="Blank")))

@@ -79,6 +79,9 @@ def store_inventory(manager: Manager, inventory: ovirt.Inventory) -> SyncResult:
     result = SyncResult()
     now = timezone.now()
     with transaction.atomic():
+        # Two syncs of one manager (the schedule and "Sync now") must not both
+        # insert the same new rows: the second waits here and then only updates.
+        Manager.objects.select_for_update().filter(pk=manager.pk).first()
         dcs = _sync(DataCenter, manager, {
             dc.id: {"name": dc.name, "status": dc.status, "description": dc.description}
             for dc in inventory.data_centers}, now, result)

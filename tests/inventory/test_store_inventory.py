@@ -74,3 +74,29 @@ def test_it_writes_in_bulk_not_row_by_row(manager):
     assert VM.objects.filter(removed=False).count() == 400
     # SQLite caps parameters per INSERT, so batches differ by database; never one per row.
     assert len(queries.captured_queries) < 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_syncs_of_one_manager_at_once_both_succeed(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serialises writers by itself")
+    import threading
+
+    manager = Manager.objects.create(name="m1", url="https://engine/ovirt-engine/api", password="pw")
+    errors = []
+
+    def sync():
+        try:
+            store_inventory(manager, inventory(200))
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert VM.objects.filter(manager=manager).count() == 200

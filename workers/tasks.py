@@ -12,7 +12,6 @@ import socket
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from workers.choices import DiskTaskKind, DiskTaskState
@@ -83,8 +82,10 @@ def claim(task_id: int, attempt: int | None) -> DiskTask | None:
 
 
 def run_disk_task(task_id: int, attempt: int | None = None) -> str:
-    """Move one disk (backup or restore) and store the outcome on its row."""
-    close_old_connections()
+    """Move one disk (backup or restore) and store the outcome on its row.
+
+    django-q2 closes stale database connections before each task.
+    """
     task = claim(task_id, attempt)
     if task is None:
         log.info("disk task %s (attempt %s) is no longer pending: nothing to do", task_id, attempt)

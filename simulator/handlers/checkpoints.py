@@ -19,6 +19,7 @@ def render_checkpoint(checkpoint: dict) -> dict:
         "link": links(base, "disks"),
         "creation_date": checkpoint["creation_date"],
         "parent_id": checkpoint.get("parent_id"), "state": checkpoint["state"],
+        "disks": Many("disk", [ref("disks", d) for d in checkpoint["disks"]]),
         "vm": ref("vms", checkpoint["vm"]),
     }
 

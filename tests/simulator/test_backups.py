@@ -54,6 +54,7 @@ def test_a_full_backup_of_a_raw_and_a_qcow2_disk(sim, connection, tmp_path):
     assert checkpoint.id == backup.to_checkpoint_id and checkpoint.parent_id is None
     assert checkpoint.state == types.CheckpointState.CREATED
     assert checkpoint.creation_date.tzinfo is not None
+    assert [d.id for d in checkpoint.disks] == [cow_disk.id]
     checkpoint_disks = (_checkpoints(connection, vm).checkpoint_service(checkpoint.id)
                         .disks_service().list())
     assert [d.id for d in checkpoint_disks] == [cow_disk.id]

@@ -52,3 +52,10 @@ def test_an_engine_that_never_answers_times_out_even_at_login(silent_server):
     # Without a timeout on the SSO request the SDK would wait here forever.
     with pytest.raises(EngineTimeout):
         ovirt.connect(ovirt.ManagerCredentials(url, "admin@internal", "x"), timeout=1)
+
+
+def test_a_url_without_the_api_path_says_where_the_api_is(credentials):
+    server = credentials.url.rsplit("/ovirt-engine", 1)[0]
+    wrong = ovirt.ManagerCredentials(server, credentials.username, credentials.password, credentials.ca_pem)
+    with ovirt.connect(wrong) as conn, pytest.raises(EngineError, match="/ovirt-engine/api"):
+        ovirt.api_info(conn)

@@ -36,7 +36,6 @@ def render_transfer(engine: Engine, transfer: dict) -> dict:
     return {
         "@href": href(f"imagetransfers/{transfer['id']}"), "@id": transfer["id"],
         "active": transfer["phase"] in ("initializing", "transferring", "resuming"),
-        "description": transfer.get("description"),
         "direction": transfer["direction"], "format": transfer["format"],
         "inactivity_timeout": transfer["inactivity_timeout"], "phase": transfer["phase"],
         "proxy_url": transfer.get("proxy_url"), "shallow": transfer.get("shallow", False),
@@ -140,7 +139,8 @@ def add_transfer(engine: Engine, request: Request):
             "inactivity_timeout": find_int(body, "inactivity_timeout", 60),
             "timeout_policy": find_text(body, "timeout_policy", "legacy"),
             "shallow": (find_text(body, "shallow", "false") or "").lower() == "true",
-            "transferred": 0, "description": find_text(body, "description"),
+            # No description: the real engine doesn't store one for transfers (it reads back empty).
+            "transferred": 0,
         }
         if backup is None:
             disk["status"] = "locked"

@@ -6,6 +6,7 @@ from plugin import engine as ovirt
 from plugin.errors import (
     AuthenticationFailed,
     CertificateNotTrusted,
+    EngineError,
     EngineTimeout,
     EngineUnreachable,
 )

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,19 +72,27 @@ class Mover:
         return ChunkStore.open(self.path, key=key)
 
 
-@pytest.fixture
-def mover(tmp_path, output_dir) -> Mover:
-    """The standalone data mover (gunicorn) over a new unencrypted repository."""
-    token_file = tmp_path / "mover.token"
+@contextmanager
+def running_mover(home: Path, log: Path, key=None):
+    """The standalone data mover (gunicorn) over a new repository, encrypted under ``key``."""
+    home.mkdir(parents=True, exist_ok=True)
+    token_file = home / "mover.token"
     token_file.write_text("worker-test-token")
     port = free_port()
-    path = tmp_path / "repository"
+    path = home / "repository"
+    ChunkStore.create(path, key=key)
     args = [sys.executable, "-m", "repositories.datamover", "--path", str(path), "--token-file",
-            str(token_file), "--bind", f"127.0.0.1:{port}", "--init", "--workers", "1",
-            "--threads", "4"]
-    with running(args, log_path=output_dir / "datamover.log") as process:
+            str(token_file), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
+    with running(args, log_path=log) as process:
         wait_for_port(port, process=process)
         yield Mover(f"http://127.0.0.1:{port}", "worker-test-token", path)
+
+
+@pytest.fixture
+def mover(tmp_path, output_dir) -> Mover:
+    """A data mover over a new unencrypted repository."""
+    with running_mover(tmp_path, output_dir / "datamover.log") as mover:
+        yield mover
 
 
 def raw_image(volume: Path, fmt: str, target: Path) -> bytes:

@@ -149,3 +149,35 @@ def test_a_ticket_that_is_gone_fails_clearly(plane, mover):
     with mover.client() as client, pytest.raises(TicketGone, match="no longer valid"):
         backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None, disk_id="d",
                     monitor=NullMonitor())
+
+
+def test_an_encrypted_repository_gets_keyed_digests_and_sealed_chunks(plane, tmp_path, output_dir):
+    from repositories.store import RepositoryKey
+    from repositories.store.chunks import FLAG_AES_GCM, HEADER
+    from tests.workers.conftest import running_mover
+
+    key = RepositoryKey(bytes(range(32)))
+    volume = plane.disk("secret", SIZE, seed=12)
+    with running_mover(tmp_path / "enc", output_dir / "enc.log", key=key) as mover:
+        transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+        with mover.client() as client:
+            result = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, key,
+                                 disk_id="d", monitor=NullMonitor())
+        plane.dp.close_transfer(transfer_id)
+        image = raw_image(volume, "cow", tmp_path / "secret.raw")
+        store = mover.store(key=key)
+        for number, block in enumerate(blocks_of(image)):
+            digest = result.index.blocks[number]
+            if is_zero(block):
+                assert digest is None
+                continue
+            assert digest == block_digest(block, key) != block_digest(block)
+            blob = store.get_chunk(digest)
+            assert HEADER.unpack_from(blob)[2] & FLAG_AES_GCM and block[:64] not in blob
+        target = plane.disk("secret-restored", SIZE)
+        transfer_id, url = plane.transfer(target, "upload", size=SIZE)
+        with mover.client() as client:
+            restore_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, key, result.index,
+                         monitor=NullMonitor())
+        plane.dp.close_transfer(transfer_id)
+    assert raw_image(target, "cow", tmp_path / "restored.raw") == image

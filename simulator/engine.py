@@ -50,17 +50,22 @@ class Engine:
         self.store.save()
 
     def later(self, fn: Callable, *args, delay: float | None = None) -> None:
-        """Run fn(*args) under the lock after delay seconds (the engine's delay by default)."""
+        """Run fn(*args) under the lock after delay seconds (the engine's delay by default).
+
+        The model is saved afterwards unless fn returns False (nothing changed).
+        """
         def run():
             self._timers.discard(timer)
             if self.stopping:
                 return
             with self.lock:
                 try:
-                    fn(*args)
+                    changed = fn(*args)
                 except Exception:
                     log.exception("delayed step %s failed", getattr(fn, "__name__", fn))
-                self.save()
+                    changed = True
+                if changed is not False:
+                    self.save()
 
         timer = threading.Timer(self.delay if delay is None else delay, run)
         timer.daemon = True

@@ -214,11 +214,14 @@ def _ticket_size(disk: dict, transfer: dict) -> int:
     return disk["provisioned_size"]
 
 
-def _monitor(engine: Engine, transfer_id: str) -> None:
-    """Keep the ticket alive while used and apply the inactivity timeout policy."""
+def _monitor(engine: Engine, transfer_id: str) -> bool:
+    """Keep the ticket alive while used and apply the inactivity timeout policy.
+
+    Returns whether the model changed (the engine saves only then).
+    """
     transfer = engine.store["imagetransfers"].get(transfer_id)
     if transfer is None or transfer["phase"] not in ("transferring", "resuming"):
-        return
+        return False
     dataplane = engine.require_dataplane()
     try:
         activity = dataplane.transfer_activity(transfer_id)
@@ -226,15 +229,17 @@ def _monitor(engine: Engine, transfer_id: str) -> None:
     except Exception:
         log.exception("monitoring transfer %s failed", transfer_id)
         engine.later(_monitor, engine, transfer_id, delay=MONITOR_INTERVAL)
-        return
+        return False
+    before = (transfer.get("transferred"), transfer.get("transfer_url"))
     transfer["transferred"] = activity["transferred"]
     transfer.update(transfer_url=endpoint.transfer_url, proxy_url=endpoint.proxy_url)
     idle = activity["idle_seconds"]
     if not activity["active"] and idle > transfer["inactivity_timeout"]:
         _timed_out(engine, transfer)
-        return
+        return True
     dataplane.extend_transfer(transfer_id, TICKET_TIMEOUT)
     engine.later(_monitor, engine, transfer_id, delay=MONITOR_INTERVAL)
+    return before != (transfer["transferred"], transfer["transfer_url"])
 
 
 def _timed_out(engine: Engine, transfer: dict) -> None:

@@ -147,6 +147,10 @@ def remove_disk(engine: Engine, request: Request):
         if disk["status"] == "locked":
             raise conflict(f"Cannot remove Virtual Disk. Disk {disk['alias']} is locked. Please "
                            "try again in a few minutes.")
+        from simulator.handlers.backups import disks_in_backup
+
+        if disk["id"] in disks_in_backup(engine):
+            raise conflict(f"Cannot remove Virtual Disk. Disk {disk['alias']} is in a backup.")
         vm = attached_vm(engine, disk["id"])
         if vm is not None:
             if vm["status"] != "down":

@@ -264,6 +264,10 @@ def remove_vm(engine: Engine, request: Request):
         vm = engine.get("vms", request.params["vm"], "VM")
         if vm["status"] != "down":
             raise conflict("Cannot remove VM. VM is running.")
+        from simulator.handlers.backups import active_backup
+
+        if active_backup(engine, vm["id"]) is not None:
+            raise conflict(f"Cannot remove VM. VM {vm['name']} is during a backup operation.")
         detach_only = request.query.get("detach_only", "false").lower() == "true"
         for attachment in vm["disk_attachments"]:
             disk = engine.store["disks"].get(attachment["disk"])

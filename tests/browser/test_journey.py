@@ -1,0 +1,143 @@
+"""The whole journey in a real browser, against the simulator and real runners.
+
+Log in; add the simulator as a manager (test the connection, save, sync); add a
+repository and start its data mover; create a job with the wizard; run it;
+watch the progress bar reach 100% and the session end in success; see the
+restore point and the dashboard count the VM as protected. The control runner,
+the embedded worker runner and the data mover are processes started here
+against the test database (live_env); the web pages are the live server's.
+
+Screenshots of the dashboard, the job wizard and a running session are kept in
+docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import log_in
+from tests.support.processes import free_port, manage_py, running, wait_for_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+LONG = 120_000  # ms: runner start, sync, a whole backup on two shared cores
+
+
+@pytest.fixture
+def journey_simulator(tmp_path):
+    """The simulator seeded small, slow enough (0.2 s per phase) that a running session shows."""
+    from simulator.testing import running_simulator
+
+    with running_simulator(tmp_path / "simulator", seed="small", delays=0.2) as handle:
+        yield handle
+
+
+@pytest.fixture
+def runners(live_env, output_dir):
+    """The control runner and the embedded worker runner, as `make run` starts them."""
+    env = {**live_env, "VBR_RUNNER_WORKERS": "2"}
+    # A bandwidth cap keeps the backup running a few seconds, long enough to be seen running.
+    worker_env = {**env, "Q_CLUSTER_NAME": "embedded", "VBR_WORKER_MAX_MBPS": "60"}
+    with running(manage_py("qcluster"), env, output_dir / "control.log"), \
+            running(manage_py("qcluster"), worker_env, output_dir / "worker.log"):
+        yield env
+
+
+def shot(page, name: str, output_dir: Path, *, full_page: bool = True) -> None:
+    """Keep a screenshot with the test's output and, for the README, in docs/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(output_dir / f"{name}.png"), full_page=full_page)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def add_manager(page, base: str, sim) -> None:
+    page.get_by_role("link", name="Inventory").click()
+    page.goto(f"{base}/inventory/managers/add/")
+    page.get_by_label("Name", exact=True).fill("lab")
+    page.get_by_label("API URL").fill(sim.url)
+    page.get_by_label("Username").fill(sim.username)
+    page.get_by_label("Password", exact=True).fill(sim.password)
+    page.get_by_label("CA certificate (PEM)").fill(sim.ca_file.read_text())
+    page.get_by_role("button", name="Test connection").click()
+    page.get_by_text("Connected to").wait_for()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"{base}/inventory/managers/")
+    page.get_by_role("button", name="Sync now").click()
+    page.locator('[data-state="connected"]').wait_for(timeout=LONG)
+    page.get_by_role("link", name="Browse the inventory").click()
+    page.get_by_role("link", name="small-vm1").wait_for()
+
+
+def add_repository(page, base: str, path: Path, port: int) -> None:
+    page.get_by_role("link", name="Repositories").click()
+    page.get_by_role("button", name="Add repository").click()
+    page.get_by_label("Name", exact=True).fill("journey")
+    page.get_by_label("Path").fill(str(path))
+    page.get_by_label("Data mover URL").fill(f"http://127.0.0.1:{port}")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"{base}/repositories/")
+    page.get_by_role("link", name="journey").first.wait_for()
+
+
+def create_job(page, base: str, output_dir: Path) -> None:
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("button", name="New job").click()
+    page.get_by_label("Name", exact=True).fill("journey nightly")
+    page.get_by_role("button", name="Next").click()
+    page.locator("label", has_text="small-vm1").click()
+    shot(page, "job-wizard", output_dir)
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Repository").select_option(label="journey")
+    page.get_by_role("button", name="Next").click()
+    while page.get_by_role("button", name="Next").count():
+        page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Save job").click()
+    page.get_by_role("heading", name="journey nightly").wait_for()
+
+
+def run_job_and_watch(page, output_dir: Path) -> None:
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r"/jobs/sessions/\d+/$"))
+    state = page.locator("#session-state")
+    progress = page.get_by_role("progressbar", name="Session progress")
+    expect(state).to_have_text(re.compile("Running|Success"), timeout=LONG)
+    # The bar moves while the page polls: shoot it part way, when it is.
+    try:
+        expect(progress).not_to_have_attribute("value", re.compile(r"^0(\.0)?$"), timeout=LONG)
+    finally:
+        if state.inner_text() == "Running":
+            shot(page, "running-session", output_dir, full_page=False)
+    expect(state).to_have_text("Success", timeout=LONG)
+    expect(progress).to_have_attribute("value", "100.0")
+
+
+def test_from_login_to_a_restore_point(page, live_server, admin_user, journey_simulator, runners,
+                                       live_env, output_dir, tmp_path):
+    base = live_server.url
+    log_in(page, live_server, admin_user, admin_user.plain_password)
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+    add_manager(page, base, journey_simulator)
+
+    port = free_port()
+    add_repository(page, base, tmp_path / "repository", port)
+    with running(manage_py("datamover", "journey"), live_env, output_dir / "datamover.log") as mover:
+        wait_for_port(port, process=mover)
+
+        create_job(page, base, output_dir)
+        run_job_and_watch(page, output_dir)
+
+        page.get_by_role("link", name="Restore point").first.click()
+        page.get_by_role("heading", name="Restore point of small-vm1").wait_for()
+        assert "Full" in page.content()
+
+        page.get_by_role("link", name="Dashboard").click()
+        expect(page.locator('[data-figure="protected"]')).to_have_text("1")
+        expect(page.locator('[data-figure="sessions-success"]')).to_have_text("1")
+        page.locator("#dashboard-repositories progress").wait_for()
+        shot(page, "dashboard", output_dir)

@@ -24,6 +24,13 @@ class ManagerAdmin(admin.ModelAdmin):
                        "product_version", "sync_requested_at", "created")
     fields = ("name", "url", "username", "password", "ca_certificate") + readonly_fields
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The password is the form's own write-only field: keeping it out of the
+        # model fields means the stored one is never decrypted to fill the form.
+        fields = kwargs.pop("fields", None) or self.fields
+        editable = [name for name in fields if name != "password" and name not in self.readonly_fields]
+        return super().get_form(request, obj, change, fields=editable, **kwargs)
+
 
 
 class SyncedAdmin(admin.ModelAdmin):

@@ -10,7 +10,12 @@ from plugin.errors import EngineError
 
 
 class ManagerForm(forms.ModelForm):
-    """Add or edit a manager. The stored password is never rendered; empty keeps it."""
+    """Add or edit a manager. The stored password is never rendered; empty keeps it.
+
+    The password is a plain form field, not a model field of the form, so an
+    edit page never decrypts the stored one (and still opens when it can't be
+    decrypted any more).
+    """
 
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -20,13 +25,13 @@ class ManagerForm(forms.ModelForm):
 
     class Meta:
         model = Manager
-        fields = ["name", "url", "username", "password", "ca_certificate"]
+        fields = ["name", "url", "username", "ca_certificate"]
         widgets = {"ca_certificate": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
+
+    field_order = ["name", "url", "username", "password", "ca_certificate"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # A bound ModelForm would otherwise carry the decrypted value as initial data.
-        self.initial.pop("password", None)
         if not self.instance.pk:
             self.fields["password"].required = True
             self.fields["password"].help_text = ""
@@ -46,17 +51,20 @@ class ManagerForm(forms.ModelForm):
                 "Paste the CA certificate in PEM form (-----BEGIN CERTIFICATE----- ...).")
         return pem + "\n" if pem else ""
 
-    def clean_password(self) -> str:
-        password = self.cleaned_data["password"]
-        if not password and self.instance.pk:
-            return Manager.objects.get(pk=self.instance.pk).password
-        return password
+    def save(self, commit: bool = True) -> Manager:
+        if self.cleaned_data.get("password"):
+            self.instance.password = self.cleaned_data["password"]
+        return super().save(commit)
 
     def credentials(self) -> ovirt.ManagerCredentials:
-        """The credentials as entered (with the stored password when left empty)."""
+        """The credentials as entered (with the stored password when left empty).
+
+        AuthenticationFailed when the stored password is needed and can't be decrypted.
+        """
         data = self.cleaned_data
+        password = data["password"] or self.instance.stored_password()
         return ovirt.ManagerCredentials(url=data["url"], username=data["username"],
-                                        password=data["password"], ca_pem=data.get("ca_certificate", ""))
+                                        password=password, ca_pem=data.get("ca_certificate", ""))
 
 
 class ConnectionTestForm(ManagerForm):

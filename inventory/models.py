@@ -12,7 +12,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import MANAGER_IDLE_STATES, DiskFormat, ManagerState, VmStatus
-from vbrsite.secrets import EncryptedTextField
+from vbrsite.secrets import EncryptedTextField, SecretError
+
+
+class ManagerQuerySet(models.QuerySet):
+    """Managers load without their password: it is decrypted only when used."""
+
+
+class DeferredPasswordManager(models.Manager.from_queryset(ManagerQuerySet)):
+    # Decrypting every password whenever managers are listed would be wasteful
+    # and, after a key change, would break every page that lists them.
+    def get_queryset(self):
+        return super().get_queryset().defer("password")
 
 
 class Manager(models.Model):
@@ -38,6 +49,8 @@ class Manager(models.Model):
     product_version = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
+    objects = DeferredPasswordManager()
+
     class Meta:
         ordering = ["name"]
 
@@ -51,11 +64,20 @@ class Manager(models.Model):
     def is_syncing(self) -> bool:
         return self.state not in MANAGER_IDLE_STATES
 
+    def stored_password(self) -> str:
+        """The decrypted password; AuthenticationFailed saying what to do if it can't be decrypted."""
+        from plugin.errors import AuthenticationFailed
+
+        try:
+            return self.password
+        except SecretError as exc:
+            raise AuthenticationFailed(f"The stored password of manager {self.name} can't be used: {exc}") from None
+
     def credentials(self):
-        """The facade's ManagerCredentials for this manager."""
+        """The facade's ManagerCredentials for this manager (see stored_password for failures)."""
         from plugin.engine import ManagerCredentials
 
-        return ManagerCredentials(url=self.url, username=self.username, password=self.password,
+        return ManagerCredentials(url=self.url, username=self.username, password=self.stored_password(),
                                   ca_pem=self.ca_certificate)
 
 

@@ -99,3 +99,34 @@ def test_the_admin_never_shows_the_password(client, manager, django_user_model):
     page = client.get(reverse("admin:inventory_manager_change", args=[manager.pk]))
     assert page.status_code == 200 and PASSWORD.encode() not in page.content
     assert client.get(reverse("admin:inventory_vm_changelist")).status_code == 200
+
+
+def test_a_password_that_cant_be_decrypted_any_more_breaks_no_page(admin_client, manager, client,
+                                                                  django_user_model):
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    from inventory.sync import sync_manager
+    from plugin.errors import AuthenticationFailed
+
+    with connection.cursor() as cursor:  # as if VBR_SECRETS_KEY had changed
+        cursor.execute("UPDATE inventory_manager SET password = 'fernet:stale' WHERE id = %s", [manager.pk])
+    assert admin_client.get(reverse("inventory:managers")).status_code == 200
+    assert admin_client.get(reverse("inventory:manager_edit", args=[manager.pk])).status_code == 200
+    body = admin_client.post(reverse("inventory:manager_test_existing", args=[manager.pk]), {
+        "name": "prod", "url": manager.url, "username": "admin@internal", "password": "",
+        "ca_certificate": ""}).content.decode()
+    assert "can&#x27;t be used" in body and "enter the secret again" in body
+    with pytest.raises(CommandError, match="enter the secret again"):
+        call_command("test_manager", "prod")
+    with pytest.raises(AuthenticationFailed):
+        sync_manager(Manager.objects.get(pk=manager.pk))
+    assert Manager.objects.get(pk=manager.pk).state == ManagerState.ERROR
+    superuser = django_user_model.objects.create_superuser("root", password="x")
+    client.force_login(superuser)
+    assert client.get(reverse("admin:inventory_manager_change", args=[manager.pk])).status_code == 200
+    # Entering the password again repairs it.
+    admin_client.post(reverse("inventory:manager_edit", args=[manager.pk]), {
+        "name": "prod", "url": manager.url, "username": "admin@internal", "password": "fresh",
+        "ca_certificate": ""})
+    assert Manager.objects.get(pk=manager.pk).password == "fresh"

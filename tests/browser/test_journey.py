@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
+from tests.browser.navigation import nav
 from tests.support.processes import free_port, manage_py, running, wait_for_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -56,7 +57,7 @@ def shot(page, name: str, output_dir: Path, *, full_page: bool = True) -> None:
 
 
 def add_manager(page, base: str, sim) -> None:
-    page.get_by_role("link", name="Inventory").click()
+    nav(page, "Inventory")
     page.goto(f"{base}/inventory/managers/add/")
     page.get_by_label("Name", exact=True).fill("lab")
     page.get_by_label("API URL").fill(sim.url)
@@ -74,7 +75,7 @@ def add_manager(page, base: str, sim) -> None:
 
 
 def add_repository(page, base: str, path: Path, port: int) -> None:
-    page.get_by_role("link", name="Repositories").click()
+    nav(page, "Repositories")
     page.get_by_role("button", name="Add repository").click()
     page.get_by_label("Name", exact=True).fill("journey")
     page.get_by_label("Path").fill(str(path))
@@ -85,7 +86,7 @@ def add_repository(page, base: str, path: Path, port: int) -> None:
 
 
 def create_job(page, base: str, output_dir: Path) -> None:
-    page.get_by_role("link", name="Jobs").click()
+    nav(page, "Jobs")
     page.get_by_role("button", name="New job").click()
     page.get_by_label("Name", exact=True).fill("journey nightly")
     page.get_by_role("button", name="Next").click()
@@ -136,7 +137,7 @@ def test_from_login_to_a_restore_point(page, live_server, admin_user, journey_si
         page.get_by_role("heading", name="Restore point of small-vm1").wait_for()
         assert "Full" in page.content()
 
-        page.get_by_role("link", name="Dashboard").click()
+        nav(page, "Dashboard")
         expect(page.locator('[data-figure="protected"]')).to_have_text("1")
         expect(page.locator('[data-figure="sessions-success"]')).to_have_text("1")
         page.locator("#dashboard-repositories progress").wait_for()

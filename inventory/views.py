@@ -140,7 +140,8 @@ def _filtered_vms(request: HttpRequest):
     filters = {key: get.get(key, "").strip() for key in ("q", "manager", "datacenter", "cluster", "status", "tag")}
     filters["removed"] = get.get("removed") == "1"
     disks = Disk.objects.select_related("storage_domain").order_by("name")
-    vms = VM.objects.select_related("cluster__data_center", "host", "manager").order_by("name", "pk")
+    vms = (VM.objects.select_related("cluster__data_center", "host", "manager")
+           .defer("manager__password").order_by("name", "pk"))
     if not filters["removed"]:
         vms = vms.filter(removed=False)
         disks = disks.filter(removed=False)
@@ -170,7 +171,7 @@ def _tree() -> list[DataCenter]:
     clusters = Cluster.objects.filter(removed=False).annotate(
         vm_count=Count("vms", filter=Q(vms__removed=False))).order_by("name")
     domains = StorageDomain.objects.filter(removed=False).order_by("name")
-    return list(DataCenter.objects.filter(removed=False).select_related("manager")
+    return list(DataCenter.objects.filter(removed=False).select_related("manager").defer("manager__password")
                 .prefetch_related(Prefetch("clusters", queryset=clusters),
                                   Prefetch("storage_domains", queryset=domains))
                 .order_by("manager__name", "name"))
@@ -184,7 +185,8 @@ def _query_without_page(request: HttpRequest) -> str:
 
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: configuration, disks and protection."""
-    vm = get_object_or_404(VM.objects.select_related("cluster__data_center", "host", "manager"), pk=pk)
+    vm = get_object_or_404(VM.objects.select_related("cluster__data_center", "host", "manager")
+                           .defer("manager__password"), pk=pk)
     disks = vm.disks.select_related("storage_domain").order_by("-bootable", "name")
     vm.protection = protection_for([vm]).get(vm.pk)
     return render(request, "inventory/vm_detail.html", {"vm": vm, "disks": disks, "title": vm.name})

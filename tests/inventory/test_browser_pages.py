@@ -67,3 +67,14 @@ def test_protection_from_the_jobs_hook_and_storage_space_are_shown(admin_client,
     assert 'data-protection="ok"' in body and "Nightly" in body
     assert body.count("not protected") == 9
     assert "data1" in body and "free of" in body
+
+
+def test_the_browser_never_decrypts_manager_passwords(admin_client, synced, monkeypatch):
+    def refuse(stored):
+        raise AssertionError("a page decrypted a manager's password")
+
+    monkeypatch.setattr("vbrsite.secrets.decrypt", refuse)
+    vm = VM.objects.get(name="vm-0001")
+    assert admin_client.get(reverse("inventory:index")).status_code == 200
+    assert admin_client.get(reverse("inventory:vm_detail", args=[vm.pk])).status_code == 200
+    assert admin_client.get(reverse("inventory:managers")).status_code == 200

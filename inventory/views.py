@@ -79,8 +79,14 @@ def manager_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def _manager_form(request: HttpRequest, manager: Manager) -> HttpResponse:
     form = ManagerForm(request.POST or None, instance=manager)
     if request.method == "POST" and form.is_valid():
+        adding = manager.pk is None
         manager = form.save()
-        messages.success(request, f"Saved manager {manager.name}.")
+        if adding:
+            # A new manager is worth nothing until its inventory is read: sync it at once.
+            request_sync(manager)
+            messages.success(request, f"Saved manager {manager.name}; its first sync has started.")
+        else:
+            messages.success(request, f"Saved manager {manager.name}.")
         return redirect("inventory:managers")
     return render(request, "inventory/manager_form.html",
                   {"form": form, "manager": manager, "title": "Edit manager" if manager.pk else "Add manager"})

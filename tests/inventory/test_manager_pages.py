@@ -36,13 +36,18 @@ def test_anonymous_users_are_sent_to_login(client, db):
     assert response.status_code == 302 and reverse("login") in response["Location"]
 
 
-def test_an_administrator_adds_a_manager_with_an_encrypted_password(admin_client):
-    response = admin_client.post(reverse("inventory:manager_add"), {
-        "name": "lab", "url": "https://lab.example.com/ovirt-engine/api/", "username": "admin@internal",
-        "password": "lab-secret", "ca_certificate": ""})
+def test_an_administrator_adds_a_manager_with_an_encrypted_password_and_it_syncs(
+        admin_client, django_capture_on_commit_callbacks, monkeypatch):
+    sent = []
+    monkeypatch.setattr("inventory.services.enqueue_sync", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("inventory:manager_add"), {
+            "name": "lab", "url": "https://lab.example.com/ovirt-engine/api/", "username": "admin@internal",
+            "password": "lab-secret", "ca_certificate": ""})
     assert response.status_code == 302
     manager = Manager.objects.get(name="lab")
     assert manager.password == "lab-secret" and manager.url.endswith("/ovirt-engine/api")
+    assert sent == [manager.pk] and manager.state == ManagerState.SYNCING
     from django.db import connection
 
     with connection.cursor() as cursor:

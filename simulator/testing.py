@@ -9,11 +9,14 @@ exit it is stopped with SIGTERM (it closes its transfers and stops imageio and q
 anything of it still alive is killed.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,9 +75,55 @@ def _env() -> dict:
     return env
 
 
+def _code_digest() -> str:
+    """A digest of the simulator's code: seeded templates are reused only by the same code."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _seed_template(seed: str, password: str) -> Path:
+    """A freshly seeded state directory for (seed, code), built once and reused by copying.
+
+    Seeding writes the disk images (the slow part of a start); tests start many simulators.
+    """
+    cache = Path(tempfile.gettempdir()) / "vbr-simulator-seeds"
+    key = hashlib.sha256(f"{seed}:{password}:{_code_digest()}".encode()).hexdigest()[:16]
+    template = cache / f"{seed.replace(':', '-')}-{key}"
+    if (template / "state.json").exists():
+        return template
+    cache.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                    "from simulator.app import build_engine; "
+                    "build_engine(Path(sys.argv[1]), '127.0.0.1', sys.argv[2], sys.argv[3], 0.5)",
+                    str(building), seed, password], cwd=ROOT, env=_env(), check=True,
+                   capture_output=True, timeout=START_TIMEOUT)
+    try:
+        building.rename(template)
+    except OSError:
+        # Another test process built it first; theirs is as good as ours.
+        shutil.rmtree(building, ignore_errors=True)
+    return template
+
+
+def _copy_seeded_state(handle: SimulatorHandle) -> None:
+    """Start a fresh state directory from the seeded template (sparse copies of the images)."""
+    if (handle.state_dir / "state.json").exists():
+        return
+    template = _seed_template(handle.seed, handle.password)
+    for name in ("state.json", "ca.pem", "pki", "storage"):
+        if (template / name).exists():
+            subprocess.run(["cp", "-a", "--sparse=always", str(template / name),
+                            str(handle.state_dir)], check=True)
+
+
 def start_simulator(handle: SimulatorHandle) -> None:
     """Start `serve` for the handle's state directory and wait until it answers."""
     handle.state_dir.mkdir(parents=True, exist_ok=True)
+    if handle.seed != "demo":
+        _copy_seeded_state(handle)
     info_path = handle.state_dir / "server.json"
     info_path.unlink(missing_ok=True)
     args = [sys.executable, "-m", "simulator", "serve", "--state", str(handle.state_dir),

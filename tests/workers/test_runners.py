@@ -109,7 +109,7 @@ def test_two_workers_move_disks_at_the_same_time(sim, manager, repository, new_w
 
 def test_a_killed_runner_loses_its_task_to_another_worker(sim, manager, repository, new_worker,
                                                           tmp_path, monkeypatch):
-    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "8")
+    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "16")
     doomed = deployment.deploy(new_worker("doomed"), timeout=60)
     spare = deployment.deploy(new_worker("spare"), timeout=60)
     disk = disk_named(manager, "small-vm2_os")

@@ -131,9 +131,10 @@ class _DiskBackup:
             length = block_length(self.index.size, block)
             self.throttle.consume(length, stop)
             data = connection.read(block * BLOCK_SIZE, length)
-            self.counters.add(bytes_read=len(data), blocks_read=1)
+            # Progress counts bytes read: the sending that follows is bounded by the batch.
+            self.counters.add(bytes_read=len(data), blocks_read=1, bytes_done=len(data))
             if is_zero(data):
-                self._record(block, None, zero_bytes=len(data), bytes_done=len(data))
+                self._record(block, None, zero_bytes=len(data))
                 continue
             pending.append((block, block_digest(data, self.key), data))
         to_send = self._claim_missing(pending)
@@ -148,7 +149,7 @@ class _DiskBackup:
                                   bytes_stored=len(blob) if stored else 0)
             else:
                 self.counters.add(blocks_deduplicated=1)
-            self._record(block, digest, bytes_done=len(data))
+            self._record(block, digest)
 
     def _claim_missing(self, pending: list[tuple[int, str, bytes]]) -> set[str]:
         """Digests this thread must send: unknown to the data mover and not sent by another thread."""

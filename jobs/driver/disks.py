@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from jobs.driver.context import Cancelled, SessionRun, VmFailed
 from jobs.models import TaskSession
 
@@ -19,6 +21,8 @@ POLL_SECONDS = 0.5
 # quickly at first, then back off to POLL_SECONDS.
 FIRST_POLL_SECONDS = 0.05
 CANCEL_GRACE_SECONDS = 20.0
+# A disk task no worker runner has taken after this long means no runner serves its queue.
+PENDING_TIMEOUT_SECONDS = 900.0
 
 
 @dataclass
@@ -96,6 +100,7 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
                 raise VmFailed(f"disk {w.disk.name}: {w.task.error or 'the worker task ' + w.task.state}")
             if all(w.task.state == "succeeded" for w in works):
                 return
+            _check_taken(works)
             run.check_cancelled()
             time.sleep(interval)
             interval = min(interval * 1.5, POLL_SECONDS)
@@ -117,6 +122,14 @@ def stop_tasks(works: list[DiskWork]) -> None:
         time.sleep(POLL_SECONDS)
         _refresh(active)
         active = [w for w in active if not w.task.is_terminal]
+
+
+def _check_taken(works: list[DiskWork]) -> None:
+    for w in works:
+        waited = (timezone.now() - w.task.created).total_seconds()
+        if w.task.state == "pending" and waited > PENDING_TIMEOUT_SECONDS:
+            raise VmFailed(f"disk {w.disk.name}: no worker runner took it from queue {w.task.queue} in "
+                           f"{waited:.0f} s; start the worker runner (Procfile line 'worker') or a worker VM")
 
 
 def _refresh(works: list[DiskWork]) -> None:

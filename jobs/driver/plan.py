@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from jobs.choices import BackupType, RestorePointState
 from jobs.models import RestorePoint
 from plugin import engine as ovirt
+from plugin.errors import NotFound
 
 
 @dataclass
@@ -57,7 +58,10 @@ def plan_backup(engine: ovirt.Engine, vm, repository, disks: list[ovirt.DiskInfo
     if not base.checkpoint_id:
         return plan.full(f"the last restore point ({base.time:%Y-%m-%d %H:%M}) has no checkpoint "
                          "(it was made from a snapshot or of raw disks only)")
-    checkpoints = {c.id: c for c in ovirt.list_checkpoints(engine, vm.engine_id)}
+    try:
+        checkpoints = {c.id: c for c in ovirt.list_checkpoints(engine, vm.engine_id)}
+    except NotFound:
+        return plan.full("the engine has no checkpoints for this VM (no incremental backup API)")
     checkpoint = checkpoints.get(base.checkpoint_id)
     if checkpoint is None:
         return plan.full(f"checkpoint {base.checkpoint_id} of the last restore point no longer "

@@ -17,6 +17,15 @@ def _weekday_names(days: list[int]) -> str:
     return ", ".join(names[d][:3] for d in sorted(days) if d in names)
 
 
+def _tagged(queryset, tag: str):
+    """VMs whose JSON list of tags holds ``tag`` (a superset on databases without JSON contains)."""
+    from django.db import connection
+
+    if connection.features.supports_json_field_contains:
+        return queryset.filter(tags__contains=[tag])
+    return queryset.filter(tags__icontains=tag)
+
+
 class BackupJob(models.Model):
     """A backup job: which VMs (resolved at each run), which repository, when, and retention."""
 
@@ -118,8 +127,9 @@ class BackupJob(models.Model):
         elif self.selection == VmSelection.CLUSTER:
             queryset = VM.objects.filter(cluster_id=self.cluster_id) if self.cluster_id else VM.objects.none()
         else:
-            # tags is a JSON list; filter in Python so SQLite and PostgreSQL agree.
-            return [vm for vm in VM.objects.filter(removed=False).select_related("manager", "cluster")
+            queryset = _tagged(VM.objects.all(), self.tag)
+            # SQLite's approximation (a text match) is narrowed to exact tags here.
+            return [vm for vm in queryset.filter(removed=False).select_related("manager", "cluster")
                     .order_by("name") if self.tag in (vm.tags or [])]
         return list(queryset.filter(removed=False).select_related("manager", "cluster").order_by("name"))
 

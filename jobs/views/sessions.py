@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -13,33 +11,19 @@ from django_htmx.http import HttpResponseStopPolling
 from jobs.forms import SessionFilterForm
 from jobs.models import Session
 from jobs.views.access import can_run, runners_only
+from vbrsite.lists import Listing
 
-PAGE_SIZE = 50
-SORTS = {"created": "created", "-created": "-created", "name": "name", "-name": "-name",
-         "state": "state", "-state": "-state"}
+SORTS = {"created": "created", "name": "name", "state": "state", "kind": "kind", "started": "started",
+         "read": "bytes_read", "stored": "bytes_stored"}
+FILTERS = {"state": "state", "kind": "kind", "job": "job", "since": "created__date__gte",
+           "q": ("name__icontains", "tasks__vm_name__icontains")}
 
 
 def sessions(request: HttpRequest) -> HttpResponse:
-    """Every session, newest first, filtered by state, kind, job, date and text."""
-    form = SessionFilterForm(request.GET or None)
-    rows = Session.objects.select_related("job")
-    if form.is_valid():
-        data = form.cleaned_data
-        if data["state"]:
-            rows = rows.filter(state=data["state"])
-        if data["kind"]:
-            rows = rows.filter(kind=data["kind"])
-        if data["job"]:
-            rows = rows.filter(job=data["job"])
-        if data["since"]:
-            rows = rows.filter(created__date__gte=data["since"])
-        if data["q"]:
-            rows = rows.filter(Q(name__icontains=data["q"]) | Q(tasks__vm_name__icontains=data["q"])).distinct()
-    rows = rows.order_by(SORTS.get(request.GET.get("sort", ""), "-created"), "-pk")
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "jobs/sessions.html", {"form": form, "page": page, "query": query.urlencode(),
+    """Every session, newest first, filtered by state, kind, job, date and text; sortable, paginated."""
+    listing = Listing(request, Session.objects.select_related("job"), sorts=SORTS, default_sort="-created",
+                      form=SessionFilterForm(request.GET or None), filters=FILTERS)
+    return render(request, "jobs/sessions.html", {"listing": listing, "form": listing.form,
                                                   "title": "Sessions"})
 
 

@@ -195,3 +195,13 @@ def test_session_history_filters_by_state_job_and_text(client_as, setup):
     assert listed(state="failed") == {"nightly"}
     assert listed(job=other.pk) == {"weekly"}
     assert listed(q="week") == {"weekly"}
+
+
+def test_session_history_sorts_and_pages(client_as, setup):
+    for index in range(55):
+        Session.objects.create(job=setup["job"], name=f"run-{index:02d}", state=SessionState.SUCCESS)
+    client = client_as(OPERATOR)
+    page = client.get(reverse("jobs:sessions"), {"sort": "name"}).content.decode()
+    assert page.index(">run-00<") < page.index(">run-01<") and ">run-54<" not in page
+    page = client.get(reverse("jobs:sessions"), {"sort": "name", "page": 2}).content.decode()
+    assert ">run-54<" in page and ">run-00<" not in page

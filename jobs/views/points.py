@@ -1,4 +1,4 @@
-"""Restore points: one restore point's page. (The restore wizard is issue 9's.)"""
+"""Restore points: one restore point's page (the restore wizard is in jobs/views_restore.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,3 @@ def restore_point(request: HttpRequest, pk: int) -> HttpResponse:
     point = get_object_or_404(RestorePoint.objects.select_related("repository", "job", "session", "vm"), pk=pk)
     return render(request, "jobs/restore_point.html", {"point": point, "title": str(point)})
 
-
-def restore(request: HttpRequest) -> HttpResponse:
-    """The restore wizard's entry (a placeholder until issue 9 lands)."""
-    return render(request, "placeholder.html", {"title": "Restore"})

@@ -3,3 +3,7 @@ from django.apps import AppConfig
 
 class WorkersConfig(AppConfig):
     name = "workers"
+
+    def ready(self) -> None:
+        # Registers the system checks; schedules are made by ensure_schedules(), never here.
+        from workers import checks  # noqa: F401

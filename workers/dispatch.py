@@ -51,12 +51,18 @@ def choose_worker(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Worker 
     """The worker to move a disk of a VM in ``cluster``; None means the embedded worker.
 
     ``exclude`` holds worker ids not to use (a worker that just failed the task).
+    When the cluster has no ready worker, its stopped workers are started (they
+    take later disks; this one goes elsewhere at once).
     """
     available = _available(manager, exclude)
     if cluster is not None:
         local = available.filter(cluster=cluster).first()
         if local is not None:
             return local
+        # A session needs this cluster: start its stopped workers for the disks to come.
+        from workers.services import wake_workers
+
+        wake_workers(manager, [cluster])
         return available.exclude(cluster=cluster).first()
     return available.first()
 

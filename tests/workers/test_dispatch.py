@@ -155,3 +155,49 @@ def test_a_runner_whose_task_was_sent_elsewhere_stops_reporting(make_worker, inv
     assert monitor.should_cancel()
     task.refresh_from_db()
     assert task.worker == spare and task.bytes_done == 0 and task.state == DiskTaskState.PENDING
+
+
+def test_a_cluster_without_a_ready_worker_gets_its_stopped_workers_started(
+        make_worker, inventory_manager, django_capture_on_commit_callbacks):
+    sleeping = make_worker("sleeping", state=WorkerState.STOPPED)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert dispatch.choose_worker(sleeping.cluster, inventory_manager) is None
+    sleeping.refresh_from_db()
+    assert sleeping.state == WorkerState.STARTING and len(callbacks) == 1
+
+
+def test_schedules_are_created_once_by_name(db):
+    from django_q.models import Schedule
+
+    from workers.schedules import CHECK_SCHEDULE_NAME, IDLE_SCHEDULE_NAME, ensure_schedules
+
+    ensure_schedules()
+    ensure_schedules()
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert {CHECK_SCHEDULE_NAME, IDLE_SCHEDULE_NAME} <= names
+    assert Schedule.objects.filter(name=CHECK_SCHEDULE_NAME).get().func == "workers.tasks.check_workers"
+
+
+def test_idle_workers_are_stopped_after_the_idle_time(make_worker, settings):
+    from unittest import mock
+
+    from workers import deployment
+
+    settings.VBR_WORKER_IDLE_MINUTES = 30
+    make_worker("idle", idle_since=timezone.now() - timedelta(hours=1))
+    make_worker("fresh", idle_since=timezone.now())
+    with mock.patch.object(deployment, "stop", autospec=True) as stop:
+        assert deployment.stop_idle_workers() == ["idle"]
+    assert [call.args[0].name for call in stop.call_args_list] == ["idle"]
+
+
+def test_the_launcher_setting_is_checked(settings):
+    from workers.checks import check_heartbeats, check_launcher
+
+    settings.VBR_WORKER_LAUNCHER = "ssh"
+    assert [m.id for m in check_launcher(None)] == ["workers.E001"]
+    settings.VBR_WORKER_LAUNCHER = "cloud-init"
+    settings.REDIS_URL = ""
+    assert [m.id for m in check_launcher(None)] == ["workers.W001"]
+    settings.VBR_WORKER_HEARTBEAT_TIMEOUT = 5
+    assert [m.id for m in check_heartbeats(None)] == ["workers.E002"]

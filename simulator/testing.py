@@ -105,7 +105,16 @@ def _seed_template(seed: str, password: str) -> Path:
     except OSError:
         # Another test process built it first; theirs is as good as ours.
         shutil.rmtree(building, ignore_errors=True)
+    _prune_templates(cache, keep=template)
     return template
+
+
+def _prune_templates(cache: Path, keep: Path, age: float = 600.0) -> None:
+    """Remove templates of older code (not touched for `age` seconds) so /tmp doesn't fill."""
+    prefix = keep.name.rsplit("-", 1)[0] + "-"
+    for old in cache.glob(prefix + "*"):
+        if old != keep and time.time() - old.stat().st_mtime > age:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _copy_seeded_state(handle: SimulatorHandle) -> None:

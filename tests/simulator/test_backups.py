@@ -192,3 +192,17 @@ def test_backup_faults_fail_initializing_and_stick_in_finalizing(sim, connection
     sim.cli("fault", "clear")
     done = wait_for(service.get, lambda b: b.phase == types.BackupPhase.SUCCEEDED)
     assert done.to_checkpoint_id == backup.to_checkpoint_id
+
+
+def test_a_disk_not_in_the_previous_checkpoint_is_full_in_the_incremental(connection):
+    vm = vm_named(connection, "small-vm2")
+    first, second = vm_disks(connection, vm)
+    backup, service = start_backup(connection, vm, [first])
+    end_backup(service)
+    incremental, service = start_backup(connection, vm, [first, second],
+                                        from_checkpoint=backup.to_checkpoint_id)
+    assert backup_modes(connection, vm, incremental) == {
+        first.id: types.DiskBackupMode.INCREMENTAL, second.id: types.DiskBackupMode.FULL}
+    end_backup(service)
+    [_, latest] = _checkpoints(connection, vm).list()
+    assert {d.id for d in latest.disks} == {first.id, second.id}

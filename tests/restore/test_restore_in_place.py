@@ -90,3 +90,25 @@ def test_a_disk_comes_back_floating_or_attached_to_another_vm(stack):
     for new_id in (new_floating, new_attached):
         path, fmt = stack.sim.disk_image(new_id)
         assert same_image(path, qemu_format(fmt), images[data["id"]])
+
+
+def test_restore_vm_with_wait_shows_progress_and_ends_with_the_vm_running(stack):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    point, images = stack.back_up("small-vm1", label="command")
+    out = StringIO()
+
+    call_command("restore_vm", str(point.pk), "--name", "vm1-by-command", "--storage-domain", "data2",
+                 "--power-on", "--wait", stdout=out)
+
+    assert "ended: Success" in out.getvalue()
+    assert "Powered on vm1-by-command" in out.getvalue()
+    with stack.engine() as engine:
+        vm = ovirt.find_vm(engine, "vm1-by-command")
+        assert vm.status == "up"
+        domains = {sd.id: sd.name for sd in ovirt.list_storage_domains(engine)}
+        assert {domains[ovirt.get_disk(engine, a.disk_id).storage_domain_id]
+                for a in vm.disk_attachments} == {"data2"}
+    assert_vm_disks_equal(stack, vm, images)

@@ -174,3 +174,55 @@ def test_a_stopped_worker_is_powered_off_and_starts_again(sim, manager, new_work
     assert not Worker.objects.filter(name="cycle").exists()
     with ovirt.connect(manager.credentials()) as engine:
         assert all(vm.id != vm_id for vm in ovirt.list_vms(engine))
+
+
+def test_a_cloud_init_worker_vm_carries_the_payload_that_starts_its_runner(sim, manager, new_worker,
+                                                                           runner_settings):
+    from inventory.models import StorageDomain
+
+    runner_settings.VBR_WORKER_LAUNCHER = "cloud-init"
+    domain = StorageDomain.objects.get(manager=manager, name="data1")
+    worker = deployment.deploy(new_worker("cloudy", storage_domain=domain), wait=False)
+    assert worker.state == WorkerState.STARTING and worker.runner_pid is None
+    connection = sim.connection()
+    try:
+        vm_service = connection.system_service().vms_service().vm_service(worker.engine_vm_id)
+        vm = vm_service.get()
+        attachments = vm_service.disk_attachments_service().list()
+    finally:
+        connection.close()
+    assert vm.status.value == "up" and vm.name == "vbr-worker-cloudy"
+    script = vm.initialization.custom_script
+    assert script.startswith("#cloud-config") and "runworker cloudy" in script
+    assert "DATABASE_URL=" in script and "vbr-worker.service" in script
+    assert len(attachments) == 1 and attachments[0].bootable
+    with pytest.raises(deployment.DeploymentError, match="no heartbeat"):
+        deployment.wait_ready(worker, timeout=2)
+    worker.refresh_from_db()
+    assert worker.state == WorkerState.FAILED
+
+
+def test_deploy_worker_command_deploys_a_ready_worker_with_its_network(sim, manager,
+                                                                      runner_settings):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from workers import launchers
+
+    out = StringIO()
+    try:
+        call_command("deploy_worker", "cmd", "--cluster", "Default", "--memory", "1024",
+                     "--max-tasks", "1", "--network", "ovirtmgmt", "--timeout", "60", stdout=out)
+        assert "Worker cmd is ready" in out.getvalue()
+        listing = StringIO()
+        call_command("list_workers", "--json", stdout=listing)
+        record = json.loads(listing.getvalue())[0]
+        assert record["name"] == "cmd" and record["state"] == "ready" and record["software_version"]
+        with ovirt.connect(manager.credentials()) as engine:
+            nics = ovirt.list_nics(engine, Worker.objects.get(name="cmd").engine_vm_id)
+        assert len(nics) == 1
+    finally:
+        for worker in Worker.objects.filter(name="cmd"):
+            launchers.stop_local_runner(worker)

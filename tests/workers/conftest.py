@@ -73,12 +73,12 @@ class Mover:
 
 
 @contextmanager
-def running_mover(home: Path, log: Path, key=None):
-    """The standalone data mover (gunicorn) over a new repository, encrypted under ``key``."""
+def running_mover(home: Path, log: Path, key=None, port: int | None = None):
+    """The standalone data mover (gunicorn) over a repository (made when new), encrypted under ``key``."""
     home.mkdir(parents=True, exist_ok=True)
     token_file = home / "mover.token"
     token_file.write_text("worker-test-token")
-    port = free_port()
+    port = port or free_port()
     path = home / "repository"
     ChunkStore.create(path, key=key)
     args = [sys.executable, "-m", "repositories.datamover", "--path", str(path), "--token-file",

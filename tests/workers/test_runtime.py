@@ -181,3 +181,38 @@ def test_an_encrypted_repository_gets_keyed_digests_and_sealed_chunks(plane, tmp
                          monitor=NullMonitor())
         plane.dp.close_transfer(transfer_id)
     assert raw_image(target, "cow", tmp_path / "restored.raw") == image
+
+
+def test_a_data_mover_restart_mid_backup_is_retried_without_damage(plane, tmp_path, output_dir):
+    import threading
+    from urllib.parse import urlsplit
+
+    from tests.workers.conftest import running_mover
+
+    volume = plane.disk("restart", SIZE, seed=13, allocated=0.9)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    outcome = {}
+    with running_mover(tmp_path / "m", output_dir / "m1.log") as mover:
+        port = urlsplit(mover.url).port
+        client = mover.client(backoff=0.5, retries=6)
+
+        def run():
+            try:
+                outcome["result"] = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None,
+                                                disk_id="d", monitor=NullMonitor(), max_rate=6e6)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(1.5)
+    # The data mover is down here (stopped by the block) until it starts again on its port.
+    assert thread.is_alive(), "the backup ended before the data mover went down"
+    with running_mover(tmp_path / "m", output_dir / "m2.log", port=port) as mover:
+        thread.join(120)
+        assert "error" not in outcome, outcome.get("error")
+        result = outcome["result"]
+        stored = mover.store()
+        assert stored.missing(sorted({d for d in result.index.blocks if d})) == []
+    plane.dp.close_transfer(transfer_id)
+    assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "restart.raw"))

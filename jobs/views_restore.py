@@ -169,7 +169,8 @@ def _query(data: dict) -> QueryDict:
 
 
 def _point(state: dict) -> RestorePoint:
-    point = RestorePoint.objects.select_related("vm__manager", "repository").filter(pk=state["point"]).first()
+    point = (RestorePoint.objects.select_related("vm__manager", "repository")
+             .defer("vm__manager__password").filter(pk=state["point"]).first())
     if point is None:
         raise Http404("the restore point is gone")
     return point

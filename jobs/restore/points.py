@@ -17,7 +17,8 @@ def get_point(value: object) -> RestorePoint:
     except ValueError:
         raise RestoreError(f"{value!r} is not a restore point id: use the id that "
                            "`list_restore_points --json` gives") from None
-    point = RestorePoint.objects.select_related("repository", "vm", "vm__manager").filter(pk=pk).first()
+    point = (RestorePoint.objects.select_related("repository", "vm", "vm__manager")
+             .defer("vm__manager__password").filter(pk=pk).first())
     if point is None:
         raise RestoreError(f"there is no restore point {pk}: see `list_restore_points`")
     return point

@@ -181,6 +181,4 @@ def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool) -> No
 def _give_back_description(run: RestoreRun, vm_id: str, config: OvfVm) -> None:
     # The tag marked the VM as the session's while it could still be removed;
     # once restored, it gets the user's description back.
-    update_vm = getattr(ovirt, "update_vm", None)
-    if update_vm is not None:
-        update_vm(run.engine, vm_id, description=config.description)
+    ovirt.update_vm(run.engine, vm_id, description=config.description)

@@ -94,7 +94,7 @@ class Stack:
             "nics": sorted((n.name, n.interface, profiles.get(n.vnic_profile_id or "", "")) for n in vm.nics),
             "disks": sorted((disks[a.disk_id].name.removesuffix("_restored"), a.interface, a.bootable,
                              disks[a.disk_id].provisioned_size) for a in vm.disk_attachments),
-            "boot_devices": tuple(getattr(vm, "boot_devices", ())),
+            "boot_devices": vm.boot_devices,
         }
 
     def macs(self, vm_id: str) -> set[str]:

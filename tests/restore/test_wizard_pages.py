@@ -152,3 +152,21 @@ def test_replacing_while_renaming_is_refused_with_what_to_do(client_as, point):
     response = client.post(step("target"), {"replace": "on", "name": "other"})
 
     assert b"keeps its name" in response.content
+
+
+def test_a_restore_session_shows_its_disks_on_the_session_page(client_as, point):
+    from jobs.models import TaskSession
+
+    session = Session.objects.create(kind="restore", name="Restore of web1 as web1-copy", state="running")
+    TaskSession.objects.create(session=session, vm=point.vm, vm_name="web1", state="running", disks=[{
+        "id": "d-1", "name": "web1_os", "size": DISK["size"], "format": "cow", "mode": "restore",
+        "new_disk_id": "n-1", "state": "running", "bytes_total": 2**30, "bytes_done": 2**29, "progress": 50,
+        "rate": 100e6, "worker": "embedded worker", "error": "", "bytes_read": 0, "bytes_sent": 0,
+        "bytes_stored": 0}])
+    client = client_as(RESTORE_OPERATOR)
+
+    page = client.get(session.get_absolute_url())
+    progress = client.get(reverse("jobs:session_progress", args=[session.pk]))
+
+    assert page.status_code == 200 and progress.status_code == 200
+    assert b"web1_os" in progress.content and b"Restore of web1" in page.content

@@ -109,7 +109,8 @@ def _worker_backup(report, plane, pki, volume, url, token, allocated) -> Path:
     report.row("worker backup 4 GiB (60% allocated, TLS, 4 connections)",
                seconds=figures["seconds"], mb_per_s=figures["bytes_read"] / figures["seconds"] / 1e6,
                read_mib=figures["bytes_read"] // MiB, stored_mib=figures["bytes_stored"] // MiB,
-               allocated_mib=allocated // MiB, peak_rss_mib=result["peak_rss_mib"],
+               allocated_mib=allocated // MiB, worker_cpu_s=result["cpu_seconds"],
+               peak_rss_mib=result["peak_rss_mib"],
                under_256_mib=result["peak_rss_mib"] < MEMORY_LIMIT_MIB)
     return index_file
 
@@ -145,7 +146,8 @@ def _worker_restore(report, plane, pki, state, url, token, index_file, source) -
     figures = result["figures"]
     report.row("worker restore 4 GiB (TLS, 4 connections)", seconds=figures["seconds"],
                mb_per_s=figures["bytes_written"] / figures["seconds"] / 1e6,
-               written_mib=figures["bytes_written"] // MiB, peak_rss_mib=result["peak_rss_mib"],
+               written_mib=figures["bytes_written"] // MiB, worker_cpu_s=result["cpu_seconds"],
+               peak_rss_mib=result["peak_rss_mib"],
                under_256_mib=result["peak_rss_mib"] < MEMORY_LIMIT_MIB, identical=same)
     plane.delete_volume(target)
 
@@ -186,8 +188,9 @@ def _main(argv: list[str]) -> None:
         else:
             index = DiskIndex(**json.loads(Path(index_file).read_text()))
             figures = restore_disk(source, mover, None, index, monitor=NullMonitor())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"figures": figures, "peak_rss_mib": round(peak, 1)}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"figures": figures, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                      "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}))
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def test_a_running_task_is_cancelled_within_seconds(sim, manager, repository, ne
     assert task.result == {}
 
 
-def test_a_stopped_worker_is_powered_off_and_starts_again(sim, manager, new_worker):
+def test_a_worker_stops_starts_is_redeployed_and_removed(sim, manager, new_worker):
     worker = deployment.deploy(new_worker("cycle"), timeout=60)
     pid = worker.runner_pid
     deployment.stop(worker)
@@ -169,11 +169,14 @@ def test_a_stopped_worker_is_powered_off_and_starts_again(sim, manager, new_work
     assert dispatch.choose_worker(worker.cluster, manager) is None
     worker = deployment.start(worker, timeout=60)
     assert worker.state == WorkerState.READY
+    old_vm = worker.engine_vm_id
+    worker = deployment.redeploy(worker, timeout=60)
+    assert worker.state == WorkerState.READY and worker.engine_vm_id not in ("", old_vm)
     vm_id = worker.engine_vm_id
     deployment.remove(worker)
     assert not Worker.objects.filter(name="cycle").exists()
     with ovirt.connect(manager.credentials()) as engine:
-        assert all(vm.id != vm_id for vm in ovirt.list_vms(engine))
+        assert {vm_id, old_vm}.isdisjoint(vm.id for vm in ovirt.list_vms(engine))
 
 
 def test_a_cloud_init_worker_vm_carries_the_payload_that_starts_its_runner(sim, manager, new_worker,

@@ -145,6 +145,8 @@ VBR_WORKER_CONNECTIONS = _read(env.env_int, "VBR_WORKER_CONNECTIONS", 4)
 VBR_DISK_TASK_ATTEMPTS = _read(env.env_int, "VBR_DISK_TASK_ATTEMPTS", 2)
 # Bandwidth cap of one disk task, MB/s of disk data (0: none), to spare production storage.
 VBR_WORKER_MAX_MBPS = _read(env.env_int, "VBR_WORKER_MAX_MBPS", 0)
+# Days finished disk tasks (with their block indexes) are kept for the pages and the logs.
+VBR_DISK_TASK_KEEP_DAYS = _read(env.env_int, "VBR_DISK_TASK_KEEP_DAYS", 14)
 VBR_WORKER_DATABASE_URL = env.env_str("VBR_WORKER_DATABASE_URL")
 VBR_WORKER_REDIS_URL = env.env_str("VBR_WORKER_REDIS_URL")
 VBR_WORKER_PACKAGE = env.env_str("VBR_WORKER_PACKAGE", "ovirt-backup-server")

@@ -174,3 +174,17 @@ def wake_workers(manager, clusters=None) -> list[str]:
         request_action(worker, "start")
         names.append(worker.name)
     return names
+
+
+def purge_finished_tasks(now=None) -> int:
+    """Delete disk tasks that ended more than VBR_DISK_TASK_KEEP_DAYS ago; how many went.
+
+    Their figures live on in the sessions and their block indexes in the
+    manifests; the rows only serve the pages and troubleshooting.
+    """
+    from workers.choices import DISK_TASK_TERMINAL_STATES
+
+    limit = (now or timezone.now()) - timedelta(days=settings.VBR_DISK_TASK_KEEP_DAYS)
+    deleted, _ = DiskTask.objects.filter(state__in=DISK_TASK_TERMINAL_STATES,
+                                         finished__lt=limit).delete()
+    return deleted

@@ -174,6 +174,13 @@ def stop_idle_workers() -> list[str]:
     return stop_idle()
 
 
+def purge_finished_tasks() -> int:
+    """Scheduled daily on the control runner: forget disk tasks past VBR_DISK_TASK_KEEP_DAYS."""
+    from workers.services import purge_finished_tasks as purge
+
+    return purge()
+
+
 def worker_action(worker_id: int, action: str, force: bool = False) -> str:
     """Deploy, start, stop, redeploy or remove a worker (the pages enqueue this)."""
     from workers import deployment

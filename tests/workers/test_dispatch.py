@@ -201,3 +201,16 @@ def test_the_launcher_setting_is_checked(settings):
     assert [m.id for m in check_launcher(None)] == ["workers.W001"]
     settings.VBR_WORKER_HEARTBEAT_TIMEOUT = 5
     assert [m.id for m in check_heartbeats(None)] == ["workers.E002"]
+
+
+def test_finished_tasks_are_purged_after_the_keep_days(inventory_manager, repository, disk):
+    from workers.services import purge_finished_tasks
+
+    old, recent, running = (submit(inventory_manager, repository, disk, None) for _ in range(3))
+    now = timezone.now()
+    DiskTask.objects.filter(pk=old.pk).update(state=DiskTaskState.SUCCEEDED,
+                                              finished=now - timedelta(days=30))
+    DiskTask.objects.filter(pk=recent.pk).update(state=DiskTaskState.FAILED, finished=now)
+    DiskTask.objects.filter(pk=running.pk).update(state=DiskTaskState.RUNNING)
+    assert purge_finished_tasks() == 1
+    assert set(DiskTask.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}

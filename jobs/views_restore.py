@@ -256,4 +256,37 @@ def _step_summary(request: HttpRequest, state: dict) -> HttpResponse:
         messages.error(request, f"{exc}")
         return _render(request, "summary", state, {"problem": str(exc)})
     return _render(request, "summary", state, {"restore": restore_request, "description": description,
-                                               "disk_names": {d["id"]: d.get("name") for d in point.disks}})
+                                               "rows": summary_rows(restore_request, point)})
+
+
+def _names(model, point: RestorePoint) -> dict[str, str]:
+    rows = model.objects.filter(manager_id=point.vm.manager_id) if point.vm_id else model.objects.all()
+    return dict(rows.values_list("engine_id", "name"))
+
+
+def summary_rows(restore: RestoreRequest, point: RestorePoint) -> list[tuple[str, str]]:
+    """What the summary lists, with names instead of engine ids."""
+    from inventory.models import VM, Cluster, StorageDomain
+
+    domains = _names(StorageDomain, point)
+    disks = {d["id"]: d.get("name") or d["id"] for d in point.disks}
+    domain = domains.get(restore.storage_domain, restore.storage_domain) or "where each disk was"
+    per_disk = [f"{disks.get(d, d)} on {domains.get(sd, sd)}" for d, sd in restore.disk_storage_domains.items()]
+    if restore.kind == DISKS_KIND:
+        target = _names(VM, point).get(restore.vm, restore.vm)
+        return [("Disks", ", ".join(disks.get(d, d) for d in restore.disks)),
+                ("Target", f"attached to VM {target}" if restore.vm else "new floating disks"),
+                ("Storage domain", domain)]
+    where = ("In place: the original VM is stopped and replaced once every disk is restored"
+             if restore.replace else "A new location" if restore.cluster else "Beside the original")
+    rows = [("Where", where), ("Name", restore.name or point.vm_name)]
+    if restore.cluster:
+        rows.append(("Cluster", _names(Cluster, point).get(restore.cluster, restore.cluster)))
+    rows.append(("Storage domain", "; ".join([domain, *per_disk])))
+    if restore.networks:
+        rows.append(("Networks", "; ".join(f"{source} → {target or 'no network'}"
+                                           for source, target in restore.networks.items())))
+    keep = restore.replace or not restore.new_macs
+    rows += [("MAC addresses", "the original's" if keep else "new"),
+             ("Power on", "yes" if restore.power_on else "no")]
+    return rows

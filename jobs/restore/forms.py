@@ -71,6 +71,9 @@ class NewLocationForm(forms.Form):
                 choices=choices, label=f"Network {network} maps to",
                 initial=network if network in names else UNPLUGGED)
         self.networks = networks
+        self.order_fields(["name", "cluster", "storage_domain",
+                           *[f"disk_sd_{d['id']}" for d in point.disks],
+                           *[f"net_{n}" for n in networks], "new_macs", "power_on"])
 
     def disk_storage_domains(self) -> dict[str, str]:
         return {name.removeprefix("disk_sd_"): value.engine_id for name, value in self.cleaned_data.items()

@@ -137,6 +137,8 @@ def test_a_new_location_needs_a_name_and_says_when_the_networks_cant_be_read(cli
 
     client.post(step("target"), {"name": "web1-copy", "cluster": Cluster.objects.get().pk,
                                  "new_macs": "on", f"disk_sd_{DISK['id']}": StorageDomain.objects.get().pk})
+    summary = client.get(step("summary"))
+    assert b"Production" in summary.content and b"web1_os on data1" in summary.content
     client.post(step("summary"))
 
     options = Session.objects.get(kind="restore").options["restore"]

@@ -11,12 +11,13 @@ VM was already replaced, in which case what was restored is kept.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.utils import timezone
 
 from jobs.choices import SessionState
-from jobs.models import Session, TaskSession
+from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
 from jobs.restore.disks import DiskJob, create_disks, upload_disks
 from jobs.restore.ovf import read_ovf
@@ -72,13 +73,30 @@ def run_restore_session(session: Session) -> tuple[str, str]:
 
 def _restore(run: RestoreRun) -> str:
     timeout = float(getattr(settings, "VBR_ENGINE_TIMEOUT", 60))
-    with ovirt.connect(run.manager.credentials(), timeout=timeout) as engine:
+    with _vm_held(run), ovirt.connect(run.manager.credentials(), timeout=timeout) as engine:
         run.engine = engine
         try:
             return restore_vm(run) if run.request.kind == VM else restore_disks(run)
         except BaseException:
             cleanup(run)
             raise
+
+
+@contextmanager
+def _vm_held(run: RestoreRun):
+    """For an in-place restore, hold the VM as a backup does: no backup of it starts meanwhile."""
+    vm = run.point.vm
+    if not (run.request.kind == VM and run.request.replace and vm is not None):
+        yield
+        return
+    holder = VmLock.acquire(vm, run.session)
+    if holder is not None:
+        raise RestoreError(f"{vm.name} is held by session {holder.pk} ({holder.name}): wait until it "
+                           "ends, or cancel it, then restore again")
+    try:
+        yield
+    finally:
+        VmLock.release(vm, run.session)
 
 
 def restore_disks(run: RestoreRun) -> str:

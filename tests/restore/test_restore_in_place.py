@@ -112,3 +112,18 @@ def test_restore_vm_with_wait_shows_progress_and_ends_with_the_vm_running(stack)
         assert {domains[ovirt.get_disk(engine, a.disk_id).storage_domain_id]
                 for a in vm.disk_attachments} == {"data2"}
     assert_vm_disks_equal(stack, vm, images)
+
+
+def test_an_in_place_restore_is_refused_while_a_backup_holds_the_vm(stack):
+    from jobs.models import Session, VmLock
+
+    point, _ = stack.back_up("small-vm1", label="held")
+    backup = Session.objects.create(name="nightly", state="running")
+    VmLock.acquire(stack.vm("small-vm1"), backup)
+
+    session = stack.restore(RestoreRequest(point=point.pk, replace=True))
+
+    assert session.state == "failed"
+    assert f"held by session {backup.pk} (nightly)" in session.summary
+    with stack.engine() as engine:
+        assert ovirt.find_vm(engine, "small-vm1").id == point.vm_engine_id

@@ -97,3 +97,25 @@ def test_a_cancelled_restore_removes_what_it_created(stack):
         assert {d.id for d in ovirt.list_disks(engine)} == disks_before
         assert ovirt.find_vm(engine, "vm1-cancelled") is None
         assert ovirt.get_vm(engine, point.vm_engine_id).status == "up"
+
+
+def test_a_new_location_maps_networks_and_puts_each_disk_where_asked(stack):
+    point, images = stack.back_up("small-vm2", label="elsewhere")
+    data_disk = next(d for d in point.disks if d["name"] == "small-vm2_data")
+
+    session = stack.restore(RestoreRequest(
+        point=point.pk, name="vm2-elsewhere", cluster="Default", storage_domain="data1",
+        disk_storage_domains={data_disk["id"]: "data2"}, networks={"ovirtmgmt": "backend"},
+        new_macs=True, power_on=True))
+
+    assert session.state == "success", session_log(session) + stack.logs()
+    with stack.engine() as engine:
+        vm = ovirt.find_vm(engine, "vm2-elsewhere")
+        profiles = {p.id: p.name for p in ovirt.list_vnic_profiles(engine)}
+        domains = {sd.id: sd.name for sd in ovirt.list_storage_domains(engine)}
+        placed = {ovirt.get_disk(engine, a.disk_id).name: domains[ovirt.get_disk(engine, a.disk_id).storage_domain_id]
+                  for a in vm.disk_attachments}
+    assert vm.status == "up"
+    assert [profiles[n.vnic_profile_id] for n in vm.nics] == ["backend"]
+    assert placed == {"small-vm2_os": "data1", "small-vm2_data": "data2"}
+    assert_disks_equal(stack, session, images)

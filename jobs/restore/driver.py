@@ -73,6 +73,7 @@ def run_restore_session(session: Session) -> tuple[str, str]:
 
 def _restore(run: RestoreRun) -> str:
     timeout = float(getattr(settings, "VBR_ENGINE_TIMEOUT", 60))
+    _wake_workers(run)
     with _vm_held(run), ovirt.connect(run.manager.credentials(), timeout=timeout) as engine:
         run.engine = engine
         try:
@@ -80,6 +81,21 @@ def _restore(run: RestoreRun) -> str:
         except BaseException:
             cleanup(run)
             raise
+
+
+def _wake_workers(run: RestoreRun) -> None:
+    # Stopped (idle) workers of the cluster start now, so they are up by the time
+    # the transfers are ready; meanwhile disks go to ready workers or the embedded one.
+    from workers.services import wake_workers
+
+    cluster = run.point.vm.cluster if run.point.vm is not None else None
+    try:
+        started = wake_workers(run.manager, [cluster] if cluster is not None else None)
+    except Exception as exc:  # noqa: BLE001 — a worker that can't be started must not stop the restore
+        log.warning("restore session %s: workers not woken: %s", run.session.pk, exc)
+        return
+    if started:
+        run.log(f"Starting stopped workers: {', '.join(started)}.")
 
 
 @contextmanager

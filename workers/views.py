@@ -78,12 +78,16 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One worker: its settings, state, last error and recent disk tasks."""
     worker = get_object_or_404(_workers(), pk=pk)
     tasks = worker.disk_tasks.order_by("-created")[:RECENT_TASKS]
-    return render(request, "workers/detail.html", {
-        "title": f"Worker {worker.name}", "worker": worker, "tasks": tasks,
-        "running": worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count(),
-        "can_manage": user_has_role(request.user, ADMINISTRATOR),
-        "actions": CONFIRMED_ACTIONS,
-    })
+    running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
+    polling = bool(running) or worker.state not in (*WORKER_IDLE_STATES, WorkerState.READY)
+    context = {"title": f"Worker {worker.name}", "worker": worker, "tasks": tasks,
+               "running": running, "polling": polling, "actions": CONFIRMED_ACTIONS,
+               "can_manage": user_has_role(request.user, ADMINISTRATOR)}
+    if not request.htmx:
+        return render(request, "workers/detail.html", context)
+    # The body, polled every 2 s while the worker changes state or moves disks.
+    response = render(request, "workers/detail_body.html", context)
+    return response if polling else HttpResponseStopPolling(response.content)
 
 
 @administrator_required

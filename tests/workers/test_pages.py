@@ -105,3 +105,14 @@ def test_stopping_asks_for_confirmation_and_refuses_a_busy_worker_without_force(
     assert response.status_code == 302 and len(callbacks) == 1
     worker.refresh_from_db()
     assert worker.state == WorkerState.STOPPING
+
+
+def test_the_worker_page_polls_while_it_deploys_and_stops_once_ready(client_as, make_worker):
+    worker = make_worker("fresh", state=WorkerState.DEPLOYING, beat=False)
+    client = client_as(OPERATOR)
+    url = reverse("workers:detail", args=[worker.pk])
+    assert b'hx-trigger="every 2s"' in client.get(url).content
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
+    Worker.objects.filter(pk=worker.pk).update(state=WorkerState.READY)
+    response = client.get(url, headers={"HX-Request": "true"})
+    assert response.status_code == 286 and b"Ready" in response.content

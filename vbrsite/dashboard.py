@@ -52,11 +52,11 @@ def section(what: str, build: Callable[[], dict]) -> Section:
 
 
 def protection() -> dict:
-    """VMs in the inventory with and without a restore point in good state."""
+    """VMs in the inventory with and without a restore point in good state (worker VMs left out)."""
     from inventory.models import VM
     from jobs.models import RestorePoint
 
-    vms = VM.objects.filter(removed=False)
+    vms = VM.objects.filter(removed=False).exclude(engine_id__in=_worker_vm_ids())
     good_point = RestorePoint.objects.filter(vm=OuterRef("pk"), state="ok")
     total = vms.count()
     protected = vms.filter(Exists(good_point)).count()
@@ -65,6 +65,15 @@ def protection() -> dict:
     return {"total": total, "protected": protected, "unprotected_count": total - protected,
             "unprotected": list(unprotected),
             "percent": round(100 * protected / total) if total else 0}
+
+
+def _worker_vm_ids() -> list[str]:
+    """Engine ids of the worker VMs: the backup server's own, not VMs to protect."""
+    try:
+        from workers.models import Worker
+    except ImportError:
+        return []
+    return list(Worker.objects.exclude(engine_vm_id="").values_list("engine_vm_id", flat=True))
 
 
 def sessions_last_day(now=None) -> dict:

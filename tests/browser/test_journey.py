@@ -1,9 +1,11 @@
 """The whole journey in a real browser, against the simulator and real runners.
 
 Log in; add the simulator as a manager (test the connection, save, sync); add a
-repository and start its data mover; create a job with the wizard; run it;
-watch the progress bar reach 100% and the session end in success; see the
-restore point and the dashboard count the VM as protected. The control runner,
+repository and start its data mover; deploy a worker (the local launcher starts
+its runner); create a job with the wizard; run it; watch the progress bar reach
+100% and the session end in success, the disks moved by the worker; see the
+restore point; restore it as a new VM; see that VM in the inventory; the
+dashboard counts the VM as protected. The control runner,
 the embedded worker runner and the data mover are processes started here
 against the test database (live_env); the web pages are the live server's.
 
@@ -13,7 +15,10 @@ docs/screenshots/ for the README.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -40,13 +45,40 @@ def journey_simulator(tmp_path):
 
 @pytest.fixture
 def runners(live_env, output_dir):
-    """The control runner and the embedded worker runner, as `make run` starts them."""
-    env = {**live_env, "VBR_RUNNER_WORKERS": "2"}
-    # A bandwidth cap keeps the backup running a few seconds, long enough to be seen running.
-    worker_env = {**env, "Q_CLUSTER_NAME": "embedded", "VBR_WORKER_MAX_MBPS": "60"}
-    with running(manage_py("qcluster"), env, output_dir / "control.log"), \
-            running(manage_py("qcluster"), worker_env, output_dir / "worker.log"):
-        yield env
+    """The control runner and the embedded worker runner, as `make run` starts them.
+
+    Worker runners that the control runner starts (the local launcher) are
+    stopped afterwards by the pid it recorded.
+    """
+    # A bandwidth cap keeps the backup running a few seconds, long enough to be seen running;
+    # the runners of deployed workers inherit it from the control runner.
+    env = {**live_env, "VBR_RUNNER_WORKERS": "2", "VBR_WORKER_MAX_MBPS": "60",
+           "VBR_WORKER_LAUNCHER": "local"}
+    try:
+        with running(manage_py("qcluster"), env, output_dir / "control.log"), \
+                running(manage_py("qcluster"), {**env, "Q_CLUSTER_NAME": "embedded"},
+                        output_dir / "worker.log"):
+            yield env
+    finally:
+        stop_worker_runners()
+
+
+def stop_worker_runners() -> None:
+    from workers.models import Worker
+
+    for pid in Worker.objects.exclude(runner_pid=None).values_list("runner_pid", flat=True):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
 
 
 def shot(page, name: str, output_dir: Path, *, full_page: bool = True) -> None:
@@ -85,6 +117,25 @@ def add_repository(page, base: str, path: Path, port: int) -> None:
     page.get_by_role("link", name="journey").first.wait_for()
 
 
+def reload_until(page, locator, timeout: float = LONG / 1000) -> None:
+    """Reload a page that doesn't poll until ``locator`` shows."""
+    deadline = time.monotonic() + timeout
+    while not locator.count():
+        assert time.monotonic() < deadline, f"{locator} did not show within {timeout:.0f} s"
+        time.sleep(1)
+        page.reload()
+
+
+def deploy_worker(page) -> None:
+    nav(page, "Workers")
+    page.get_by_role("button", name="Deploy worker").click()
+    page.get_by_label(re.compile(r"^Name:?$")).fill("worker1")
+    page.get_by_label(re.compile(r"^Cluster:?$")).select_option(index=1)
+    page.get_by_role("button", name="Deploy").click()
+    page.get_by_role("heading", name="Worker worker1").wait_for()
+    reload_until(page, page.locator('[data-state="ready"]'))
+
+
 def create_job(page, base: str, output_dir: Path) -> None:
     nav(page, "Jobs")
     page.get_by_role("button", name="New job").click()
@@ -117,7 +168,28 @@ def run_job_and_watch(page, output_dir: Path) -> None:
     expect(progress).to_have_attribute("value", "100.0")
 
 
-def test_from_login_to_a_restore_point(page, live_server, admin_user, journey_simulator, runners,
+def restore_as_new_vm(page, base: str) -> None:
+    """From the restore point's page: the whole VM, to a new location, under a new name."""
+    page.get_by_role("button", name="Restore…").click()
+    page.get_by_label(re.compile("Entire VM to a new location")).check()
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_role("textbox", name=re.compile(r"^Name"))).to_have_value("small-vm1_restored")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Start restore").click()
+    page.wait_for_url(re.compile(r"/jobs/sessions/\d+/$"))
+    expect(page.locator("#session-state")).to_have_text("Success", timeout=LONG)
+
+
+def see_vm_in_inventory(page, base: str, name: str) -> None:
+    page.goto(f"{base}/inventory/managers/")
+    page.get_by_role("button", name="Sync now").click()
+    page.locator('[data-state="connected"]').wait_for(timeout=LONG)
+    nav(page, "Inventory")
+    page.get_by_placeholder("Search VMs by name, description or id").fill(name)
+    page.get_by_role("link", name=name, exact=True).wait_for()
+
+
+def test_from_login_to_a_restored_vm(page, live_server, admin_user, journey_simulator, runners,
                                        live_env, output_dir, tmp_path):
     base = live_server.url
     log_in(page, live_server, admin_user, admin_user.plain_password)
@@ -130,15 +202,22 @@ def test_from_login_to_a_restore_point(page, live_server, admin_user, journey_si
     with running(manage_py("datamover", "journey"), live_env, output_dir / "datamover.log") as mover:
         wait_for_port(port, process=mover)
 
+        deploy_worker(page)
         create_job(page, base, output_dir)
         run_job_and_watch(page, output_dir)
+        assert page.get_by_text("worker1").count(), "the deployed worker moved the disks"
 
         page.get_by_role("link", name="Restore point").first.click()
         page.get_by_role("heading", name="Restore point of small-vm1").wait_for()
         assert "Full" in page.content()
+        point_url = page.url
+
+        restore_as_new_vm(page, base)
+        see_vm_in_inventory(page, base, "small-vm1_restored")
+        page.goto(point_url)
 
         nav(page, "Dashboard")
         expect(page.locator('[data-figure="protected"]')).to_have_text("1")
-        expect(page.locator('[data-figure="sessions-success"]')).to_have_text("1")
+        expect(page.locator('[data-figure="sessions-success"]')).to_have_text("2")  # the backup and the restore
         page.locator("#dashboard-repositories progress").wait_for()
         shot(page, "dashboard", output_dir)

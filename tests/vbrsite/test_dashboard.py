@@ -166,3 +166,14 @@ def test_an_unreachable_data_mover_is_named_in_the_fragment(client, operator):
     fragment = client.get(reverse("dashboard_repositories")).content.decode()
     assert "Data mover unreachable" in fragment
     assert "hx-trigger" not in fragment  # loaded once, not again and again
+
+
+def test_worker_vms_are_not_counted_as_vms_to_protect(client, operator):
+    from workers.models import Worker
+
+    manager, cluster, vms = factories.inventory(vm_names=("web1", "vbr-worker-w1"))
+    Worker.objects.create(name="w1", manager=manager, cluster=cluster, engine_vm_id=vms[1].engine_id,
+                          state="ready")
+    page = client.get(reverse("dashboard")).content.decode()
+    assert 'data-figure="unprotected">1<' in page
+    assert reverse("workers:detail", args=[Worker.objects.get().pk]) in page

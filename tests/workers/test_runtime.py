@@ -9,6 +9,7 @@ from tests.workers.conftest import MIB, blocks_of, raw_image
 from workers.runtime import (
     Cancelled,
     ImageioClient,
+    ImageioError,
     NullMonitor,
     TicketGone,
     backup_disk,
@@ -216,3 +217,22 @@ def test_a_data_mover_restart_mid_backup_is_retried_without_damage(plane, tmp_pa
         assert stored.missing(sorted({d for d in result.index.blocks if d})) == []
     plane.dp.close_transfer(transfer_id)
     assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "restart.raw"))
+
+
+def test_a_local_daemon_is_read_over_its_unix_socket_and_a_remote_one_over_tls(plane):
+    volume = plane.disk("local", SIZE, seed=14)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    local = ImageioClient(url, ca_pem=plane.ca_pem)
+    with local.connect() as connection:
+        assert len(connection.read(0, 4096)) == 4096
+    assert local.unix_socket
+    plane.dp.drop_connections_after(transfer_id, 1 << 40)  # a relay on 127.0.0.2: not this host
+    remote = ImageioClient(plane.dp.endpoint(transfer_id).transfer_url, ca_pem=plane.ca_pem)
+    with remote.connect() as connection:
+        assert len(connection.read(0, 4096)) == 4096
+    assert remote.unix_socket is None
+    untrusted = ImageioClient(url, ca_pem=None)  # the system's CAs don't know the simulator's
+    with untrusted.connect() as connection, pytest.raises(ImageioError, match="not trusted"):
+        connection.read(0, 4096)
+    assert untrusted.unix_socket is None  # never skips the TLS check
+    plane.dp.close_transfer(transfer_id)

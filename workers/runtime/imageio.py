@@ -3,7 +3,10 @@
 The imageio daemon serves one request at a time per connection, so a disk is
 moved over several keep-alive connections, one per thread: each thread holds
 its own ImageioConnection. TLS is verified against the manager's CA (the
-daemon's certificate is signed by the engine's CA).
+daemon's certificate is signed by the engine's CA). When the daemon runs on
+this very host (a worker on a hypervisor, the embedded worker beside the
+simulator), the data goes over the daemon's unix socket instead, as imageio's
+own client does — after a verified TLS handshake has shown that it is local.
 
 Every request is idempotent (a ranged read, a write of the same bytes at the
 same offset, a zero of the same range), so a dropped connection is simply
@@ -16,7 +19,9 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import ssl
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -49,7 +54,7 @@ class ImageioClient:
 
     def __init__(self, transfer_url: str, *, ca_pem: str | None = None, ca_file: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                 backoff: float = DEFAULT_BACKOFF):
+                 backoff: float = DEFAULT_BACKOFF, prefer_unix_socket: bool = True):
         parts = urlsplit(transfer_url)
         if parts.scheme not in ("https", "http") or not parts.hostname or "/images/" not in parts.path:
             raise ImageioError(f"bad transfer URL {transfer_url!r}: expected "
@@ -62,16 +67,62 @@ class ImageioClient:
         if parts.scheme == "https":
             self.tls = ssl.create_default_context(cafile=ca_file, cadata=ca_pem or None)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        # Set when imageio runs on this very host: its unix socket then carries the data.
+        self.unix_socket: str | None = None
+        self._probe_lock = threading.Lock()
+        self._probed = not prefer_unix_socket
 
     def connect(self) -> ImageioConnection:
         """A new keep-alive connection (opened lazily, reopened after a drop)."""
+        self._probe()
         return ImageioConnection(self)
 
+    def _probe(self) -> None:
+        """Once: when the daemon is local, move the data over its unix socket, as its own client does.
+
+        A worker on a hypervisor host (or the embedded worker beside the
+        simulator) skips TLS that way; anywhere else nothing changes.
+        """
+        with self._probe_lock:
+            if self._probed:
+                return
+            self._probed = True
+            connection = self._open()
+            try:
+                connection.request("OPTIONS", self.path)
+                response = connection.getresponse()
+                options = json.loads(response.read()) if response.status == 200 else {}
+                sock = connection.sock
+                local = sock is not None and sock.getsockname()[0] == sock.getpeername()[0]
+            except (ValueError, *_NETWORK_ERRORS) as exc:
+                log.debug("imageio OPTIONS failed (%s): staying on %s", exc, self.url)
+                return
+            finally:
+                connection.close()
+            if local and options.get("unix_socket"):
+                self.unix_socket = options["unix_socket"]
+                log.info("imageio is local: using its unix socket")
+
     def _open(self) -> http.client.HTTPConnection:
+        if self.unix_socket is not None:
+            return _UnixHTTPConnection(self.unix_socket, self.timeout)
         if self.tls is not None:
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
                                                context=self.tls)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the imageio daemon over its local unix socket (path or abstract name)."""
+
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
 
 
 class ImageioConnection:

@@ -230,13 +230,15 @@ def build_request(state: dict) -> RestoreRequest:
     if state["kind"] == DISKS:
         return RestoreRequest(
             point=point.pk, kind=DISKS_KIND, disks=data["disks"], vm=data["vm"].engine_id if data["vm"] else "",
-            storage_domain=data["storage_domain"].engine_id if data["storage_domain"] else "")
+            storage_domain=data["storage_domain"].engine_id if data["storage_domain"] else "",
+            disk_format=data["disk_format"], allocation=data["allocation"])
     if state["kind"] == NEW_LOCATION:
         return RestoreRequest(
             point=point.pk, kind=VM_KIND, name=data["name"], cluster=data["cluster"].engine_id,
             storage_domain=data["storage_domain"].engine_id if data["storage_domain"] else "",
             disk_storage_domains=form.disk_storage_domains(), networks=form.network_mapping(),
-            new_macs=data["new_macs"], power_on=data["power_on"])
+            new_macs=data["new_macs"], power_on=data["power_on"], disk_format=data["disk_format"],
+            allocation=data["allocation"])
     return RestoreRequest(point=point.pk, kind=VM_KIND, name=data["name"], replace=data["replace"],
                           power_on=data["power_on"], new_macs=bool(data["name"]))
 
@@ -272,17 +274,19 @@ def summary_rows(restore: RestoreRequest, point: RestorePoint) -> list[tuple[str
     disks = {d["id"]: d.get("name") or d["id"] for d in point.disks}
     domain = domains.get(restore.storage_domain, restore.storage_domain) or "where each disk was"
     per_disk = [f"{disks.get(d, d)} on {domains.get(sd, sd)}" for d, sd in restore.disk_storage_domains.items()]
+    formats = {"cow": "QCOW2", "raw": "raw", "thin": "thin provisioned", "preallocated": "preallocated"}
+    shape = ", ".join(formats[v] for v in (restore.disk_format, restore.allocation) if v) or "as each disk was"
     if restore.kind == DISKS_KIND:
         target = _names(VM, point).get(restore.vm, restore.vm)
         return [("Disks", ", ".join(disks.get(d, d) for d in restore.disks)),
                 ("Target", f"attached to VM {target}" if restore.vm else "new floating disks"),
-                ("Storage domain", domain)]
+                ("Storage domain", domain), ("Format", shape)]
     where = ("In place: the original VM is stopped and replaced once every disk is restored"
              if restore.replace else "A new location" if restore.cluster else "Beside the original")
     rows = [("Where", where), ("Name", restore.name or point.vm_name)]
     if restore.cluster:
         rows.append(("Cluster", _names(Cluster, point).get(restore.cluster, restore.cluster)))
-    rows.append(("Storage domain", "; ".join([domain, *per_disk])))
+    rows += [("Storage domain", "; ".join([domain, *per_disk])), ("Format", shape)]
     if restore.networks:
         rows.append(("Networks", "; ".join(f"{source} → {target or 'no network'}"
                                            for source, target in restore.networks.items())))

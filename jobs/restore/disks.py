@@ -54,6 +54,21 @@ class DiskJob:
         }
 
 
+FORMATS = {"cow": "cow", "qcow2": "cow", "raw": "raw"}
+
+
+def disk_job(run: RestoreRun, index, ovf_disk, storage_domain_id: str, name: str) -> DiskJob:
+    """The disk to make for ``index``: the source's format and allocation unless the request chose."""
+    request = run.request
+    disk_format = (request.disk_format or (ovf_disk.format if ovf_disk and ovf_disk.format else "")
+                   or FORMATS.get(index.format, "cow"))
+    sparse = ovf_disk.sparse if ovf_disk else True
+    if request.allocation:
+        sparse = request.allocation == "thin"
+    return DiskJob(source=index, name=name, storage_domain_id=storage_domain_id, format=disk_format,
+                   sparse=sparse)
+
+
 def create_disks(run: RestoreRun, jobs: list[DiskJob]) -> None:
     """Create every disk (tagged), then wait until all are ready."""
     for job in jobs:

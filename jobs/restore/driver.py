@@ -19,12 +19,12 @@ from django.utils import timezone
 from jobs.choices import SessionState
 from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
-from jobs.restore.disks import DiskJob, create_disks, upload_disks
+from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
 from jobs.restore.points import RestoreError, get_point, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun
-from jobs.restore.vm import FORMATS, restore_vm, source_domain
+from jobs.restore.vm import restore_vm, source_domain
 from plugin import engine as ovirt
 from plugin.errors import EngineError
 from repositories.datamover.client import DataMoverError
@@ -126,12 +126,8 @@ def restore_disks(run: RestoreRun) -> str:
         ovf_disk = config.disks.get(disk_id) if config else None
         domain = (targets.storage_domain(engine, request.storage_domain).id if request.storage_domain
                   else source_domain(run, disk_id))
-        jobs.append(DiskJob(
-            source=index, name=f"{(ovf_disk.alias if ovf_disk else '') or index.name or disk_id[:8]}_restored",
-            storage_domain_id=domain,
-            format=request.disk_format or (ovf_disk.format if ovf_disk and ovf_disk.format else "")
-            or FORMATS.get(index.format, "cow"),
-            sparse=ovf_disk.sparse if ovf_disk else True))
+        name = f"{(ovf_disk.alias if ovf_disk else '') or index.name or disk_id[:8]}_restored"
+        jobs.append(disk_job(run, index, ovf_disk, domain, name))
     create_disks(run, jobs)
     upload_disks(run, jobs, _cluster_row(run, target_vm))
     if target_vm is None:

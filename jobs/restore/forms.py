@@ -13,6 +13,16 @@ KIND_CHOICES = (
     (DISKS, "Disks only: as new floating disks, or attached to an existing VM"),
 )
 UNPLUGGED = "-"
+FORMAT_CHOICES = (("", "As each disk was"), ("cow", "QCOW2 (thin)"), ("raw", "Raw"))
+ALLOCATION_CHOICES = (("", "As each disk was"), ("thin", "Thin provisioned"),
+                      ("preallocated", "Preallocated (raw disks)"))
+
+
+class DiskOptionsMixin(forms.Form):
+    """Disk format and allocation: kept from the source unless chosen."""
+
+    disk_format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False, label="Disk format")
+    allocation = forms.ChoiceField(choices=ALLOCATION_CHOICES, required=False)
 
 
 class KindForm(forms.Form):
@@ -40,7 +50,7 @@ class OriginalLocationForm(forms.Form):
         return data
 
 
-class NewLocationForm(forms.Form):
+class NewLocationForm(DiskOptionsMixin):
     """Entire VM to a new location: name, cluster, storage, network mapping, MACs."""
 
     name = forms.CharField(max_length=255, help_text="The restored VM's name; it must be free.")
@@ -73,7 +83,8 @@ class NewLocationForm(forms.Form):
         self.networks = networks
         self.order_fields(["name", "cluster", "storage_domain",
                            *[f"disk_sd_{d['id']}" for d in point.disks],
-                           *[f"net_{n}" for n in networks], "new_macs", "power_on"])
+                           "disk_format", "allocation", *[f"net_{n}" for n in networks],
+                           "new_macs", "power_on"])
 
     def disk_storage_domains(self) -> dict[str, str]:
         return {name.removeprefix("disk_sd_"): value.engine_id for name, value in self.cleaned_data.items()
@@ -84,7 +95,7 @@ class NewLocationForm(forms.Form):
                 for name, value in self.cleaned_data.items() if name.startswith("net_")}
 
 
-class DisksForm(forms.Form):
+class DisksForm(DiskOptionsMixin):
     """Disks only: which, and floating on a storage domain or attached to a VM."""
 
     disks = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)

@@ -19,6 +19,7 @@ VM = "vm"
 DISKS = "disks"
 KINDS = (VM, DISKS)
 DISK_FORMATS = ("", "cow", "raw")
+ALLOCATIONS = ("", "thin", "preallocated")
 
 
 @dataclass
@@ -31,7 +32,8 @@ class RestoreRequest:
     to vNIC profiles ("" = leave the NIC unplugged), ``new_macs``, ``power_on``,
     ``replace`` (stop and replace the original VM once every disk is restored).
     Disks: ``disks`` (source disk ids), attached to ``vm`` or floating on
-    ``storage_domain``. ``disk_format`` "" keeps each disk's format, else cow/raw.
+    ``storage_domain``. ``disk_format`` "" keeps each disk's format, else cow/raw;
+    ``allocation`` "" keeps each disk's, else thin/preallocated (raw disks; qcow2 is always thin).
     """
 
     point: int
@@ -47,6 +49,7 @@ class RestoreRequest:
     disks: list[str] = field(default_factory=list)
     vm: str = ""
     disk_format: str = ""
+    allocation: str = ""
     manager: int | None = None
 
     def validate(self, point: RestorePoint) -> None:
@@ -55,6 +58,8 @@ class RestoreRequest:
             raise RestoreError(f"unknown kind of restore {self.kind!r}: use vm or disks")
         if self.disk_format not in DISK_FORMATS:
             raise RestoreError(f"unknown disk format {self.disk_format!r}: use cow or raw")
+        if self.allocation not in ALLOCATIONS:
+            raise RestoreError(f"unknown allocation {self.allocation!r}: use thin or preallocated")
         if point.state != "ok":
             raise RestoreError(f"restore point {point.pk} is {point.state}: verify the repository, "
                                "or choose another restore point")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import uuid
 
 from jobs.restore import targets
-from jobs.restore.disks import DiskJob, create_disks, upload_disks
+from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin import engine as ovirt
 from plugin.errors import EngineError
-
-FORMATS = {"cow": "cow", "qcow2": "cow", "raw": "raw"}
 
 
 def restore_vm(run: RestoreRun) -> str:
@@ -94,11 +92,8 @@ def _disk_job(run: RestoreRun, disk, ovf_disk: OvfDisk | None) -> DiskJob:
     request = run.request
     chosen = request.disk_storage_domains.get(disk.id) or request.storage_domain
     domain_id = targets.storage_domain(run.engine, chosen).id if chosen else source_domain(run, disk.id)
-    disk_format = request.disk_format or (ovf_disk.format if ovf_disk and ovf_disk.format else "") \
-        or FORMATS.get(disk.format, "cow")
-    return DiskJob(source=disk, name=(ovf_disk.alias if ovf_disk else "") or disk.name or disk.id[:8],
-                   storage_domain_id=domain_id, format=disk_format,
-                   sparse=ovf_disk.sparse if ovf_disk else True)
+    name = (ovf_disk.alias if ovf_disk else "") or disk.name or disk.id[:8]
+    return disk_job(run, disk, ovf_disk, domain_id, name)
 
 
 def source_domain(run: RestoreRun, disk_id: str) -> str:

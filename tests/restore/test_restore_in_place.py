@@ -72,7 +72,7 @@ def test_a_disk_comes_back_floating_or_attached_to_another_vm(stack):
     data = next(d for d in point.disks if d["name"] == "small-vm1_data")
 
     floating = stack.restore(RestoreRequest(point=point.pk, kind=DISKS, disks=["small-vm1_data"],
-                                            storage_domain="data2"))
+                                            storage_domain="data2", disk_format="cow"))
     attached = stack.restore(RestoreRequest(point=point.pk, kind=DISKS, disks=[data["id"]],
                                             vm="small-vm2"))
 
@@ -85,6 +85,7 @@ def test_a_disk_comes_back_floating_or_attached_to_another_vm(stack):
         domains = {sd.id: sd.name for sd in ovirt.list_storage_domains(engine)}
         vm2 = ovirt.find_vm(engine, "small-vm2")
     assert disk.name == "small-vm1_data_restored"
+    assert disk.format == "cow"  # the source is raw: the format asked for wins
     assert domains[disk.storage_domain_id] == "data2"
     assert new_attached in [a.disk_id for a in vm2.disk_attachments]
     for new_id in (new_floating, new_attached):

@@ -136,14 +136,17 @@ def test_a_new_location_needs_a_name_and_says_when_the_networks_cant_be_read(cli
     assert b"name-error" in response.content
 
     client.post(step("target"), {"name": "web1-copy", "cluster": Cluster.objects.get().pk,
-                                 "new_macs": "on", f"disk_sd_{DISK['id']}": StorageDomain.objects.get().pk})
+                                 "new_macs": "on", f"disk_sd_{DISK['id']}": StorageDomain.objects.get().pk,
+                                 "disk_format": "raw", "allocation": "preallocated"})
     summary = client.get(step("summary"))
     assert b"Production" in summary.content and b"web1_os on data1" in summary.content
+    assert b"raw, preallocated" in summary.content
     client.post(step("summary"))
 
     options = Session.objects.get(kind="restore").options["restore"]
     assert options["name"] == "web1-copy" and options["cluster"] == "cl-1"
     assert options["disk_storage_domains"] == {"d-1": "sd-1"} and options["new_macs"] is True
+    assert options["disk_format"] == "raw" and options["allocation"] == "preallocated"
 
 
 def test_replacing_while_renaming_is_refused_with_what_to_do(client_as, point):

@@ -51,9 +51,14 @@ def test_a_restore_operator_can_restore_but_not_edit_jobs(page, live_server, dja
 
     page.goto(f"{live_server.url}/jobs/{job.pk}/")
     page.get_by_role("link", name=re.compile("web1")).first.click()  # the restore point
-    page.get_by_role("button", name=re.compile("Restore")).first.click()
-    assert page.url.startswith(f"{live_server.url}/jobs/restore/")
-    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Restore"))
+    page.get_by_role("button", name="Restore…").click()
+    page.get_by_label(re.compile("Entire VM to its original location")).check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Start restore").click()
+    page.wait_for_url(re.compile(r"/jobs/sessions/\d+/$"))
+    session = Session.objects.get()
+    assert session.kind == "restore" and session.created_by == user
 
 
 def test_an_operator_can_run_jobs_but_not_change_managers(page, live_server, django_user_model, job):

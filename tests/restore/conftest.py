@@ -9,12 +9,13 @@ from tests.restore.stack import Stack
 from tests.support.processes import free_port, manage_py, running, wait_for_port
 
 
-@pytest.fixture
-def repository(db, tmp_path, output_dir):
-    """A local repository record with its store, served by the standalone data mover."""
+@pytest.fixture(params=["plain", "encrypted"])
+def repository(request, db, tmp_path, output_dir):
+    """A local repository record with its store (plain or encrypted), served by the standalone data mover."""
     port = free_port()
+    passphrase = "restore-test-passphrase" if request.param == "encrypted" else None
     record = create_repository("restore-tests", str(tmp_path / "repository"),
-                               url=f"http://127.0.0.1:{port}")
+                               url=f"http://127.0.0.1:{port}", passphrase=passphrase)
     token_file = tmp_path / "datamover.token"
     token_file.write_text(record.token)
     args = [sys.executable, "-m", "repositories.datamover", "--path", record.path,

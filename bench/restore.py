@@ -12,16 +12,26 @@ the simulator's real imageio daemon and qemu-nbd, into fresh qcow2 volumes:
   (as from another host);
 - export_disk's writers (no engine): a sparse raw file and a qcow2 file.
 
+Then the whole path on the simulator: a restore session (control runner,
+embedded worker runner, own SQLite database in a child process) restores a VM
+with the 4 GiB qcow2 disk as a new VM — disk created, upload transfer, worker,
+finalize, VM from the OVF — beside the client's upload into a new disk of the
+same engine (an engine transfer, as an administrator would do it by hand).
+
 Target: the restore takes at most 1.5× the client's time. Each result is
 checked against the source with qemu-img compare.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -159,3 +169,162 @@ def run(report) -> None:
         if datamover is not None:
             stop_process(datamover)
         shutil.rmtree(state, ignore_errors=True)
+    run_whole_path(report)
+
+
+# The whole path: a restore session on the simulator, beside the client's upload through the engine
+
+
+def run_whole_path(report) -> None:
+    from bench.jobs import make_bench_vm, running_datamover
+    from simulator.testing import running_simulator
+
+    state = Path(tempfile.mkdtemp(prefix="bench-restore-path-", dir="/var/tmp"))
+    try:
+        with running_simulator(state / "sim", seed="small", delays=0.05) as sim, \
+                running_datamover(state) as (url, token, repo_path):
+            vm_name, disk_id = make_bench_vm(sim, state)
+            raw = state / "disk.raw"
+            path, fmt = sim.disk_image(disk_id)
+            subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2" if fmt in ("cow", "qcow2") else "raw",
+                            "-O", "raw", str(path), str(raw)], check=True)
+            allocated = raw.stat().st_blocks * 512
+            manifest_id = _store_point(sim, url, token, raw, vm_name, disk_id)
+            config = {"sim": {"url": sim.url, "username": sim.username, "password": sim.password,
+                              "ca_file": str(sim.ca_file)},
+                      "datamover": {"url": url, "token": token, "path": str(repo_path)},
+                      "state": str(state), "vm": vm_name, "manifest_id": manifest_id, "disk_id": disk_id}
+            row = _child(config, state)
+            upload = _engine_upload(sim, raw)
+            label = f"4 GiB disk, {allocated // MiB} MiB allocated"
+            report.row(f"restore: whole restore session as a new VM, {label}", seconds=row["seconds"],
+                       mb_per_s=allocated / row["seconds"] / 1e6, worker_seconds=row["worker_seconds"],
+                       x_client=row["seconds"] / upload)
+            report.row(f"restore beside: imageio client upload into a new engine disk, {label}",
+                       seconds=upload, mb_per_s=allocated / upload / 1e6)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(state)], capture_output=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _credentials(sim):
+    from plugin import engine as ovirt
+
+    return ovirt.ManagerCredentials(sim.url, sim.username, sim.password, sim.ca_file.read_text())
+
+
+def _store_point(sim, url: str, token: str, raw: Path, vm_name: str, disk_id: str) -> str:
+    """The VM as a restore point in the repository (its disk chunked, its OVF); the manifest id."""
+    from plugin import engine as ovirt
+    from repositories.datamover.client import DataMoverClient
+    from repositories.store import build_manifest
+
+    with ovirt.connect(_credentials(sim)) as engine:
+        vm = ovirt.find_vm(engine, vm_name)
+        ovf = ovirt.get_vm_ovf(engine, vm.id)
+        disk = ovirt.get_disk(engine, disk_id)
+    with DataMoverClient(url, token, pool_size=8) as mover:
+        index = store_disk(mover, raw)
+        index.id, index.name, index.format = disk.id, disk.name, disk.format
+        manifest = build_manifest("rp-bench-path", vm.id, [index], vm_name=vm.name, ovf=ovf)
+        mover.put_manifest(manifest)
+    return manifest.id
+
+
+def _child(config: dict, state: Path) -> dict:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{state / 'bench.sqlite3'}",
+           "VBR_DATA_DIR": str(state / "data"), "VBR_SECRET_KEY": secrets.token_urlsafe(32),
+           "DJANGO_SETTINGS_MODULE": "vbrsite.settings", "VBR_LOG_LEVEL": "WARNING"}
+    result = subprocess.run([sys.executable, "-m", "bench.restore", "--whole-path", json.dumps(config)],
+                            env=env, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"the whole-path restore failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _engine_upload(sim, raw: Path) -> float:
+    """Seconds of the client's upload of the raw image into a new 4 GiB disk, through an engine transfer."""
+    from ovirt_imageio import client as imageio_client
+
+    from plugin import engine as ovirt
+
+    with ovirt.connect(_credentials(sim)) as engine:
+        domain = next(sd for sd in ovirt.list_storage_domains(engine) if sd.type in ("data", ""))
+        disk = ovirt.create_disk(engine, name="bench-upload", storage_domain_id=domain.id,
+                                 provisioned_size=DISK_SIZE, format="cow")
+        ovirt.wait_disk_ok(engine, disk.id)
+        transfer = ovirt.create_transfer(engine, direction="upload", description="bench", disk_id=disk.id)
+        transfer = ovirt.wait_transfer_ready(engine, transfer.id)
+        with stopwatch() as took:
+            imageio_client.upload(str(raw), transfer.transfer_url, str(sim.ca_file))
+        ovirt.finalize_transfer(engine, transfer.id)
+        ovirt.wait_transfer_finished(engine, transfer.id, disk.id)
+    return took["seconds"]
+
+
+def _whole_path_main(config: dict) -> None:
+    """In the child: records, runners, one restore session; prints its figures as JSON."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from tests.support.processes import manage_py, stop_process
+
+    point = _records(config)
+    logs = Path(config["state"])
+    env = dict(os.environ)
+    runners = [subprocess.Popen(manage_py("qcluster"), env={**env, **extra}, start_new_session=True,
+                                stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
+               for name, extra in (("control", {}), ("worker", {"Q_CLUSTER_NAME": "embedded"}))]
+    try:
+        row = _restore_session(point)
+    finally:
+        for runner in runners:
+            stop_process(runner)
+    print(json.dumps(row))
+
+
+def _records(config: dict):
+    from inventory.models import VM, Manager
+    from inventory.sync import sync_manager
+    from jobs.models import RestorePoint
+    from repositories.models import Repository
+
+    sim, mover = config["sim"], config["datamover"]
+    manager = Manager.objects.create(name="bench", url=sim["url"], username=sim["username"],
+                                     password=sim["password"], ca_certificate=Path(sim["ca_file"]).read_text())
+    sync_manager(manager)
+    repository = Repository.objects.create(name="bench", path=mover["path"], datamover_url=mover["url"],
+                                           token=mover["token"])
+    vm = VM.objects.get(manager=manager, name=config["vm"])
+    return RestorePoint.objects.create(vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name,
+                                       repository=repository, manifest_id=config["manifest_id"],
+                                       disks=[{"id": config["disk_id"], "name": "bench-vm_os",
+                                               "size": DISK_SIZE, "format": "cow"}], size=DISK_SIZE)
+
+
+def _restore_session(point) -> dict:
+    from jobs.restore.requests import RestoreRequest, submit_restore
+    from workers.models import DiskTask
+
+    session = submit_restore(RestoreRequest(point=point.pk, name="bench-vm-restored"))
+    while True:
+        session.refresh_from_db()
+        if session.is_terminal:
+            break
+        time.sleep(0.1)
+    if session.state != "success":
+        lines = "\n".join(line.message for line in session.log_lines.all())
+        raise RuntimeError(f"the restore ended {session.state}:\n{lines}")
+    task = DiskTask.objects.get(session_id=session.pk)
+    return {"seconds": (session.finished - session.started).total_seconds(),
+            "worker_seconds": task.figures().get("seconds", 0.0)}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--whole-path":
+        _whole_path_main(json.loads(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m bench.restore --whole-path CONFIG_JSON (make bench runs run(report))")

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from vbrsite import charts
@@ -186,9 +187,43 @@ def history(now=None) -> dict:
     return {"stored": charts.stored_per_day(per_day), "durations": charts.session_durations(latest)}
 
 
+def attention() -> dict:
+    """What an administrator should look at now: managers in error, lost workers, damaged points."""
+    from inventory.models import Manager
+
+    items = [{"text": f"Manager {m.name} can't be reached: {m.last_error or 'see its page'}",
+              "url": reverse("inventory:managers")}
+             for m in Manager.objects.filter(state="error").only("name", "last_error")[:5]]
+    items += _worker_problems() + _corrupted_points()
+    return {"items": items}
+
+
+def _worker_problems() -> list[dict]:
+    try:
+        from workers.models import Worker
+    except ImportError:
+        return []
+    return [{"text": f"Worker {w.name} is {w.get_state_display().lower()}"
+                     + (f": {w.last_error}" if w.last_error else ""), "url": w.get_absolute_url()}
+            for w in Worker.objects.filter(state__in=("failed", "unreachable"))[:5]]
+
+
+def _corrupted_points() -> list[dict]:
+    try:
+        from jobs.models import RestorePoint
+    except ImportError:
+        return []
+    count = RestorePoint.objects.filter(state="corrupted").count()
+    if not count:
+        return []
+    return [{"text": f"{count} restore point{'s' if count > 1 else ''} failed verification",
+             "url": reverse("repositories:index")}]
+
+
 def dashboard_sections() -> dict[str, Section]:
     """Every section of the dashboard by name (running sessions come with their fragment)."""
     return {
+        "attention": section("Problems", attention),
         "protection": section("Protection of VMs", protection),
         "last_day": section("Sessions", sessions_last_day),
         "repositories": section("Repositories", repositories),

@@ -177,3 +177,24 @@ def test_worker_vms_are_not_counted_as_vms_to_protect(client, operator):
     page = client.get(reverse("dashboard")).content.decode()
     assert 'data-figure="unprotected">1<' in page
     assert reverse("workers:detail", args=[Worker.objects.get().pk]) in page
+
+
+def test_problems_are_listed_first(client, operator):
+    from workers.models import Worker
+
+    manager, cluster, vms = factories.inventory(vm_names=("web1",))
+    manager.state, manager.last_error = "error", "Wrong user name or password"
+    manager.save()
+    Worker.objects.create(name="w9", manager=manager, cluster=cluster, state="unreachable",
+                          last_error="no heartbeat since 10:00")
+    factories.restore_point(vms[0], factories.repository(), timezone.now(), state="corrupted")
+    page = client.get(reverse("dashboard")).content.decode()
+    attention = page.split("Needs attention")[1].split("</section>")[0]
+    assert "Manager engine1 can&#x27;t be reached: Wrong user name or password" in attention
+    assert "Worker w9 is unreachable: no heartbeat since 10:00" in attention
+    assert "1 restore point failed verification" in attention
+
+
+def test_nothing_needs_attention_on_a_healthy_installation(client, operator):
+    factories.inventory()
+    assert "Needs attention" not in client.get(reverse("dashboard")).content.decode()

@@ -79,6 +79,7 @@ def create_disks(run: RestoreRun, jobs: list[DiskJob]) -> None:
                                  description=run.tag)
         job.disk_id = disk.id
         run.created.disks.append(disk.id)
+        run.remember()
         run.log(f"Created disk {job.name} ({job.source.size:,} bytes, {job.format}) as {disk.id}.")
     for job in jobs:
         ovirt.wait_disk_ok(run.engine, job.disk_id, timeout=run.wait_timeout,
@@ -95,6 +96,7 @@ def upload_disks(run: RestoreRun, jobs: list[DiskJob], cluster=None) -> None:
                                          format="raw", description=run.tag)
         job.transfer_id = transfer.id
         run.created.transfers.append(transfer.id)
+        run.remember()
         transfer = ovirt.wait_transfer_ready(run.engine, transfer.id, timeout=run.wait_timeout,
                                              should_stop=run.should_stop)
         job.transfer_url = transfer.transfer_url or transfer.proxy_url
@@ -111,6 +113,7 @@ def upload_disks(run: RestoreRun, jobs: list[DiskJob], cluster=None) -> None:
         ovirt.wait_transfer_finished(run.engine, job.transfer_id, job.disk_id,
                                      timeout=run.wait_timeout, should_stop=run.should_stop)
         run.created.transfers.remove(job.transfer_id)
+        run.remember()
         figures = job.task.figures()
         run.log(f"Restored disk {job.name}: {figures.get('bytes_written', 0):,} bytes written, "
                 f"{figures.get('bytes_zeroed', 0):,} zeroed, in {figures.get('seconds', 0):.1f} s.")

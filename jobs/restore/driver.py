@@ -67,6 +67,9 @@ def run_restore_session(session: Session) -> tuple[str, str]:
         session.error(f"Restore failed on an unexpected error: {exc!r}")
         return _finish(run, SessionState.FAILED, f"unexpected error: {exc!r}")
     session.log(summary)
+    # What a successful restore made stays: reconcile must never take it for leftovers.
+    run.past_point_of_no_return = True
+    run.remember()
     _request_inventory_sync(run)
     return _finish(run, SessionState.SUCCESS, summary)
 
@@ -170,6 +173,7 @@ def cleanup(run: RestoreRun) -> None:
         _quietly(run, f"remove VM {vm_id}", lambda v=vm_id: _remove_vm(run, v))
     for disk_id in list(created.disks):
         _quietly(run, f"remove disk {disk_id}", lambda d=disk_id: _remove_disk(run, d))
+    run.remember()
 
 
 def _cancel_transfer(run: RestoreRun, transfer_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
@@ -65,6 +65,16 @@ class RestoreRun:
             self._last_beat = now
             return self.session.beat()
         return self.session.cancel_requested
+
+    def remember(self) -> None:
+        """Write what the session created so far onto its record.
+
+        If the driver dies, reconcile (``abandoned.clean_abandoned``) removes
+        exactly these objects; a restore that succeeded keeps them.
+        """
+        created = {**asdict(self.created), "kept": self.past_point_of_no_return}
+        self.session.options = {**self.session.options, "created": created}
+        Session.objects.filter(pk=self.session.pk).update(options=self.session.options)
 
     def check_cancelled(self) -> None:
         """Between steps: raise Cancelled once a cancel was requested."""

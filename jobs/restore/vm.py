@@ -40,6 +40,7 @@ def restore_vm(run: RestoreRun) -> str:
                                   name=create_name, cluster_id=cluster.id, description=run.tag,
                                   new_ids=original is not None)
     run.created.vms.append(vm.id)
+    run.remember()
     run.log(f"Created VM {create_name} ({vm.id}) in cluster {cluster.name} from the restore point's OVF.")
     ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=run.wait_timeout, should_stop=run.should_stop)
     _attach_disks(run, vm.id, jobs, config)
@@ -142,6 +143,7 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
             _start_quietly(run, original.id)
         raise
     run.past_point_of_no_return = True
+    run.remember()
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
     run.log("The restored VM has a new engine id: jobs that chose the VM by itself need it "

@@ -45,6 +45,8 @@ def test_full_and_incremental_restore_points_come_back_as_new_vms(stack):
             assert vm.description == "small-vm2 (seed)"
         assert stack.configuration(vm.id) == original
         assert stack.macs(vm.id).isdisjoint(original_macs)
+        # What a finished restore made is recorded as kept: reconcile never removes it.
+        assert session.options["created"]["kept"] is True and vm.id in session.options["created"]["vms"]
         assert_disks_equal(stack, session, images)
     # The incremental restore point holds the guest's writes: the two restores differ.
     source = next(iter(full_images))
@@ -73,6 +75,8 @@ def test_an_engine_failure_mid_restore_removes_what_it_made_and_leaves_the_origi
                     if ovirt.session_of(t.description) == str(session.pk) and t.phase == "transferring"]
         assert ovirt.find_vm(engine, f"small-vm1-restoring-{session.pk}") is None
     assert "Removing what this restore created" in session_log(session)
+    created = session.options["created"]
+    assert created["kept"] is False and created["disks"] == created["vms"] == created["transfers"] == []
 
 
 def test_a_cancelled_restore_removes_what_it_created(stack):
@@ -119,3 +123,30 @@ def test_a_new_location_maps_networks_and_puts_each_disk_where_asked(stack):
     assert [profiles[n.vnic_profile_id] for n in vm.nics] == ["backend"]
     assert placed == {"small-vm2_os": "data1", "small-vm2_data": "data2"}
     assert_disks_equal(stack, session, images)
+
+
+def test_reconcile_removes_what_a_dead_restore_session_created_and_keeps_what_one_finished(stack):
+    from jobs.models import Session
+    from jobs.restore.abandoned import clean_abandoned_restores
+
+    point, _ = stack.back_up("small-vm1", label="abandoned")
+    with stack.engine() as engine:
+        domain = next(sd for sd in ovirt.list_storage_domains(engine) if sd.name == "data1")
+        made = [ovirt.create_disk(engine, name=f"left-{n}", storage_domain_id=domain.id,
+                                  provisioned_size=2**20, description="vbr:x restore") for n in range(2)]
+    request = RestoreRequest(point=point.pk).to_options()
+    dead = Session.objects.create(kind="restore", name="dead", state="failed", options={
+        **request, "created": {"transfers": [], "vms": [], "disks": [made[0].id], "kept": False}})
+    finished = Session.objects.create(kind="restore", name="done", state="success", options={
+        **request, "created": {"transfers": [], "vms": [], "disks": [made[1].id], "kept": True}})
+
+    with stack.engine() as engine:
+        ovirt.wait_disk_ok(engine, made[0].id)
+        cleaned = clean_abandoned_restores(engine, stack.manager)
+        left = {d.id for d in ovirt.list_disks(engine)}
+
+    assert [(c.session_id, c.kind, c.object_id, c.ok) for c in cleaned] == [(dead.pk, "disk", made[0].id, True)]
+    assert made[0].id not in left and made[1].id in left
+    dead.refresh_from_db()
+    assert dead.options["created"]["disks"] == []
+    assert finished.options["created"]["disks"] == [made[1].id]

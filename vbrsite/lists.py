@@ -119,6 +119,38 @@ def _per_page(request: HttpRequest, default: int) -> int:
     return max(1, min(MAX_PER_PAGE, value))
 
 
+class Sorting:
+    """The sort a request asks for, among the keys a view allows; for views that page on their own.
+
+        sorting = Sorting(request, {"name": "name", "cpus": ("cpus", "name")}, default_sort="name")
+        vms = sorting.apply(vms)            # then {% sort_header sorting "cpus" "CPUs" "num" %}
+    """
+
+    def __init__(self, request: HttpRequest, sorts: Mapping[str, str | tuple[str, ...]],
+                 default_sort: str):
+        self.query = request.GET
+        self.sorts = sorts
+        self.default_sort = default_sort
+        requested = request.GET.get(SORT_PARAM, "")
+        self.sort = requested if requested.lstrip("-") in sorts else default_sort
+
+    def apply(self, queryset: QuerySet) -> QuerySet:
+        return sort_queryset(queryset, self.sort, self.sorts, self.default_sort)[0]
+
+    def sort_state(self, key: str) -> str:
+        """"ascending", "descending" or "" for the column ``key`` (for aria-sort)."""
+        if self.sort == key:
+            return "ascending"
+        if self.sort == f"-{key}":
+            return "descending"
+        return ""
+
+    def sort_url(self, key: str) -> str:
+        """The link of a column header: sort by it, or reverse it when it is the current sort."""
+        target = f"-{key}" if self.sort == key else key
+        return with_params(self.query, **{SORT_PARAM: target, PAGE_PARAM: None})
+
+
 @dataclass
 class Listing:
     """One page of a filtered, sorted list, and what its links need."""
@@ -134,9 +166,9 @@ class Listing:
                  per_page: int = PER_PAGE):
         self.form = form
         self.query = request.GET
-        queryset = apply_filters(queryset, form, filters or {})
-        queryset, self.sort = sort_queryset(queryset, request.GET.get(SORT_PARAM, ""), sorts,
-                                            default_sort)
+        self.sorting = Sorting(request, sorts, default_sort)
+        self.sort = self.sorting.sort
+        queryset = self.sorting.apply(apply_filters(queryset, form, filters or {}))
         paginator = Paginator(queryset, _per_page(request, per_page))
         self.page = paginator.get_page(request.GET.get(PAGE_PARAM))
 
@@ -151,17 +183,10 @@ class Listing:
                     and any(v not in (None, "", [], ()) for v in self.form.cleaned_data.values()))
 
     def sort_state(self, key: str) -> str:
-        """"ascending", "descending" or "" for the column ``key`` (for aria-sort)."""
-        if self.sort == key:
-            return "ascending"
-        if self.sort == f"-{key}":
-            return "descending"
-        return ""
+        return self.sorting.sort_state(key)
 
     def sort_url(self, key: str) -> str:
-        """The link of a column header: sort by it, or reverse it when it is the current sort."""
-        target = f"-{key}" if self.sort == key else key
-        return with_params(self.query, **{SORT_PARAM: target, PAGE_PARAM: None})
+        return self.sorting.sort_url(key)
 
     def page_url(self, number: int) -> str:
         return with_params(self.query, **{PAGE_PARAM: number})

@@ -86,3 +86,15 @@ def test_the_template_tags_draw_headers_and_page_links(vms):
     assert 'aria-sort="descending"' in html
     assert 'href="?status=down&amp;sort=name"' in html
     assert "Page 1 of 2" in html and 'href="?status=down&amp;sort=-name&amp;page=2"' in html
+
+
+def test_sorting_alone_for_views_that_page_on_their_own(vms):
+    from vbrsite.lists import Sorting
+
+    sorting = Sorting(RequestFactory().get("/vms/?sort=-cpus&q=x"), SORTS, "name")
+    ordered = list(sorting.apply(VM.objects.all()))
+    assert [vm.cpus for vm in ordered] == sorted((vm.cpus for vm in ordered), reverse=True)
+    assert sorting.sort_url("cpus") == "?sort=cpus&q=x"
+    html = Template('{% load lists %}{% sort_header sorting "cpus" "CPUs" "num" %}').render(
+        Context({"sorting": sorting}))
+    assert '<th class="num" aria-sort="descending">' in html

@@ -2,13 +2,13 @@
 
 from django import template
 
-from vbrsite.lists import Listing
+from vbrsite.lists import Listing, Sorting
 
 register = template.Library()
 
 
 @register.inclusion_tag("vbrsite/lists/sort_header.html")
-def sort_header(listing: Listing, key: str, label: str, css: str = "") -> dict:
+def sort_header(listing: Listing | Sorting, key: str, label: str, css: str = "") -> dict:
     """A ``<th>`` linking to the list sorted by ``key`` (again: reversed), with aria-sort."""
     return {"label": label, "url": listing.sort_url(key), "state": listing.sort_state(key),
             "css": css}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import reduce
+from functools import cached_property, reduce
 from operator import or_
 from typing import Any
 
@@ -172,7 +172,7 @@ class Listing:
         paginator = Paginator(queryset, _per_page(request, per_page))
         self.page = paginator.get_page(request.GET.get(PAGE_PARAM))
 
-    @property
+    @cached_property
     def rows(self) -> list:
         return list(self.page.object_list)
 

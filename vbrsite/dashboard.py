@@ -28,6 +28,7 @@ CHART_DAYS = 14
 DURATIONS_SHOWN = 30
 RESULT_STATES = ("success", "warning", "failed", "cancelled")
 REFRESH_TIMEOUT = 3  # seconds a data mover may take to report its figures
+QUEUE_WAIT_SECONDS = 60  # a task queued this long with no runner taking it is reported
 
 
 @dataclass
@@ -194,8 +195,32 @@ def attention() -> dict:
     items = [{"text": f"Manager {m.name} can't be reached: {m.last_error or 'see its page'}",
               "url": reverse("inventory:managers")}
              for m in Manager.objects.filter(state="error").only("name", "last_error")[:5]]
-    items += _worker_problems() + _corrupted_points()
+    items += _waiting_queues() + _worker_problems() + _corrupted_points()
     return {"items": items}
+
+
+def _waiting_queues(now=None) -> list[dict]:
+    """Queues whose tasks wait with no runner taking them (django-q2's ORM broker only).
+
+    The ORM broker stamps a task with the time it was queued and moves the
+    stamp into the future when a runner takes it; a stamp long past means no
+    runner serves that queue.
+    """
+    from django.conf import settings
+    from django_q.models import OrmQ
+
+    if "orm" not in settings.Q_CLUSTER:
+        return []
+    since = (now or timezone.now()) - timedelta(seconds=QUEUE_WAIT_SECONDS)
+    waiting = OrmQ.objects.filter(lock__lt=since).values_list("key").annotate(n=Count("pk"))
+    control = settings.Q_CLUSTER["name"]
+    items = []
+    for queue, count in waiting.values_list("key", "n"):
+        start = "manage.py qcluster" if queue == control else f"Q_CLUSTER_NAME={queue} manage.py qcluster"
+        items.append({"text": f"{count} task{'s' if count > 1 else ''} waited over a minute on queue "
+                              f"{queue}: is its runner started? ({start})",
+                      "url": reverse("workers:index")})
+    return items
 
 
 def _worker_problems() -> list[dict]:

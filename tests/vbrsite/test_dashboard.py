@@ -198,3 +198,15 @@ def test_problems_are_listed_first(client, operator):
 def test_nothing_needs_attention_on_a_healthy_installation(client, operator):
     factories.inventory()
     assert "Needs attention" not in client.get(reverse("dashboard")).content.decode()
+
+
+def test_a_queue_no_runner_serves_is_named(client, operator, settings):
+    from django_q.models import OrmQ
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
+    OrmQ.objects.create(key="embedded", payload="x", lock=timezone.now() - timedelta(minutes=5))
+    OrmQ.objects.create(key="control", payload="y", lock=timezone.now())  # just queued
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "1 task waited over a minute on queue embedded" in page
+    assert "Q_CLUSTER_NAME=embedded manage.py qcluster" in page
+    assert "queue control" not in page

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import stopwatch
@@ -94,25 +95,82 @@ def _export_rows(report, mover, index, source: Path, state: Path, label: str) ->
         output.unlink()
 
 
-def run(report) -> None:
+@dataclass
+class DataPath:
+    """The bench's data plane, repository and source image."""
+
+    plane: object
+    mover: object
+    ca_file: str
+    state: Path
+    source: Path
+    allocated: int
+
+    @property
+    def label(self) -> str:
+        return f"4 GiB disk, {self.allocated // MiB} MiB allocated"
+
+    def upload_target(self, name: str, tls: bool):
+        """A fresh qcow2 volume and an upload transfer into it."""
+        volume = self.state / f"{name}.qcow2"
+        self.plane.create_volume(volume, "cow", DISK_SIZE)
+        if tls:
+            # Transfers opened while a drop fault is armed go through a relay on
+            # 127.0.0.2: the client then stays on TLS, as from another host.
+            self.plane.drop_connections_after(None, 1 << 62)
+        endpoint = self.plane.open_transfer(name, volume, "cow", "upload", "raw", DISK_SIZE, 3600, 600)
+        return volume, endpoint
+
+    def close(self, name: str, volume: Path) -> None:
+        self.plane.close_transfer(name)
+        self.plane.clear_faults()
+        assert same(self.source, "raw", volume, "qcow2"), f"{name}: the result differs from the source"
+
+
+def _client_rows(report, path: DataPath) -> dict[str, float]:
     from ovirt_imageio import client as imageio_client
 
+    times = {}
+    for name, tls in (("client-socket", False), ("client-tls", True)):
+        volume, endpoint = path.upload_target(name, tls)
+        with stopwatch() as took:
+            imageio_client.upload(str(path.source), endpoint.transfer_url, path.ca_file)
+        path.close(name, volume)
+        times[name] = took["seconds"]
+        report.row(f"restore: imageio client upload ({'TLS' if tls else 'unix socket'}), {path.label}",
+                   seconds=took["seconds"], mb_per_s=path.allocated / took["seconds"] / 1e6)
+    return times
+
+
+def _restore_row(report, path: DataPath, index, times: dict[str, float]) -> None:
+    from workers.runtime import ImageioClient, restore_disk
+    from workers.runtime.common import NullMonitor
+
+    volume, endpoint = path.upload_target("restore", True)
+    with stopwatch() as took:
+        figures = restore_disk(ImageioClient(endpoint.transfer_url, ca_file=path.ca_file), path.mover, None,
+                               index, connections=4, monitor=NullMonitor())
+    path.close("restore", volume)
+    seconds = took["seconds"]
+    report.row(f"restore: worker restore from the repository (TLS), {path.label}", seconds=seconds,
+               mb_per_s=path.allocated / seconds / 1e6, bytes_written=figures.get("bytes_written", 0),
+               bytes_zeroed=figures.get("bytes_zeroed", 0), x_client_socket=seconds / times["client-socket"],
+               x_client_tls=seconds / times["client-tls"], target=f"<= {TARGET_RATIO}x client")
+
+
+def run(report) -> None:
     from repositories.datamover.client import DataMoverClient
     from simulator.dataplane import DataPlane
     from simulator.pki import ensure_pki
     from tests.support.processes import free_port, stop_process, wait_for_port
-    from workers.runtime import ImageioClient, restore_disk
-    from workers.runtime.common import NullMonitor
 
     state = Path(tempfile.mkdtemp(prefix="bench-restore-", dir="/var/tmp"))
-    datamover = None
-    plane = None
+    datamover = plane = None
     try:
         pki = ensure_pki(state, "127.0.0.1")
         plane = DataPlane(state, tls=(pki.key_file, pki.cert_file, pki.ca_file))
         source = state / "source.raw"
         plane.seed_volume(source, "raw", DISK_SIZE, seed=11, allocated_fraction=ALLOCATED)
-        allocated = plane.volume_info(source)["actual_size"]
         (state / "token").write_text("bench-token")
         port = free_port()
         datamover = subprocess.Popen(
@@ -122,47 +180,12 @@ def run(report) -> None:
         wait_for_port(port, process=datamover)
         plane.start()
         with DataMoverClient(f"http://127.0.0.1:{port}", "bench-token", pool_size=8) as mover:
+            path = DataPath(plane, mover, str(pki.ca_file), state, source,
+                            plane.volume_info(source)["actual_size"])
             index = store_disk(mover, source)
-            label = f"4 GiB disk, {allocated // MiB} MiB allocated"
-            times = {}
-
-            def upload_target(name: str, tls: bool):
-                volume = state / f"{name}.qcow2"
-                plane.create_volume(volume, "cow", DISK_SIZE)
-                if tls:
-                    # Transfers opened while a drop fault is armed go through a relay on
-                    # 127.0.0.2: the client then stays on TLS, as from another host.
-                    plane.drop_connections_after(None, 1 << 62)
-                endpoint = plane.open_transfer(name, volume, "cow", "upload", "raw", DISK_SIZE, 3600, 600)
-                return volume, endpoint
-
-            for name, tls in (("client-socket", False), ("client-tls", True)):
-                volume, endpoint = upload_target(name, tls)
-                with stopwatch() as took:
-                    imageio_client.upload(str(source), endpoint.transfer_url, str(pki.ca_file))
-                plane.close_transfer(name)
-                plane.clear_faults()
-                assert same(source, "raw", volume, "qcow2"), f"{name}: the upload differs from the source"
-                times[name] = took["seconds"]
-                via = "unix socket" if not tls else "TLS"
-                report.row(f"restore: imageio client upload ({via}), {label}", seconds=took["seconds"],
-                           mb_per_s=allocated / took["seconds"] / 1e6)
-
-            volume, endpoint = upload_target("restore", True)
-            with stopwatch() as took:
-                figures = restore_disk(ImageioClient(endpoint.transfer_url, ca_file=str(pki.ca_file)),
-                                       mover, None, index, connections=4, monitor=NullMonitor())
-            plane.close_transfer("restore")
-            plane.clear_faults()
-            assert same(source, "raw", volume, "qcow2"), "the restored disk differs from the source"
-            seconds = took["seconds"]
-            report.row(f"restore: worker restore from the repository (TLS), {label}", seconds=seconds,
-                       mb_per_s=allocated / seconds / 1e6, bytes_written=figures.get("bytes_written", 0),
-                       bytes_zeroed=figures.get("bytes_zeroed", 0),
-                       x_client_socket=seconds / times["client-socket"],
-                       x_client_tls=seconds / times["client-tls"],
-                       target=f"<= {TARGET_RATIO}x client")
-            _export_rows(report, mover, index, source, state, label)
+            times = _client_rows(report, path)
+            _restore_row(report, path, index, times)
+            _export_rows(report, mover, index, source, state, path.label)
     finally:
         if plane is not None:
             plane.stop()

@@ -181,8 +181,15 @@ def restore_as_new_vm(page, base: str) -> None:
 
 
 def see_vm_in_inventory(page, base: str, name: str) -> None:
+    from inventory.models import Manager
+
+    synced_before = Manager.objects.get(name="lab").last_sync
     page.goto(f"{base}/inventory/managers/")
     page.get_by_role("button", name="Sync now").click()
+    deadline = time.monotonic() + LONG / 1000
+    while Manager.objects.get(name="lab").last_sync == synced_before:
+        assert time.monotonic() < deadline, "the sync did not end"
+        time.sleep(0.5)
     page.locator('[data-state="connected"]').wait_for(timeout=LONG)
     nav(page, "Inventory")
     page.get_by_placeholder("Search VMs by name, description or id").fill(name)

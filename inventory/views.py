@@ -6,7 +6,6 @@ import functools
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,9 +18,12 @@ from inventory.models import VM, Cluster, DataCenter, Disk, Manager, StorageDoma
 from inventory.protection import protection_for
 from inventory.services import request_sync, test_connection
 from plugin.errors import EngineError
+from vbrsite.lists import Listing
 from vbrsite.roles import ADMINISTRATOR, user_has_role
 
 PAGE_SIZE = 50
+VM_SORTS = {"name": "name", "status": ("status", "name"), "cluster": ("cluster__name", "name"),
+            "cpus": ("cpus", "name"), "memory": ("memory", "name")}
 
 
 def administrator_required(view):
@@ -125,17 +127,16 @@ def manager_sync(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    """Data center → cluster → VMs, with disks, power state, tags and protection; search and filters."""
+    """Data center → cluster → VMs, with disks, power state, tags and protection; search, filters, sort."""
     vms, filters = _filtered_vms(request)
-    page = Paginator(vms, PAGE_SIZE).get_page(request.GET.get("page"))
-    vm_rows = list(page.object_list)
+    listing = Listing(request, vms, sorts=VM_SORTS, default_sort="name", per_page=PAGE_SIZE)
+    vm_rows = listing.rows
     protection = protection_for(vm_rows)
     for vm in vm_rows:
         vm.protection = protection.get(vm.pk)
     context = {
-        "page": page, "vms": vm_rows, "filters": filters, "tree": _tree(),
+        "listing": listing, "page": listing.page, "vms": vm_rows, "filters": filters, "tree": _tree(),
         "managers": Manager.objects.all(), "title": "Inventory",
-        "query_string": _query_without_page(request),
     }
     template = "inventory/index_results.html" if request.htmx and not request.htmx.boosted else "inventory/index.html"
     return render(request, template, context)
@@ -146,8 +147,7 @@ def _filtered_vms(request: HttpRequest):
     filters = {key: get.get(key, "").strip() for key in ("q", "manager", "datacenter", "cluster", "status", "tag")}
     filters["removed"] = get.get("removed") == "1"
     disks = Disk.objects.select_related("storage_domain").order_by("name")
-    vms = (VM.objects.select_related("cluster__data_center", "host", "manager")
-           .defer("manager__password").order_by("name", "pk"))
+    vms = VM.objects.select_related("cluster__data_center", "host", "manager").defer("manager__password")
     if not filters["removed"]:
         vms = vms.filter(removed=False)
         disks = disks.filter(removed=False)
@@ -181,12 +181,6 @@ def _tree() -> list[DataCenter]:
                 .prefetch_related(Prefetch("clusters", queryset=clusters),
                                   Prefetch("storage_domains", queryset=domains))
                 .order_by("manager__name", "name"))
-
-
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
 
 
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -78,3 +78,12 @@ def test_the_browser_never_decrypts_manager_passwords(admin_client, synced, monk
     assert admin_client.get(reverse("inventory:index")).status_code == 200
     assert admin_client.get(reverse("inventory:vm_detail", args=[vm.pk])).status_code == 200
     assert admin_client.get(reverse("inventory:managers")).status_code == 200
+
+
+def test_vms_sort_by_the_allowed_columns_only(admin_client, synced):
+    url = reverse("inventory:index")
+    by_memory = admin_client.get(url, {"sort": "-memory"}).context["vms"]
+    assert by_memory[0].name == "vm-0059"
+    assert admin_client.get(url, {"sort": "description"}).context["vms"][0].name == "vm-0000"
+    second_page = admin_client.get(url, {"sort": "-memory", "page": 2}).content.decode()
+    assert "vm-0000" in second_page and "sort=-memory" in second_page

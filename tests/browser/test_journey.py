@@ -101,6 +101,7 @@ def add_manager(page, base: str, sim) -> None:
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(f"{base}/inventory/managers/")
     page.get_by_role("button", name="Sync now").click()
+    wait_for_sync("lab")
     page.locator('[data-state="connected"]').wait_for(timeout=LONG)
     page.get_by_role("link", name="Browse the inventory").click()
     page.get_by_role("link", name="small-vm1").wait_for()
@@ -180,16 +181,27 @@ def restore_as_new_vm(page, base: str) -> None:
     expect(page.locator("#session-state")).to_have_text("Success", timeout=LONG)
 
 
+def wait_for_sync(name: str, synced_before=None) -> None:
+    """Until the manager's sync that was asked for has ended (the row's state may lag)."""
+    from inventory.models import Manager
+
+    deadline = time.monotonic() + LONG / 1000
+    while True:
+        manager = Manager.objects.get(name=name)
+        if manager.last_sync != synced_before and manager.state == "connected":
+            return
+        assert manager.state != "error", manager.last_error
+        assert time.monotonic() < deadline, "the sync did not end"
+        time.sleep(0.5)
+
+
 def see_vm_in_inventory(page, base: str, name: str) -> None:
     from inventory.models import Manager
 
     synced_before = Manager.objects.get(name="lab").last_sync
     page.goto(f"{base}/inventory/managers/")
     page.get_by_role("button", name="Sync now").click()
-    deadline = time.monotonic() + LONG / 1000
-    while Manager.objects.get(name="lab").last_sync == synced_before:
-        assert time.monotonic() < deadline, "the sync did not end"
-        time.sleep(0.5)
+    wait_for_sync("lab", synced_before)
     page.locator('[data-state="connected"]').wait_for(timeout=LONG)
     nav(page, "Inventory")
     page.get_by_placeholder("Search VMs by name, description or id").fill(name)

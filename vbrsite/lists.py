@@ -94,11 +94,12 @@ def _reverse(field: str) -> str:
 
 
 def sort_queryset(queryset: QuerySet, sort: str, sorts: Mapping[str, str | tuple[str, ...]],
-                  default_sort: str) -> tuple[QuerySet, str]:
+                  default_sort: str, tiebreak: str = "pk") -> tuple[QuerySet, str]:
     """Order by the allowed key ``sort`` ("name" or "-name"), else by ``default_sort``.
 
-    Returns the ordered queryset and the sort actually used. The primary key
-    ends every ordering so pages never repeat or skip rows.
+    Returns the ordered queryset and the sort actually used. ``tiebreak`` (a
+    unique field: the primary key, or the grouping key of an aggregate
+    ``values()`` query) ends every ordering so pages never repeat or skip rows.
     """
     key = sort.lstrip("-")
     if key not in sorts:
@@ -106,8 +107,8 @@ def sort_queryset(queryset: QuerySet, sort: str, sorts: Mapping[str, str | tuple
     fields = _as_tuple(sorts[key])
     if sort.startswith("-"):
         fields = tuple(_reverse(f) for f in fields)
-    if not any(f.lstrip("-") == "pk" for f in fields):
-        fields = (*fields, "-pk" if sort.startswith("-") else "pk")
+    if tiebreak and not any(f.lstrip("-") == tiebreak for f in fields):
+        fields = (*fields, f"-{tiebreak}" if sort.startswith("-") else tiebreak)
     return queryset.order_by(*fields), sort
 
 
@@ -127,15 +128,16 @@ class Sorting:
     """
 
     def __init__(self, request: HttpRequest, sorts: Mapping[str, str | tuple[str, ...]],
-                 default_sort: str):
+                 default_sort: str, tiebreak: str = "pk"):
         self.query = request.GET
         self.sorts = sorts
         self.default_sort = default_sort
+        self.tiebreak = tiebreak
         requested = request.GET.get(SORT_PARAM, "")
         self.sort = requested if requested.lstrip("-") in sorts else default_sort
 
     def apply(self, queryset: QuerySet) -> QuerySet:
-        return sort_queryset(queryset, self.sort, self.sorts, self.default_sort)[0]
+        return sort_queryset(queryset, self.sort, self.sorts, self.default_sort, self.tiebreak)[0]
 
     def sort_state(self, key: str) -> str:
         """"ascending", "descending" or "" for the column ``key`` (for aria-sort)."""
@@ -163,10 +165,10 @@ class Listing:
     def __init__(self, request: HttpRequest, queryset: QuerySet, *,
                  sorts: Mapping[str, str | tuple[str, ...]], default_sort: str,
                  form: forms.Form | None = None, filters: Mapping[str, Filter] | None = None,
-                 per_page: int = PER_PAGE):
+                 per_page: int = PER_PAGE, tiebreak: str = "pk"):
         self.form = form
         self.query = request.GET
-        self.sorting = Sorting(request, sorts, default_sort)
+        self.sorting = Sorting(request, sorts, default_sort, tiebreak)
         self.sort = self.sorting.sort
         queryset = self.sorting.apply(apply_filters(queryset, form, filters or {}))
         paginator = Paginator(queryset, _per_page(request, per_page))

@@ -10,6 +10,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 
 def test_an_administrator_adds_tests_and_syncs_a_manager(
         page, live_server, admin_user, simulator, live_env, output_dir):  # noqa: F811
+    page.set_default_timeout(45_000)  # the machine is shared: waits, not speed checks
     log_in(page, live_server, admin_user, admin_user.plain_password)
     page.goto(f"{live_server.url}/inventory/managers/add/")
     page.get_by_label("Name", exact=True).fill("lab")

@@ -238,7 +238,7 @@ def build_request(state: dict) -> RestoreRequest:
             storage_domain=data["storage_domain"].engine_id if data["storage_domain"] else "",
             disk_storage_domains=form.disk_storage_domains(), networks=form.network_mapping(),
             new_macs=data["new_macs"], power_on=data["power_on"], disk_format=data["disk_format"],
-            allocation=data["allocation"])
+            allocation=data["allocation"], manager=data["cluster"].manager_id)
     return RestoreRequest(point=point.pk, kind=VM_KIND, name=data["name"], replace=data["replace"],
                           power_on=data["power_on"], new_macs=bool(data["name"]))
 

@@ -175,3 +175,16 @@ def test_a_restore_session_shows_its_disks_on_the_session_page(client_as, point)
 
     assert page.status_code == 200 and progress.status_code == 200
     assert b"web1_os" in progress.content and b"Restore of web1" in page.content
+
+
+def test_a_restore_point_whose_vm_left_the_inventory_restores_into_the_chosen_clusters_manager(client_as, point):
+    RestorePoint.objects.filter(pk=point.pk).update(vm=None)
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "new"})
+    client.post(step("target"), {"name": "web1-back", "cluster": Cluster.objects.get().pk})
+
+    client.post(step("summary"))
+
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["manager"] == Manager.objects.get().pk and options["cluster"] == "cl-1"

@@ -26,5 +26,22 @@ class Command(RestoreCommand):
         request = RestoreRequest(point=point, kind=VM, name=name, cluster=cluster,
                                  storage_domain=storage_domain, power_on=power_on, replace=replace,
                                  # A new name or cluster is a new location: new MAC addresses.
-                                 new_macs=bool(name or cluster))
+                                 new_macs=bool(name or cluster), manager=_manager_of_cluster(cluster))
         self.submit(request, wait)
+
+
+def _manager_of_cluster(cluster: str) -> int | None:
+    """The manager whose inventory has this cluster (by name or id), when exactly one has it.
+
+    Needed only for restore points whose VM is no longer in the inventory; otherwise
+    the VM's manager is used.
+    """
+    from django.db.models import Q
+
+    from inventory.models import Cluster
+
+    if not cluster:
+        return None
+    managers = set(Cluster.objects.filter(Q(name=cluster) | Q(engine_id=cluster), removed=False)
+                   .values_list("manager_id", flat=True))
+    return managers.pop() if len(managers) == 1 else None

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from importlib import metadata
 
 from django.conf import settings
@@ -26,6 +27,8 @@ from workers.choices import EMBEDDED_QUEUE
 from workers.models import Worker
 
 log = logging.getLogger(__name__)
+
+PING_TIMEOUT = 120.0  # seconds a starting qcluster may take to run its first task
 
 
 def software_version() -> str:
@@ -59,10 +62,35 @@ class Runner:
         self.child = subprocess.Popen(qcluster_command(), env=env)
         log.info("runner for queue %s started (qcluster pid %s)", self.queue, self.child.pid)
         try:
+            if self.worker is not None and not self._wait_consuming():
+                return self.child.returncode or 1
             self._beat_until_done()
         finally:
             self._stop_child()
         return self.child.returncode or 0
+
+    def _wait_consuming(self) -> bool:
+        """Wait until the qcluster runs a task of the queue, so the first heartbeat means ready.
+
+        (Its processes take a few seconds to start; a worker declared ready
+        before would look slow to the first session.) False when the child
+        died or the runner was told to stop meanwhile.
+        """
+        from django_q.tasks import async_task, result
+
+        close_old_connections()
+        ping = async_task("workers.tasks.runner_ping", cluster=self.queue,
+                          task_name=f"ping-{self.queue}-{os.getpid()}")
+        deadline = time.monotonic() + PING_TIMEOUT
+        while not self.stop.is_set() and self.child.poll() is None:
+            if result(ping, wait=500) is not None:
+                return True
+            if time.monotonic() > deadline:
+                # Results may not be kept (Q_CLUSTER save_limit); the child is alive: go on.
+                log.warning("no answer to the runner's ping within %s s; sending heartbeats anyway",
+                            PING_TIMEOUT)
+                return True
+        return False
 
     def _on_signal(self, signo, frame) -> None:
         self.stop.set()

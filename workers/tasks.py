@@ -157,6 +157,11 @@ def _final_progress(monitor: TaskMonitor, figures: dict) -> None:
         raise TaskLost("the task was taken from this runner")
 
 
+def runner_ping() -> int:
+    """Sent by a starting runner to its own queue: answers once its qcluster takes tasks."""
+    return os.getpid()
+
+
 # Control-side tasks (schedules and the pages' actions)
 
 

@@ -23,7 +23,7 @@ from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
 from jobs.restore.points import RestoreError, get_point, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
-from jobs.restore.run import Cancelled, RestoreRun
+from jobs.restore.run import Cancelled, RestoreRun, pulse
 from jobs.restore.vm import restore_vm, source_domain
 from plugin import engine as ovirt
 from plugin.errors import EngineError
@@ -53,7 +53,8 @@ def run_restore_session(session: Session) -> tuple[str, str]:
                     f"({point.get_type_display().lower()}, {point.time:%Y-%m-%d %H:%M}) "
                     f"in repository {point.repository.name}.")
         run.manifest = load_manifest(point)
-        summary = _restore(run)
+        with pulse(session):
+            summary = _restore(run)
     except Cancelled:
         return _finish(run, SessionState.CANCELLED, "Cancelled; what it created was removed.")
     except EXPECTED_ERRORS as exc:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from jobs.choices import LogLevel
 from jobs.models import RestorePoint, Session, TaskSession
 from jobs.restore.requests import RestoreRequest
 
 BEAT_SECONDS = 2.0
+PULSE_SECONDS = 10.0
+log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -81,3 +88,32 @@ class RestoreRun:
         self._last_beat = 0.0
         if self.should_stop():
             raise Cancelled("the restore was cancelled")
+
+
+@contextmanager
+def pulse(session: Session):
+    """Beat for the session from a thread while the block runs.
+
+    The steps beat as they poll; this covers single engine calls and the
+    cleanup's waits, so reconcile never takes a slow step for a dead driver.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(PULSE_SECONDS):
+                try:
+                    Session.objects.filter(pk=session.pk).update(heartbeat=timezone.now())
+                except Exception:  # a database hiccup must not end the pulse for good
+                    log.exception("heartbeat of restore session %s failed", session.pk)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"restore-{session.pk}-pulse", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(PULSE_SECONDS)

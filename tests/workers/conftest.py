@@ -140,10 +140,10 @@ def repository(mover, transactional_db):
 
 @pytest.fixture
 def runner_settings(settings, monkeypatch, output_dir):
-    """Runners beat every second and are lost after 4 s; their logs go to output_dir."""
+    """Runners beat every second and are lost after 6 s; their logs go to output_dir."""
     monkeypatch.setenv("VBR_WORKER_HEARTBEAT_SECONDS", "1")
     settings.VBR_WORKER_HEARTBEAT_SECONDS = 1
-    settings.VBR_WORKER_HEARTBEAT_TIMEOUT = 4
+    settings.VBR_WORKER_HEARTBEAT_TIMEOUT = 6
     settings.VBR_WORKER_LAUNCHER = "local"
     settings.DATA_DIR = output_dir
     return settings

@@ -117,7 +117,7 @@ def test_a_killed_runner_loses_its_task_to_another_worker(sim, manager, reposito
         task = backup(manager, repository, disk, url, doomed)
         wait_task(task, until=lambda t: t.state == DiskTaskState.RUNNING and t.bytes_done > 0)
         os.killpg(doomed.runner_pid, signal.SIGKILL)
-        time.sleep(5)  # silent past VBR_WORKER_HEARTBEAT_TIMEOUT (4 s)
+        time.sleep(7)  # silent past VBR_WORKER_HEARTBEAT_TIMEOUT (6 s)
         outcome = check_workers()
         assert outcome["unreachable"] == ["doomed"]
         task.refresh_from_db()

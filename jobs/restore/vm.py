@@ -27,6 +27,8 @@ def restore_vm(run: RestoreRun) -> str:
     config = read_ovf(ovf_text)
     original = targets.existing_vm(engine, point.vm_engine_id)
     replace = request.replace and original is not None
+    if request.replace and original is None:
+        run.log(f"The original VM {point.vm_name} is no longer in the engine: it comes back as itself.")
     cluster = _cluster(run, config, original)
     name = _final_name(run, original, replace)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id)) for disk in run.manifest.disks]
@@ -35,7 +37,8 @@ def restore_vm(run: RestoreRun) -> str:
     run.check_cancelled()
     # Beside the original the VM needs a new id; a deleted VM comes back as itself.
     vm_id = point.vm_engine_id if original is None else str(uuid.uuid4())
-    create_name = f"{name}-restoring-{run.session.pk}" if replace else name
+    # Engine VM names are short (64 characters): the temporary name must fit too.
+    create_name = f"{name[:40]}-restoring-{run.session.pk}" if replace else name
     vm = ovirt.create_vm_from_ovf(engine, ovf=engine_ovf(ovf_text, vm_id=vm_id, name=create_name),
                                   name=create_name, cluster_id=cluster.id, description=run.tag,
                                   new_ids=original is not None)
@@ -168,11 +171,22 @@ def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool) -> No
             if profile is None and nic.network:
                 run.session.warn(f"NIC {nic.name}: the network {nic.network} doesn't exist here; "
                                  "the NIC is left without a network.")
-        ovirt.add_nic(run.engine, vm_id, name=nic.name, vnic_profile_id=profile,
-                      mac=nic.mac if keep_macs and nic.mac else None, interface=nic.interface)
+        _add_nic(run, vm_id, nic, profile, nic.mac if keep_macs and nic.mac else None)
     if config.nics:
         macs = "their original MAC addresses" if keep_macs else "new MAC addresses"
         run.log(f"Added {len(config.nics)} NIC(s) with {macs}.")
+
+
+def _add_nic(run: RestoreRun, vm_id: str, nic, profile: str | None, mac: str | None) -> None:
+    try:
+        ovirt.add_nic(run.engine, vm_id, name=nic.name, vnic_profile_id=profile, mac=mac,
+                      interface=nic.interface)
+    except EngineError as exc:
+        if mac is None:
+            raise
+        # The MAC was handed to another VM meanwhile: a new one beats a failed restore.
+        run.session.warn(f"NIC {nic.name}: the MAC address {mac} can't be used ({exc}); it gets a new one.")
+        ovirt.add_nic(run.engine, vm_id, name=nic.name, vnic_profile_id=profile, interface=nic.interface)
 
 
 def _give_back_description(run: RestoreRun, vm_id: str, config: OvfVm) -> None:

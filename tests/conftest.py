@@ -4,6 +4,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+pytest_plugins = ["tests.support.browser"]
+
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser.conftest import admin_user, browser, log_in, page  # noqa: F401 - fixtures
+from tests.browser.conftest import admin_user, log_in  # noqa: F401 - fixtures
 from workers.models import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

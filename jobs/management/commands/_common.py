@@ -11,6 +11,7 @@ from jobs import services
 from jobs.choices import SessionState
 from jobs.models import Session
 
+QUEUED_HINT_SECONDS = 15
 EXIT_CODES = {SessionState.SUCCESS: 0, SessionState.WARNING: 2}
 
 
@@ -30,6 +31,7 @@ def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
     """
     tty = sys.stdout.isatty()
     shown, last_line = -1.0, 0
+    queued_since, hinted = time.monotonic(), False
     while True:
         session.refresh_from_db()
         lines = list(session.log_lines.filter(pk__gt=last_line).order_by("pk"))
@@ -41,6 +43,11 @@ def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
         if session.progress != shown or lines:
             shown = session.progress
             _progress(session, stdout, tty)
+        if session.state == SessionState.PENDING and not hinted \
+                and time.monotonic() - queued_since > QUEUED_HINT_SECONDS:
+            stdout.write("The session is still queued: is the control runner running? "
+                         "(`manage.py qcluster`, the Procfile's `control` line)")
+            hinted = True
         if session.is_terminal:
             if tty:
                 stdout.write("")

@@ -158,6 +158,7 @@ def stop(worker: Worker, *, force: bool = False) -> Worker:
                               "finish, or stop it anyway (their sessions fail those disks)")
     _set(worker, WorkerState.STOPPING)
     launchers.stop_local_runner(worker)
+    _hand_over_tasks(worker)
     if worker.engine_vm_id:
         with _failing(worker, "stop"), _engine(worker) as engine:
             try:
@@ -167,6 +168,14 @@ def stop(worker: Worker, *, force: bool = False) -> Worker:
     _set(worker, WorkerState.STOPPED)
     Worker.objects.filter(pk=worker.pk).update(idle_since=None)
     return worker
+
+
+def _hand_over_tasks(worker: Worker) -> None:
+    """Send the disks queued for (or forced off) a stopping worker to other workers."""
+    from workers import dispatch
+
+    for task in worker.active_tasks().select_related("worker", "manager"):
+        dispatch.resend(task, f"worker {worker.name} was stopped", exclude=(worker.pk,))
 
 
 def remove(worker: Worker, *, force: bool = False) -> None:

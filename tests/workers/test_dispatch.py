@@ -214,3 +214,16 @@ def test_finished_tasks_are_purged_after_the_keep_days(inventory_manager, reposi
     DiskTask.objects.filter(pk=running.pk).update(state=DiskTaskState.RUNNING)
     assert purge_finished_tasks() == 1
     assert set(DiskTask.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}
+
+
+def test_stopping_a_worker_hands_its_queued_disks_to_another(make_worker, inventory_manager,
+                                                             repository, disk):
+    from workers import deployment
+
+    leaving, staying = make_worker("leaving"), make_worker("staying")  # no VM: no engine call
+    queued = submit(inventory_manager, repository, disk, leaving)
+    deployment.stop(Worker.objects.get(pk=leaving.pk))
+    queued.refresh_from_db()
+    assert queued.worker == staying and queued.state == DiskTaskState.PENDING
+    assert queued.attempts[0]["error"] == "worker leaving was stopped"
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.STOPPED

@@ -38,6 +38,9 @@ ALLOCATED = 0.6
 CHANGED = 0.01
 RUN = MiB
 ROOT = Path(__file__).resolve().parents[1]
+# A database number of its own, so no other runner on this Redis takes the bench's tasks.
+REDIS_URL = "redis://127.0.0.1:6379/13"
+BENCH_DATABASE = "vbr_bench_jobs"
 
 
 # The parent: simulator, data mover, comparisons
@@ -150,14 +153,54 @@ def whole_path(sim, url: str, token: str, repo_path: Path, state: Path, vm_name:
                       "ca_file": str(sim.ca_file), "state_dir": str(sim.state_dir)},
               "datamover": {"url": url, "token": token, "path": str(repo_path)},
               "state": str(state), "vm": vm_name}
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{state / 'bench.sqlite3'}",
+    database_url, redis_url = _database(state)
+    env = {**os.environ, "DATABASE_URL": database_url,
            "VBR_DATA_DIR": str(state / "data"), "VBR_SECRET_KEY": secrets.token_urlsafe(32),
            "DJANGO_SETTINGS_MODULE": "vbrsite.settings", "VBR_LOG_LEVEL": "WARNING"}
+    if redis_url:
+        env["VBR_REDIS_URL"] = redis_url
     result = subprocess.run([sys.executable, "-m", "bench.jobs", "--whole-path", json.dumps(config)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    if redis_url:
+        _drop_database()
     if result.returncode != 0:
         raise RuntimeError(f"the whole-path run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _reachable(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _database(state: Path) -> tuple[str, str | None]:
+    """Production's stack when it is here (PostgreSQL and Redis: runners take tasks at once),
+    else the embedded one (SQLite, the database as broker)."""
+    if not (_reachable(5432) and _reachable(6379)):
+        return f"sqlite:///{state / 'bench.sqlite3'}", None
+    import redis
+
+    redis.from_url(REDIS_URL).flushdb()  # tasks left by an interrupted bench
+    _drop_database()
+    with _postgres() as connection:
+        connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    return f"postgres://postgres@127.0.0.1:5432/{BENCH_DATABASE}", REDIS_URL
+
+
+def _postgres():
+    import psycopg
+
+    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+
+
+def _drop_database() -> None:
+    with _postgres() as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
 
 
 def guest_raw(sim, disk_id: str, target: Path) -> Path:
@@ -171,18 +214,34 @@ def allocated_bytes(raw: Path) -> int:
 
 
 def _timed(args: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Run a command; (seconds, its peak RSS in MiB)."""
+    """Run a command; (seconds, its peak RSS in MiB).
+
+    The peak is read from /proc (VmHWM, which exec resets) while it runs: the
+    rusage of a forked child would include this process's own size.
+    """
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         process = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                                    stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, _vm_hwm_mib(process.pid))
+            time.sleep(0.05)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{args[0]} failed: {errors.read().decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, peak
+
+
+def _vm_hwm_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def imageio_download(sim, disk_id: str, state: Path) -> dict:
@@ -323,20 +382,17 @@ def _backup(job, name: str, worker) -> dict:
 
 def _group_peak_rss_mib(pgid: int) -> float:
     """The largest peak RSS (VmHWM) of the processes of a runner's process group, in MiB."""
-    peak = 0
+    peak = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            status = (entry / "status").read_text()
         except (OSError, ProcessLookupError):
             continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peak = max(peak, int(line.split()[1]))
-    return peak / 1024
+        peak = max(peak, _vm_hwm_mib(int(entry.name)))
+    return peak
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ class VmsForm(forms.Form):
         from inventory.models import VM, Cluster
 
         super().__init__(*args, **kwargs)
-        self.fields["vms"].queryset = VM.objects.filter(removed=False).select_related("cluster", "manager")
-        self.fields["cluster"].queryset = Cluster.objects.filter(removed=False).select_related("manager")
+        self.fields["vms"].queryset = VM.objects.filter(removed=False).select_related("cluster", "manager").defer("manager__password")
+        self.fields["cluster"].queryset = Cluster.objects.filter(removed=False).select_related("manager").defer("manager__password")
 
     def clean(self) -> dict:
         data = super().clean()

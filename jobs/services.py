@@ -16,11 +16,11 @@ def find_vm(text: str):
     """A VM of the inventory by name or engine id (removed VMs included as a last resort)."""
     from inventory.models import VM
 
-    matches = list(VM.objects.filter(engine_id=text).select_related("manager", "cluster"))
+    matches = list(VM.objects.filter(engine_id=text).select_related("manager", "cluster").defer("manager__password"))
     if not matches:
-        matches = list(VM.objects.filter(name=text, removed=False).select_related("manager", "cluster"))
+        matches = list(VM.objects.filter(name=text, removed=False).select_related("manager", "cluster").defer("manager__password"))
     if not matches:
-        matches = list(VM.objects.filter(name=text).select_related("manager", "cluster"))
+        matches = list(VM.objects.filter(name=text).select_related("manager", "cluster").defer("manager__password"))
     if not matches:
         raise LookupError_(f"No VM named {text!r} in the inventory: check the name with `list_vms`, "
                            "or sync the manager with `sync_inventory`.")

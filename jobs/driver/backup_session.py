@@ -74,7 +74,7 @@ def targets(session: Session):
         return session.job.repository, session.job.resolve_vms()
     repository = Repository.objects.get(pk=session.options["repository_id"])
     vms = list(VM.objects.filter(pk__in=session.options.get("vm_ids", []))
-               .select_related("manager", "cluster").order_by("name"))
+               .select_related("manager", "cluster").defer("manager__password").order_by("name"))
     return repository, vms
 
 

@@ -129,9 +129,9 @@ class BackupJob(models.Model):
         else:
             queryset = _tagged(VM.objects.all(), self.tag)
             # SQLite's approximation (a text match) is narrowed to exact tags here.
-            return [vm for vm in queryset.filter(removed=False).select_related("manager", "cluster")
+            return [vm for vm in queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password")
                     .order_by("name") if self.tag in (vm.tags or [])]
-        return list(queryset.filter(removed=False).select_related("manager", "cluster").order_by("name"))
+        return list(queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password").order_by("name"))
 
     def selection_label(self) -> str:
         if self.selection == VmSelection.TAG:

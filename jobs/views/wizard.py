@@ -143,7 +143,8 @@ def _vm_tree(step: str, form) -> dict:
     from inventory.models import Cluster
 
     chosen = {str(v) for v in (form["vms"].value() or [])}
-    clusters = Cluster.objects.filter(removed=False).select_related("manager").prefetch_related("vms")
+    clusters = (Cluster.objects.filter(removed=False).select_related("manager").defer("manager__password")
+                .prefetch_related("vms"))
     tree = [{"cluster": c, "vms": [{"vm": vm, "checked": str(vm.pk) in chosen}
                                    for vm in c.vms.all() if not vm.removed]} for c in clusters]
     tags = sorted({t for tags in _all_tags() for t in tags})

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from plugin import engine as ovirt
-from repositories.store import block_digest, is_zero
+from repositories.store import ChunkStore, block_digest, is_zero
 from tests.support.processes import manage_py, running
 from tests.workers.conftest import blocks_of
 from workers import deployment, dispatch
@@ -127,6 +127,8 @@ def test_a_killed_runner_loses_its_task_to_another_worker(sim, manager, reposito
     assert Worker.objects.get(name="doomed").state == WorkerState.UNREACHABLE
     assert task.state == DiskTaskState.SUCCEEDED, task.error
     assert_index_equals_source(sim, task, tmp_path)
+    digests = sorted({d for d in task.result["index"]["blocks"] if d})
+    assert digests and ChunkStore.open(repository.path).missing(digests) == []
 
 
 def test_the_embedded_worker_moves_disks_when_the_cluster_has_none(sim, manager, repository,

@@ -10,7 +10,7 @@ from plugin.errors import EngineTimeout, WaitAborted
 
 T = TypeVar("T")
 
-FIRST_POLL = 0.2
+FIRST_POLL = 0.05
 MAX_POLL = 2.0
 
 ShouldStop = Callable[[], bool] | None
@@ -21,8 +21,9 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
              should_stop: ShouldStop = None) -> T:
     """Call ``fetch`` until ``done(result)``; the result, or EngineTimeout after ``timeout`` s.
 
-    Polls quickly at first (engine operations on small disks finish in well
-    under a second) and backs off to every 2 s so long waits stay cheap.
+    Polls quickly at first (phases of small operations change within tens of
+    milliseconds, and a session makes several waits per VM) and backs off by
+    1.5× to every 2 s, so long waits cost the engine a GET every 2 s.
     ``should_stop`` is asked between polls; when it says True, WaitAborted.
     """
     deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from jobs.choices import ACTIVE_STATES, LogLevel, ReconcileKind, SessionState
@@ -44,20 +45,22 @@ def fail_dead_sessions(stale_seconds: int | None = None) -> list[int]:
     failed = []
     candidates = Session.objects.filter(state=SessionState.RUNNING, heartbeat__lt=cutoff)
     for session in candidates:
-        # Conditional: a driver that beats again meanwhile keeps its session.
-        ended = Session.objects.filter(pk=session.pk, state=SessionState.RUNNING, heartbeat__lt=cutoff) \
-            .update(state=SessionState.FAILED, finished=timezone.now(),
-                    summary="failed: its driver stopped (the runner died)")
-        if not ended:
-            continue
-        failed.append(session.pk)
-        TaskSession.objects.filter(session=session, state__in=ACTIVE_STATES).update(
-            state=SessionState.FAILED, finished=timezone.now(), error="the session's driver died")
-        VmLock.objects.filter(session=session).delete()
-        _stop_disk_tasks(session.pk)
-        _record(ReconcileKind.SESSION_FAILED,
-                f"session {session.pk} ({session.name}) failed: no heartbeat since "
-                f"{session.heartbeat:%Y-%m-%d %H:%M:%S}; its driver died.", session_id=session.pk)
+        # One transaction: whoever sees the session failed also sees why.
+        with transaction.atomic():
+            # Conditional: a driver that beats again meanwhile keeps its session.
+            ended = Session.objects.filter(pk=session.pk, state=SessionState.RUNNING, heartbeat__lt=cutoff) \
+                .update(state=SessionState.FAILED, finished=timezone.now(),
+                        summary="failed: its driver stopped (the runner died)")
+            if not ended:
+                continue
+            failed.append(session.pk)
+            TaskSession.objects.filter(session=session, state__in=ACTIVE_STATES).update(
+                state=SessionState.FAILED, finished=timezone.now(), error="the session's driver died")
+            VmLock.objects.filter(session=session).delete()
+            _stop_disk_tasks(session.pk)
+            _record(ReconcileKind.SESSION_FAILED,
+                    f"session {session.pk} ({session.name}) failed: no heartbeat since "
+                    f"{session.heartbeat:%Y-%m-%d %H:%M:%S}; its driver died.", session_id=session.pk)
     return failed
 
 

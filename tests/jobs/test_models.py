@@ -145,3 +145,28 @@ def test_the_jobs_address_hears_how_a_session_ended(mailoutbox):
     job.save()
     session.refresh_from_db()
     assert not notify_session_end(session)
+
+
+def test_reconcile_fails_only_sessions_whose_heartbeat_stopped():
+    from jobs.choices import ReconcileKind
+    from jobs.models import ReconcileAction, TaskSession
+    from jobs.reconcile import fail_dead_sessions, release_orphan_locks
+
+    _, _, vms = factories.inventory()
+    now = timezone.now()
+    dead = Session.objects.create(name="dead", state=SessionState.RUNNING, heartbeat=now - timedelta(minutes=5))
+    alive = Session.objects.create(name="alive", state=SessionState.RUNNING, heartbeat=now)
+    TaskSession.objects.create(session=dead, vm=vms[0], vm_name="web1", state=SessionState.RUNNING)
+    VmLock.objects.create(vm=vms[0], session=dead)
+    ended = Session.objects.create(name="ended", state=SessionState.SUCCESS)
+    VmLock.objects.create(vm=vms[1], session=ended)
+
+    assert fail_dead_sessions(stale_seconds=60) == [dead.pk]
+    assert Session.objects.get(pk=dead.pk).state == SessionState.FAILED
+    assert Session.objects.get(pk=alive.pk).state == SessionState.RUNNING
+    assert TaskSession.objects.get(session=dead).state == SessionState.FAILED
+    assert "driver died" in dead.log_lines.last().message
+    assert release_orphan_locks() == 1 and not VmLock.objects.exists()
+    assert set(ReconcileAction.objects.values_list("kind", flat=True)) == {
+        ReconcileKind.SESSION_FAILED, ReconcileKind.LOCK_RELEASED}
+    assert fail_dead_sessions(stale_seconds=60) == []

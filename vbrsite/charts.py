@@ -116,7 +116,7 @@ def stored_per_day(per_day: dict[date, int]) -> BarChart:
 
 def _minutes(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.3g} s"
     return f"{seconds / 60:.0f} min"
 
 

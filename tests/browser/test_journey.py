@@ -9,8 +9,9 @@ dashboard counts the VM as protected. The control runner,
 the embedded worker runner and the data mover are processes started here
 against the test database (live_env); the web pages are the live server's.
 
-Screenshots of the dashboard, the job wizard and a running session are kept in
-docs/screenshots/ for the README.
+Screenshots of the dashboard, the job wizard and a running session are kept with
+the test's output, and in docs/screenshots/ for the README when
+VBR_UPDATE_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
@@ -82,10 +83,12 @@ def stop_worker_runners() -> None:
 
 
 def shot(page, name: str, output_dir: Path, *, full_page: bool = True) -> None:
-    """Keep a screenshot with the test's output and, for the README, in docs/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Keep a screenshot with the test's output; with VBR_UPDATE_SCREENSHOTS=1 also as the
+    README's, in docs/screenshots/ (not at every run: the files would change each time)."""
     page.screenshot(path=str(output_dir / f"{name}.png"), full_page=full_page)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+    if os.environ.get("VBR_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def add_manager(page, base: str, sim) -> None:

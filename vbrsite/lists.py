@@ -41,6 +41,13 @@ PAGE_PARAM = "page"
 Filter = str | tuple[str, ...] | Callable[[QuerySet, Any], QuerySet]
 
 
+class SearchForm(forms.Form):
+    """The one-box filter of a short list: ``filters={"q": ("name__icontains", ...)}``."""
+
+    q = forms.CharField(required=False, max_length=200, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search"}))
+
+
 def with_params(query: QueryDict, **changes) -> str:
     """The query string with ``changes`` applied (None removes a parameter), as "?a=1&b=2"."""
     query = query.copy()

@@ -109,3 +109,12 @@ def test_an_aggregate_list_pages_by_its_grouping_key(vms):
                      tiebreak="status")
     assert result.page.paginator.count == 2
     assert result.rows[0] == {"status": "down", "n": 13, "top": "vm24"}
+
+
+def test_the_search_form_filters_a_short_list(vms):
+    from vbrsite.lists import SearchForm
+
+    request = RequestFactory().get("/?q=vm2")
+    result = Listing(request, VM.objects.all(), sorts=SORTS, default_sort="name",
+                     form=SearchForm(request.GET), filters={"q": ("name__icontains",)})
+    assert names(result) == ["vm02", "vm12", "vm20", "vm21", "vm22", "vm23", "vm24"]

@@ -117,4 +117,4 @@ def test_the_search_form_filters_a_short_list(vms):
     request = RequestFactory().get("/?q=vm2")
     result = Listing(request, VM.objects.all(), sorts=SORTS, default_sort="name",
                      form=SearchForm(request.GET), filters={"q": ("name__icontains",)})
-    assert names(result) == ["vm02", "vm12", "vm20", "vm21", "vm22", "vm23", "vm24"]
+    assert names(result) == ["vm20", "vm21", "vm22", "vm23", "vm24"]

@@ -133,6 +133,21 @@ class BackupJob(models.Model):
                     .order_by("name") if self.tag in (vm.tags or [])]
         return list(queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password").order_by("name"))
 
+    def vm_count(self) -> int:
+        """How many VMs the job selects now (what the jobs list shows), without loading them."""
+        from django.db import connection
+
+        from inventory.models import VM
+
+        if self.selection == VmSelection.EXPLICIT:
+            return self.vms.filter(removed=False).count()
+        if self.selection == VmSelection.CLUSTER:
+            return VM.objects.filter(cluster_id=self.cluster_id, removed=False).count() if self.cluster_id else 0
+        queryset = _tagged(VM.objects.filter(removed=False), self.tag)
+        if connection.features.supports_json_field_contains:
+            return queryset.count()
+        return sum(1 for tags in queryset.values_list("tags", flat=True) if self.tag in (tags or []))
+
     def selection_label(self) -> str:
         if self.selection == VmSelection.TAG:
             return f"tag {self.tag}"

@@ -20,7 +20,7 @@ def _rows(jobs) -> list[dict]:
     for job in jobs:
         last = job.sessions.order_by("-created").first()
         rows.append({"job": job, "last": last, "next_run": job.next_run(),
-                     "vm_count": len(job.resolve_vms()),
+                     "vm_count": job.vm_count(),
                      "running": last is not None and last.state in ACTIVE_STATES})
     return rows
 

@@ -170,3 +170,13 @@ def test_reconcile_fails_only_sessions_whose_heartbeat_stopped():
     assert set(ReconcileAction.objects.values_list("kind", flat=True)) == {
         ReconcileKind.SESSION_FAILED, ReconcileKind.LOCK_RELEASED}
     assert fail_dead_sessions(stale_seconds=60) == []
+
+
+def test_the_vm_count_matches_the_vms_resolved():
+    manager, cluster, vms = factories.inventory(vm_names=("web1", "db1", "old"))
+    vms[2].removed = True
+    vms[2].save()
+    jobs = [factories.job("by-tag", selection=VmSelection.TAG, tag="production"),
+            factories.job("by-cluster", selection=VmSelection.CLUSTER, cluster=cluster),
+            factories.job("chosen", vms=vms)]
+    assert [job.vm_count() for job in jobs] == [len(job.resolve_vms()) for job in jobs] == [1, 2, 2]

@@ -27,9 +27,15 @@ def sessions(request: HttpRequest) -> HttpResponse:
                                                   "title": "Sessions"})
 
 
+LOG_LINES_SHOWN = 300
+
+
 def _session_context(request: HttpRequest, session: Session) -> dict:
-    return {"session": session, "tasks": session.tasks.all(),
-            "log_lines": session.log_lines.order_by("pk"), "can_run": can_run(request.user)}
+    # The fragment is redrawn every 2 s: a long session shows its latest lines only.
+    total = session.log_lines.count()
+    lines = reversed(list(session.log_lines.order_by("-pk")[:LOG_LINES_SHOWN]))
+    return {"session": session, "tasks": session.tasks.all(), "log_lines": list(lines),
+            "earlier_lines": max(0, total - LOG_LINES_SHOWN), "can_run": can_run(request.user)}
 
 
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:

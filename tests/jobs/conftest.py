@@ -101,6 +101,7 @@ def runner_env(live_env: dict, **extra) -> dict:
 def runners(sim, manager, repository, live_env, output_dir):
     """Start the control runner and the embedded worker runner with extra settings:
     ``runners(control={...}, worker={...})``; ``stack.start_control()`` starts another control runner."""
+    Path(live_env["VBR_DATA_DIR"]).mkdir(parents=True, exist_ok=True)  # the runners' check wants it
     with ExitStack() as started:
         def start(control: dict | None = None, worker: dict | None = None) -> Stack:
             env = runner_env(live_env, **(control or {}))

@@ -123,6 +123,31 @@ class VmBackup:
         self._update(restore_point=point, mode=point.type)
         self.say(f"restore point {point.manifest_id} recorded ({point.type}): read "
                  f"{_mib(point.bytes_read)}, sent {_mib(point.bytes_sent)}, stored {_mib(point.bytes_stored)}.")
+        if checkpoint_id:
+            self._prune_checkpoints(engine)
+
+    def _prune_checkpoints(self, engine: ovirt.Engine) -> None:
+        """Delete the VM's oldest checkpoints no repository's next incremental starts from.
+
+        Each checkpoint is a dirty bitmap in every qcow2 volume of the VM: left
+        alone they pile up. The engine only deletes the root (oldest) one, so
+        delete from the root until a checkpoint some repository still needs.
+        """
+        from jobs.models import RestorePoint
+
+        needed = set()
+        for repository_id in (RestorePoint.objects.filter(vm=self.vm).values_list("repository", flat=True)
+                              .distinct()):
+            needed.add(RestorePoint.objects.filter(vm=self.vm, repository_id=repository_id)
+                       .order_by("-time", "-pk").values_list("checkpoint_id", flat=True).first())
+        try:
+            for checkpoint in ovirt.list_checkpoints(engine, self.vm.engine_id):
+                if checkpoint.id in needed:
+                    break
+                ovirt.delete_checkpoint(engine, self.vm.engine_id, checkpoint.id)
+                self.say(f"deleted checkpoint {checkpoint.id}: no repository's next incremental needs it.")
+        except EngineError as exc:
+            self.say(f"could not delete an old checkpoint: {exc}", LogLevel.WARNING)
 
     def _disks(self, engine: ovirt.Engine) -> list[ovirt.DiskInfo]:
         info = ovirt.get_vm(engine, self.vm.engine_id)
@@ -217,6 +242,19 @@ class VmBackup:
 
     def _move(self, engine, holdings: EngineHoldings, works, plan: BackupPlan) -> None:
         """Hand every disk to a worker, follow them, and finalize the transfers."""
+        try:
+            self._hand_over(engine, works, plan)
+        except BaseException:
+            disk_tasks.stop_tasks(works)  # disks handed over already must not go on alone
+            raise
+        disk_tasks.follow(self.run, self.task, works)
+        for work in works:
+            ovirt.finalize_transfer(engine, work.transfer_id)
+            ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout,
+                                         should_stop=self.run.should_stop)
+            holdings.finalized.add(work.transfer_id)
+
+    def _hand_over(self, engine, works, plan: BackupPlan) -> None:
         for work in works:
             transfer = ovirt.wait_transfer_ready(engine, work.transfer_id, timeout=self.run.wait_timeout,
                                                  should_stop=self.run.should_stop)
@@ -224,12 +262,6 @@ class VmBackup:
             task = disk_tasks.submit(self.run, self.vm, self.repository, work,
                                      plan.base.manifest_id if plan.base else None)
             self.say(f"disk {work.disk.name} ({work.mode}) handed to {task.worker_name}.")
-        disk_tasks.follow(self.run, self.task, works)
-        for work in works:
-            ovirt.finalize_transfer(engine, work.transfer_id)
-            ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout,
-                                         should_stop=self.run.should_stop)
-            holdings.finalized.add(work.transfer_id)
 
     # Helpers
 

@@ -69,6 +69,15 @@ def test_full_then_incremental_reads_only_dirty_blocks_and_every_restore_point_e
         assert sum(d["bytes_read"] for d in qcow_disks) <= len(blocks) * BLOCK_SIZE
         assert all(d["format"] == "raw" for d in raw_disks)
     _points_equal_disks(stack, fulls + incrementals, images_at, tmp_path)
+    assert _engine_checkpoints(stack, "small-vm1") == [by_vm["small-vm1"].checkpoint_id], \
+        "checkpoints no repository needs any more are deleted"
+
+
+def _engine_checkpoints(stack, vm_name):
+    from plugin import engine as ovirt
+
+    with ovirt.connect(stack.manager.credentials()) as engine:
+        return [c.id for c in ovirt.list_checkpoints(engine, stack.vm(vm_name).engine_id)]
 
 
 def test_a_broken_checkpoint_gives_a_full_with_the_reason_in_the_log(stack, tmp_path):
@@ -108,8 +117,8 @@ def test_a_scheduled_run_fires_and_its_session_says_so(stack):
     from jobs.models import Session
 
     job = stack.job("every-minute", ["small-vm2"], schedule_kind=ScheduleKind.CRON, schedule_cron="* * * * *")
-    Schedule.objects.filter(name=f"jobs: backup job {job.pk}").update(
-        next_run=timezone.now() - timezone.timedelta(seconds=1))
+    due = timezone.now() - timezone.timedelta(seconds=1)
+    Schedule.objects.filter(name=f"jobs: backup job {job.pk}").update(next_run=due)
     scheduler()  # what the control runner's guard calls every 30 s: the schedule becomes a task
     deadline = timezone.now() + timezone.timedelta(seconds=60)
     while not Session.objects.filter(job=job).exists() and timezone.now() < deadline:
@@ -119,4 +128,4 @@ def test_a_scheduled_run_fires_and_its_session_says_so(stack):
     session = wait_for_session(Session.objects.get(job=job), stack=stack)
     assert session.trigger == Trigger.SCHEDULE and session.state == SessionState.SUCCESS, session_log(session)
     assert "Started by the schedule (cron * * * * *)" in session_log(session)
-    assert Schedule.objects.get(name=f"jobs: backup job {job.pk}").next_run > timezone.now()
+    assert Schedule.objects.get(name=f"jobs: backup job {job.pk}").next_run > due  # the next one is planned

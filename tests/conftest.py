@@ -39,6 +39,7 @@ def database_url_of(settings_dict: dict) -> str:
 @pytest.fixture
 def live_env(transactional_db, tmp_path) -> dict:
     """Environment for a process (runner, data mover) that must see the test database."""
+    (tmp_path / "data").mkdir(exist_ok=True)
     return {
         "DATABASE_URL": database_url_of(connection.settings_dict),
         "VBR_SECRET_KEY": settings.SECRET_KEY,

@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init", action="store_true",
                         help="create an unencrypted repository at --path if there is none")
     parser.add_argument("--access-log", action="store_true")
+    parser.add_argument("--no-verify-content", dest="verify_content", action="store_false",
+                        help="check received chunks' framing and CRC only, not their content "
+                        "against their name (less CPU; only for workers you trust)")
     return parser.parse_args(argv)
 
 
@@ -42,7 +45,8 @@ def main(argv=None) -> None:
         if args.init:
             ChunkStore.create(args.path, key=None)
         config = DataMoverConfig(path=args.path, token=token, key=key,
-                                 immutable_days=args.immutable_days, capacity=args.capacity)
+                                 immutable_days=args.immutable_days, capacity=args.capacity,
+                                 verify_content=args.verify_content)
         serve(config, args.bind, workers=args.workers, threads=args.threads,
               certfile=args.certfile, keyfile=args.keyfile, access_log=args.access_log)
     except (OSError, StoreError) as exc:

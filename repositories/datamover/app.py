@@ -57,6 +57,8 @@ class DataMoverConfig:
     key: RepositoryKey | None = None
     immutable_days: int = 0
     capacity: int | None = None
+    # False trusts the workers' chunk names (framing and CRC still checked): see ChunkStore.
+    verify_content: bool = True
 
 
 class HttpError(Exception):
@@ -78,7 +80,8 @@ class DataMoverApp:
     def __init__(self, config: DataMoverConfig):
         self.config = config
         self.store = ChunkStore.open(config.path, key=config.key,
-                                     immutable_days=config.immutable_days)
+                                     immutable_days=config.immutable_days,
+                                     verify_content=config.verify_content)
         self._token_digest = hashlib.sha256(config.token.encode()).digest()
         self._stats: tuple[float, dict] | None = None
         self.routes = [

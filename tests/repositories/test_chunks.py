@@ -46,6 +46,16 @@ def test_compressible_blocks_shrink_and_random_ones_are_stored_raw():
     assert len(blob) == 32 + BLOCK_SIZE
 
 
+def test_a_mostly_random_block_with_compressible_parts_is_still_compressed():
+    # The incompressibility probe samples the block; one compressible sample is enough.
+    quarter = BLOCK_SIZE // 4
+    data = random_block(quarter) + compressible_block(2, quarter) + random_block(2 * quarter)
+    blob = encode_chunk(data)
+    assert blob[5] == 1  # flags: compressed
+    assert len(blob) < BLOCK_SIZE * 0.8
+    assert decode_chunk(blob) == data
+
+
 def test_the_header_is_the_documented_layout():
     data = compressible_block(3)
     blob = encode_chunk(data)

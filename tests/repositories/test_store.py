@@ -218,6 +218,30 @@ def test_a_chunk_is_refused_when_its_content_doesnt_match_its_name(store):
     assert store.stats()["chunks"] == 0
 
 
+def test_without_content_verification_damaged_chunks_are_still_refused_and_verify_finds_misnamed_ones(
+        tmp_path):
+    store = ChunkStore.create(tmp_path / "repository", verify_content=False)
+    blob = encode_chunk(compressible_block(1))
+    damaged = bytearray(blob)
+    damaged[len(damaged) // 2] ^= 0x01
+    with pytest.raises(ChunkError, match="checksum"):
+        store.put_chunk(block_digest(compressible_block(1)), bytes(damaged))
+    with pytest.raises(ChunkError, match="payload is"):
+        store.put_chunk(block_digest(compressible_block(1)), blob[:-10])
+    # A wrong name is trusted on put, then found by the next verify job.
+    misnamed = block_digest(compressible_block(2))
+    assert store.put_chunk(misnamed, blob)
+    store.put_manifest(build_manifest("rp-1", "vm-1", [_one_block_disk(misnamed)]))
+    report = verify(store)
+    assert list(report.corrupt) == [misnamed] and report.affected_manifests == ["rp-1"]
+
+
+def _one_block_disk(digest: str) -> DiskIndex:
+    disk = DiskIndex(id="disk-1", size=BLOCK_SIZE)
+    disk.set_block(0, digest)
+    return disk
+
+
 def test_a_folder_with_other_files_is_not_made_a_repository(tmp_path):
     (tmp_path / "data.txt").write_text("something")
     with pytest.raises(StoreError, match="not empty"):

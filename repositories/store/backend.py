@@ -9,9 +9,12 @@ by implementing the same few methods (``touch`` becomes a copy onto itself,
 """
 
 import contextlib
+import errno
 import fcntl
+import mmap
 import os
 import shutil
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -21,6 +24,11 @@ from pathlib import Path
 from repositories.store.errors import NotFound, StoreError
 
 TEMPORARY_DIR = "tmp"
+# Objects this large (chunks) are written with O_DIRECT where the filesystem
+# allows it: no copy into the page cache and no dirty pages for fsync to write
+# back, which on the bench cost more CPU than compressing the chunk.
+DIRECT_MIN_SIZE = 256 * 1024
+DIRECT_ALIGN = 4096
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class LocalBackend(Backend):
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self.direct_io = hasattr(os, "O_DIRECT")  # cleared once the filesystem refuses it
+        self._buffers = threading.local()
 
     def _path(self, name: str) -> Path:
         if name.startswith("/") or ".." in name.split("/"):
@@ -99,10 +109,11 @@ class LocalBackend(Backend):
         temporary = self.root / TEMPORARY_DIR / f"{uuid.uuid4().hex}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                self._write_fd(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             try:
                 os.replace(temporary, target)
             except FileNotFoundError:
@@ -115,6 +126,31 @@ class LocalBackend(Backend):
             raise
         if durable_name:
             _fsync_dir(target.parent)
+
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        """Write every byte: the aligned bulk with O_DIRECT when possible, the rest buffered."""
+        view = memoryview(data)
+        bulk = len(view) - len(view) % DIRECT_ALIGN
+        if self.direct_io and len(view) >= DIRECT_MIN_SIZE:
+            try:
+                _write_direct(fd, view[:bulk], self._buffer(bulk))
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # This filesystem doesn't take O_DIRECT (tmpfs, some network mounts).
+                self.direct_io = False
+                os.ftruncate(fd, 0)
+                bulk = 0
+            os.lseek(fd, bulk, os.SEEK_SET)
+            view = view[bulk:]
+        _write_all(fd, view)
+
+    def _buffer(self, size: int) -> mmap.mmap:
+        """This thread's page-aligned buffer of at least ``size`` bytes (O_DIRECT needs one)."""
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = self._buffers.buffer = mmap.mmap(-1, max(size, DIRECT_MIN_SIZE))
+        return buffer
 
     def flush(self) -> None:
         # Another data mover process may have written the chunks, so every
@@ -198,6 +234,26 @@ class LocalBackend(Backend):
         for i in range(256):
             (chunks / f"{i:02x}").mkdir(exist_ok=True)
         _fsync_dir(self.root)
+
+
+def _write_direct(fd: int, bulk: memoryview, buffer: mmap.mmap) -> None:
+    """Write ``bulk`` (a multiple of DIRECT_ALIGN bytes) at offset 0 with O_DIRECT, then turn it off."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+    try:
+        aligned = memoryview(buffer)[:len(bulk)]
+        try:
+            aligned[:] = bulk
+            _write_all(fd, aligned)
+        finally:
+            aligned.release()
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while len(view):
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -117,4 +117,5 @@ class ReconcileKind(models.TextChoices):
     TRANSFER_CANCELLED = "transfer_cancelled", "Cancelled an image transfer"
     SNAPSHOT_DELETED = "snapshot_deleted", "Deleted a snapshot"
     LOCK_RELEASED = "lock_released", "Released a VM lock"
+    RESTORE_CLEANED = "restore_cleaned", "Removed what a failed restore created"
     ERROR = "error", "Could not clean up"

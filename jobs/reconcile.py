@@ -116,27 +116,43 @@ def reconcile_all() -> str:
 
 
 def reconcile_manager(engine: ovirt.Engine, manager) -> None:
-    """Cancel, finalize or delete what a dead session left in one engine."""
+    """Cancel, finalize or delete what a dead session left in one engine.
+
+    Transfers go first: a backup can't be finalized nor a snapshot deleted while a
+    transfer holds its disk. A real engine doesn't keep a transfer's description,
+    so a transfer is also ours when it reads a backup or snapshot that carries our
+    tag. Then what dead restore sessions created (disks, VMs) is removed.
+    """
     live = live_session_ids()
-    vm_ids = _recent_vm_ids(manager)
+    leftovers = [(vm_id, *_tagged_objects(engine, vm_id)) for vm_id in _recent_vm_ids(manager)]
+    owners = {item.id: ovirt.session_of(item.description)
+              for _, backups, snapshots in leftovers for item in (*backups, *snapshots)}
+    _reconcile_transfers(engine, manager, live, owners)
+    for vm_id, backups, snapshots in leftovers:
+        _reconcile_vm(engine, manager, vm_id, live, backups, snapshots)
+    _reconcile_restores(engine, manager)
+
+
+def _tagged_objects(engine: ovirt.Engine, vm_id: str) -> tuple[list, list]:
+    try:
+        return ovirt.list_backups(engine, vm_id), ovirt.list_snapshots(engine, vm_id)
+    except EngineError:
+        return [], []  # the VM is gone: nothing of ours can be left on it
+
+
+def _reconcile_transfers(engine: ovirt.Engine, manager, live: set[str], owners: dict) -> None:
     for transfer in ovirt.list_transfers(engine):
-        owner = ovirt.session_of(transfer.description)
+        owner = (ovirt.session_of(transfer.description) or owners.get(transfer.backup_id)
+                 or owners.get(transfer.snapshot_id))
         if owner is None or owner in live or transfer.phase in ovirt.TERMINAL_PHASES:
             continue
         _act(manager, owner, transfer.id, ReconcileKind.TRANSFER_CANCELLED,
              f"cancelled image transfer {transfer.id} (phase {transfer.phase}) left by session {owner}.",
              lambda t=transfer: (ovirt.cancel_transfer(engine, t.id),
                                  ovirt.wait_transfer_ended(engine, t.id, timeout=CLEANUP_TIMEOUT)))
-    for vm_id in vm_ids:
-        _reconcile_vm(engine, manager, vm_id, live)
 
 
-def _reconcile_vm(engine: ovirt.Engine, manager, vm_id: str, live: set[str]) -> None:
-    try:
-        backups = ovirt.list_backups(engine, vm_id)
-        snapshots = ovirt.list_snapshots(engine, vm_id)
-    except EngineError:
-        return  # the VM is gone: nothing of ours can be left on it
+def _reconcile_vm(engine: ovirt.Engine, manager, vm_id: str, live: set[str], backups, snapshots) -> None:
     for backup in backups:
         owner = ovirt.session_of(backup.description)
         if owner is None or owner in live or backup.phase in ovirt.BACKUP_TERMINAL_PHASES:
@@ -153,6 +169,15 @@ def _reconcile_vm(engine: ovirt.Engine, manager, vm_id: str, live: set[str]) -> 
              f"deleted snapshot {snapshot.id} of VM {vm_id} left by session {owner}.",
              lambda s=snapshot: (ovirt.delete_snapshot(engine, vm_id, s.id),
                                  ovirt.wait_snapshot_gone(engine, vm_id, s.id, timeout=CLEANUP_TIMEOUT)))
+
+
+def _reconcile_restores(engine: ovirt.Engine, manager) -> None:
+    from jobs.restore.abandoned import clean_abandoned_restores
+
+    for item in clean_abandoned_restores(engine, manager):
+        kind = ReconcileKind.RESTORE_CLEANED if item.ok else ReconcileKind.ERROR
+        _record(kind, f"{item.message} (left by restore session {item.session_id})",
+                session_id=item.session_id, manager=manager, object_id=item.object_id)
 
 
 def _act(manager, owner: str, object_id: str, kind: str, message: str, action) -> None:

@@ -6,7 +6,7 @@ import functools
 
 from django.core.exceptions import PermissionDenied
 
-from vbrsite.roles import ADMINISTRATOR, OPERATOR, user_has_role
+from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR, user_has_role
 
 
 def can_edit(user) -> bool:
@@ -15,6 +15,13 @@ def can_edit(user) -> bool:
 
 def can_run(user) -> bool:
     return user_has_role(user, ADMINISTRATOR, OPERATOR)
+
+
+def can_cancel(user, session) -> bool:
+    """Runners stop any session; a Restore operator stops restore sessions (they may start them)."""
+    if can_run(user):
+        return True
+    return session.kind == "restore" and user_has_role(user, RESTORE_OPERATOR)
 
 
 def require(check, message: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -10,7 +11,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from jobs.forms import SessionFilterForm
 from jobs.models import Session
-from jobs.views.access import can_run, runners_only
+from jobs.views.access import can_cancel
 from vbrsite.lists import Listing
 
 SORTS = {"created": "created", "name": "name", "state": "state", "kind": "kind", "started": "started",
@@ -35,7 +36,7 @@ def _session_context(request: HttpRequest, session: Session) -> dict:
     total = session.log_lines.count()
     lines = reversed(list(session.log_lines.order_by("-pk")[:LOG_LINES_SHOWN]))
     return {"session": session, "tasks": session.tasks.all(), "log_lines": list(lines),
-            "earlier_lines": max(0, total - LOG_LINES_SHOWN), "can_run": can_run(request.user)}
+            "earlier_lines": max(0, total - LOG_LINES_SHOWN), "can_run": can_cancel(request.user, session)}
 
 
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -55,10 +56,12 @@ def session_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@runners_only
 def session_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask the session to stop; it cleans up the engine and ends as cancelled."""
     session = get_object_or_404(Session, pk=pk)
+    if not can_cancel(request.user, session):
+        raise PermissionDenied("Only administrators and operators may stop backup sessions; "
+                               "restore operators may stop restore sessions.")
     if session.request_cancel():
         messages.success(request, f"Cancelling session {session.pk}: it stops within seconds.")
     else:

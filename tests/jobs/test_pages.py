@@ -205,3 +205,15 @@ def test_session_history_sorts_and_pages(client_as, setup):
     assert page.index(">run-00<") < page.index(">run-01<") and ">run-54<" not in page
     page = client.get(reverse("jobs:sessions"), {"sort": "name", "page": 2}).content.decode()
     assert ">run-54<" in page and ">run-00<" not in page
+
+
+def test_a_restore_operator_cancels_a_restore_session_but_not_a_backup(client_as, setup):
+    restore = Session.objects.create(kind="restore", name="restore web1", state=SessionState.RUNNING)
+    backup = Session.objects.create(job=setup["job"], name="nightly", state=SessionState.RUNNING)
+    client = client_as(RESTORE_OPERATOR)
+    assert "Cancel session" in client.get(reverse("jobs:session", args=[restore.pk])).content.decode()
+    assert "Cancel session" not in client.get(reverse("jobs:session", args=[backup.pk])).content.decode()
+    assert client.post(reverse("jobs:session_cancel", args=[restore.pk])).status_code == 302
+    assert client.post(reverse("jobs:session_cancel", args=[backup.pk])).status_code == 403
+    assert Session.objects.get(pk=restore.pk).cancel_requested
+    assert not Session.objects.get(pk=backup.pk).cancel_requested

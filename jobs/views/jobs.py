@@ -12,6 +12,7 @@ from jobs import services
 from jobs.choices import ACTIVE_STATES
 from jobs.models import BackupJob, Session
 from jobs.views.access import can_edit, can_run, editors_only, runners_only
+from vbrsite.lists import Listing, SearchForm
 
 
 def _rows(jobs) -> list[dict]:
@@ -25,12 +26,18 @@ def _rows(jobs) -> list[dict]:
     return rows
 
 
+JOB_SORTS = {"name": "name", "repository": ("repository__name", "name"), "created": "created"}
+
+
 def index(request: HttpRequest) -> HttpResponse:
     """Every backup job: last result, next run, VM count, and the actions the user may take."""
     jobs = BackupJob.objects.select_related("repository", "cluster").prefetch_related("vms")
+    listing = Listing(request, jobs, sorts=JOB_SORTS, default_sort="name",
+                      form=SearchForm(request.GET or None),
+                      filters={"q": ("name__icontains", "description__icontains", "tag__icontains")})
     return render(request, "jobs/index.html", {
-        "rows": _rows(jobs), "can_edit": can_edit(request.user), "can_run": can_run(request.user),
-        "title": "Backup jobs"})
+        "rows": _rows(listing.rows), "listing": listing, "can_edit": can_edit(request.user),
+        "can_run": can_run(request.user), "title": "Backup jobs"})
 
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -32,6 +32,7 @@ from jobs.restore.points import RestoreError
 from jobs.restore.requests import DISKS as DISKS_KIND
 from jobs.restore.requests import VM as VM_KIND
 from jobs.restore.requests import RestoreRequest, submit_restore
+from vbrsite.lists import Listing
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR, user_has_role
 
 STEPS = (("vm", "VM"), ("point", "Restore point"), ("kind", "Kind of restore"),
@@ -115,6 +116,9 @@ def _render(request: HttpRequest, step: str, state: dict, context: dict) -> Http
                    **context})
 
 
+VM_SORTS = {"name": "name", "points": ("points", "name"), "last": ("last", "name")}
+
+
 def _step_vm(request: HttpRequest, state: dict) -> HttpResponse:
     if request.GET.get("choose"):
         _save(request, {"vm": request.GET["choose"]})
@@ -124,11 +128,12 @@ def _step_vm(request: HttpRequest, state: dict) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     if query:
         rows = rows.filter(Q(vm_name__icontains=query) | Q(vm_engine_id=query))
-    rows = list(rows.order_by("name"))
+    listing = Listing(request, rows, sorts=VM_SORTS, default_sort="name", tiebreak="vm_engine_id")
+    rows = listing.rows
     present = _present_vms([row["vm_engine_id"] for row in rows])
     for row in rows:
         row["in_engine"] = row["vm_engine_id"] in present
-    return _render(request, "vm", state, {"rows": rows, "q": query})
+    return _render(request, "vm", state, {"rows": rows, "q": query, "listing": listing})
 
 
 def _present_vms(engine_ids: list[str]) -> set[str]:

@@ -55,6 +55,9 @@ def runner_environment() -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url(), "VBR_SECRET_KEY": settings.SECRET_KEY,
            "VBR_DATA_DIR": str(settings.DATA_DIR), "DJANGO_SETTINGS_MODULE": "vbrsite.settings"}
     env.pop("Q_CLUSTER_NAME", None)
+    # The runner stops when the process that owns this one (gunicorn's master, the
+    # runner cluster's sentinel) ends, as it does on Ctrl-C of `make run`.
+    env["VBR_RUNNER_ANCHOR_PID"] = str(os.getppid())
     return env
 
 

@@ -43,6 +43,25 @@ def qcluster_command() -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
 
 
+def _anchor_alive() -> bool:
+    """False once the process named by VBR_RUNNER_ANCHOR_PID has ended.
+
+    The local launcher starts runners in a session of their own (a signal to the
+    web server must not reach them), so a Ctrl-C of `make run` would leave them
+    running: they watch the process that launched them instead.
+    """
+    anchor = os.environ.get("VBR_RUNNER_ANCHOR_PID", "")
+    if not anchor.isdigit():
+        return True
+    try:
+        os.kill(int(anchor), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Runner:
     """Run the queue's qcluster until it ends, is told to stop, or the worker is stopped."""
 
@@ -98,6 +117,9 @@ class Runner:
     def _beat_until_done(self) -> None:
         period = max(1, settings.VBR_WORKER_HEARTBEAT_SECONDS)
         while not self.stop.is_set() and self.child.poll() is None:
+            if not _anchor_alive():
+                log.info("the backup server that launched this runner is gone: stopping")
+                return
             if self.worker is not None and not self._beat():
                 log.info("worker %s is no longer meant to run: stopping its runner", self.worker)
                 return

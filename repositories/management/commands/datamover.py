@@ -1,5 +1,7 @@
 """manage.py datamover NAME [--bind HOST:PORT]: serve a repository's data mover under gunicorn."""
 
+import dataclasses
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
@@ -21,8 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--certfile", help="TLS certificate (PEM)")
         parser.add_argument("--keyfile", help="TLS private key (PEM)")
         parser.add_argument("--access-log", action="store_true")
+        parser.add_argument("--no-verify-content", dest="verify_content", action="store_false",
+                            help="check received chunks' framing and CRC only, not their content "
+                            "against their name (less CPU; only for workers you trust)")
 
-    def handle(self, *args, name, bind, workers, threads, certfile, keyfile, access_log, **options):
+    def handle(self, *args, name, bind, workers, threads, certfile, keyfile, access_log,
+               verify_content=True, **options):
         repository = Repository.objects.filter(name=name).first()
         if repository is None and name == DEFAULT_NAME:
             # make run starts this before anyone added a repository: create it.
@@ -32,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError(f"no repository named {name!r} (repositories: {names})")
         if repository.datamover_url.startswith("https:") and not certfile:
             raise CommandError(f"{repository.datamover_url} is https: give --certfile and --keyfile")
-        config = repository.datamover_config()
+        config = dataclasses.replace(repository.datamover_config(), verify_content=verify_content)
         bind = bind or repository.datamover_bind()
         # gunicorn forks: no database connection may cross into the workers.
         connections.close_all()

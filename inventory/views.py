@@ -18,7 +18,7 @@ from inventory.models import VM, Cluster, DataCenter, Disk, Manager, StorageDoma
 from inventory.protection import protection_for
 from inventory.services import request_sync, test_connection
 from plugin.errors import EngineError
-from vbrsite.lists import Listing
+from vbrsite.lists import Listing, SearchForm
 from vbrsite.roles import ADMINISTRATOR, user_has_role
 
 PAGE_SIZE = 50
@@ -45,12 +45,19 @@ def _can_manage(request: HttpRequest) -> bool:
 # Managers
 
 
+MANAGER_SORTS = {"name": "name", "url": ("url", "name"), "state": ("state", "name"),
+                 "vms": ("vm_count", "name"), "last_sync": ("last_sync", "name")}
+
+
 def managers(request: HttpRequest) -> HttpResponse:
-    """Every manager with its state, last sync and counts."""
+    """Every manager with its state, last sync and counts; searchable, sortable, paginated."""
     rows = Manager.objects.annotate(
         vm_count=Count("vm", filter=Q(vm__removed=False), distinct=True))
+    listing = Listing(request, rows, sorts=MANAGER_SORTS, default_sort="name",
+                      form=SearchForm(request.GET or None), filters={"q": ("name__icontains", "url__icontains")})
     return render(request, "inventory/managers.html",
-                  {"managers": rows, "can_manage": _can_manage(request), "title": "Managers"})
+                  {"managers": listing.rows, "listing": listing, "can_manage": _can_manage(request),
+                   "title": "Managers"})
 
 
 def manager_row(request: HttpRequest, pk: int) -> HttpResponse:

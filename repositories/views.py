@@ -18,6 +18,7 @@ from repositories.forms import ConnectionTestForm, GatewayForm, RepositoryForm
 from repositories.models import GatewayServer, Repository
 from repositories.services import RepositoryError, create_repository, refresh_stats, test_connection
 from repositories.tasks import request_verification
+from vbrsite.lists import Listing, SearchForm
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, user_has_role
 
 
@@ -37,10 +38,17 @@ def _can_manage(request: HttpRequest) -> bool:
     return user_has_role(request.user, ADMINISTRATOR)
 
 
+REPOSITORY_SORTS = {"name": "name", "where": ("path", "name"), "capacity": ("capacity", "name")}
+GATEWAY_SORTS = {"name": "name", "address": ("address", "name"), "state": ("state", "name")}
+
+
 def index(request: HttpRequest) -> HttpResponse:
     """Every repository with its last known figures; each row refreshes itself once loaded."""
+    listing = Listing(request, Repository.objects.select_related("gateway"), sorts=REPOSITORY_SORTS,
+                      default_sort="name", form=SearchForm(request.GET or None),
+                      filters={"q": ("name__icontains", "path__icontains", "gateway__name__icontains")})
     return render(request, "repositories/index.html", {
-        "repositories": Repository.objects.select_related("gateway"),
+        "repositories": listing.rows, "listing": listing,
         "can_manage": _can_manage(request), "refresh": True, "title": "Repositories"})
 
 
@@ -168,8 +176,11 @@ def verify(request: HttpRequest, pk: int) -> HttpResponse:
 
 def gateways(request: HttpRequest) -> HttpResponse:
     """Gateway servers and the repositories whose data movers they run."""
+    listing = Listing(request, GatewayServer.objects.prefetch_related("repositories"), sorts=GATEWAY_SORTS,
+                      default_sort="name", form=SearchForm(request.GET or None),
+                      filters={"q": ("name__icontains", "address__icontains")})
     return render(request, "repositories/gateways.html", {
-        "gateways": GatewayServer.objects.prefetch_related("repositories"),
+        "gateways": listing.rows, "listing": listing,
         "can_manage": _can_manage(request), "title": "Gateway servers"})
 
 

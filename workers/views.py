@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from vbrsite.lists import Listing, SearchForm
 from vbrsite.roles import ADMINISTRATOR, user_has_role
 from workers.choices import DISK_TASK_ACTIVE_STATES, WORKER_IDLE_STATES, DiskTaskState, WorkerState
 from workers.forms import ConfirmForm, WorkerForm
@@ -39,9 +40,13 @@ def _workers():
     return Worker.objects.select_related("manager", "cluster", "preferred_host", "storage_domain")
 
 
-def _rows() -> list[dict]:
+WORKER_SORTS = {"name": "name", "cluster": ("cluster__name", "name"), "state": ("state", "name"),
+                "heartbeat": ("last_heartbeat", "name")}
+
+
+def _rows(workers) -> list[dict]:
     rows = []
-    for worker in _workers():
+    for worker in workers:
         active = worker.active_tasks()
         rows.append({"worker": worker, "active": active.count(), "throughput": worker.throughput()})
     return rows
@@ -55,10 +60,13 @@ def _busy(rows: list[dict], embedded: dict) -> bool:
 
 
 def _table_context(request: HttpRequest) -> dict:
-    rows, embedded = _rows(), embedded_record()
+    listing = Listing(request, _workers(), sorts=WORKER_SORTS, default_sort="name",
+                      form=SearchForm(request.GET or None),
+                      filters={"q": ("name__icontains", "cluster__name__icontains", "manager__name__icontains")})
+    rows, embedded = _rows(listing.rows), embedded_record()
     tasks = (DiskTask.objects.filter(state__in=DISK_TASK_ACTIVE_STATES)
              .select_related("worker").order_by("created"))
-    return {"rows": rows, "embedded": embedded, "tasks": tasks, "polling": _busy(rows, embedded),
+    return {"rows": rows, "listing": listing, "embedded": embedded, "tasks": tasks, "polling": _busy(rows, embedded),
             "can_manage": user_has_role(request.user, ADMINISTRATOR)}
 
 

@@ -116,3 +116,14 @@ def test_the_worker_page_polls_while_it_deploys_and_stops_once_ready(client_as, 
     Worker.objects.filter(pk=worker.pk).update(state=WorkerState.READY)
     response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 286 and b"Ready" in response.content
+
+
+def test_the_workers_list_is_searched_and_sorted_and_its_polling_keeps_the_sort(client_as, make_worker):
+    make_worker("alpha", state="deploying")
+    make_worker("bravo")
+    client = client_as(OPERATOR)
+    page = client.get("/workers/?sort=-name").content.decode()
+    assert page.index("bravo") < page.index("alpha")
+    assert 'hx-get="/workers/table/?sort=-name"' in page  # alpha deploys: the table polls
+    page = client.get("/workers/?q=brav").content.decode()
+    assert "bravo" in page and "alpha" not in page

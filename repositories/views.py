@@ -18,7 +18,7 @@ from repositories.forms import ConnectionTestForm, GatewayForm, RepositoryForm
 from repositories.models import GatewayServer, Repository
 from repositories.services import RepositoryError, create_repository, refresh_stats, test_connection
 from repositories.tasks import request_verification
-from vbrsite.lists import Listing, SearchForm
+from vbrsite.lists import Listing, PagedList, SearchForm
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, user_has_role
 
 
@@ -38,6 +38,7 @@ def _can_manage(request: HttpRequest) -> bool:
     return user_has_role(request.user, ADMINISTRATOR)
 
 
+VMS_PER_PAGE = 20
 REPOSITORY_SORTS = {"name": "name", "where": ("path", "name"), "capacity": ("capacity", "name")}
 GATEWAY_SORTS = {"name": "name", "address": ("address", "name"), "state": ("state", "name")}
 
@@ -124,7 +125,13 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         with repository.client(timeout=10, retries=1) as client:
             summaries = client.list_manifests()
-        context["vms"] = _restore_points_by_vm(repository, summaries)
+        vms = _restore_points_by_vm(repository, summaries)
+        search = request.GET.get("q", "").strip().lower()
+        if search:
+            vms = [vm for vm in vms if search in vm["name"].lower()]
+        context["listing"] = PagedList(request, vms, per_page=VMS_PER_PAGE)
+        context["vms"] = context["listing"].rows
+        context["search"] = search
     except DataMoverError as exc:
         context["error"] = str(exc)
     return render(request, "repositories/detail.html", context)

@@ -199,3 +199,21 @@ class Listing:
 
     def page_url(self, number: int) -> str:
         return with_params(self.query, **{PAGE_PARAM: number})
+
+
+class PagedList:
+    """One page of a plain list (rows read from a data mover, not the database).
+
+    Duck-types the part of ``Listing`` that ``{% pagination %}`` uses.
+    """
+
+    def __init__(self, request: HttpRequest, rows: list, per_page: int = PER_PAGE):
+        self.query = request.GET
+        self.page = Paginator(rows, _per_page(request, per_page)).get_page(request.GET.get(PAGE_PARAM))
+
+    @property
+    def rows(self) -> list:
+        return list(self.page.object_list)
+
+    def page_url(self, number: int) -> str:
+        return with_params(self.query, **{PAGE_PARAM: number})

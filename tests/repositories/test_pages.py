@@ -89,6 +89,18 @@ def test_the_detail_lists_restore_points_per_vm_with_sizes_and_states(client_as,
     assert TOKEN_MARK not in page
 
 
+def test_the_detail_searches_vms_and_pages_them(client_as, served, datamover):
+    with datamover.client() as client:
+        send_disk(client, "rp-1", "vm-a", [random_block()])
+        send_disk(client, "rp-3", "vm-b", [random_block()])
+    url = reverse("repositories:detail", args=[served.pk])
+    operator = client_as(OPERATOR)
+    page = operator.get(url, {"q": "VM-B"}).content.decode()
+    assert 'data-restore-point="rp-3"' in page and 'data-restore-point="rp-1"' not in page
+    page = operator.get(url, {"per_page": "1", "page": "2"}).content.decode()
+    assert page.count("data-restore-point=") == 1 and "page=1" in page
+
+
 def test_an_administrator_adds_a_local_repository_and_its_store_is_created(client_as, tmp_path):
     path = tmp_path / "new-repo"
     response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {

@@ -55,3 +55,19 @@ def simulator(tmp_path):
 
     with running_simulator(tmp_path / "simulator", seed="small", delays=0.2) as handle:
         yield handle
+
+
+@pytest.fixture
+def client_as(db, client):
+    """A logged-in test client for a user of the given role (None: a user with no role)."""
+    from django.contrib.auth.models import Group, User
+
+    def login(role: str | None):
+        user = User.objects.create_user(username=(role or "nobody").lower().replace(" ", "-"), password="x")
+        if role:
+            # get_or_create: a transactional test before this one flushed the migrated groups.
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
+        client.force_login(user)
+        return client
+
+    return login

@@ -13,6 +13,7 @@ even before the scheduled check marks it unreachable.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -124,6 +125,23 @@ def request_cancel(task: DiskTask) -> None:
         error="cancelled before it started")
     DiskTask.objects.filter(pk=task.pk, state=DiskTaskState.RUNNING).update(cancel_requested=True)
     task.refresh_from_db()
+
+
+def cancel_and_wait(tasks: list[DiskTask], grace_seconds: float = 20.0, poll_seconds: float = 0.5) -> None:
+    """Ask every unfinished task to stop, then give them ``grace_seconds`` to end.
+
+    The backup and restore drivers call it when a session fails or is cancelled,
+    so that no worker goes on moving a disk whose transfer is about to end.
+    """
+    active = [task for task in tasks if not task.is_terminal]
+    for task in active:
+        request_cancel(task)
+    deadline = time.monotonic() + grace_seconds
+    while active and time.monotonic() < deadline:
+        time.sleep(poll_seconds)
+        for task in active:
+            task.refresh_from_db()
+        active = [task for task in active if not task.is_terminal]
 
 
 def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool:

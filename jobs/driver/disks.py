@@ -114,14 +114,8 @@ def stop_tasks(works: list[DiskWork]) -> None:
     """Ask every unfinished disk task to stop and wait (a little) until they did."""
     from workers import dispatch
 
-    active = [w for w in works if w.task is not None and not w.task.is_terminal]
-    for w in active:
-        dispatch.request_cancel(w.task)
-    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-    while active and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        _refresh(active)
-        active = [w for w in active if not w.task.is_terminal]
+    dispatch.cancel_and_wait([w.task for w in works if w.task is not None], CANCEL_GRACE_SECONDS, POLL_SECONDS)
+    _refresh(works)  # figures of disks that finished meanwhile
 
 
 def _check_taken(works: list[DiskWork]) -> None:

@@ -148,15 +148,8 @@ def stop_tasks(jobs: list[DiskJob]) -> None:
     """Ask every unfinished disk task to stop, and give them a little time to do so."""
     from workers import dispatch
 
-    active = [job for job in jobs if job.task is not None and not job.task.is_terminal]
-    for job in active:
-        dispatch.request_cancel(job.task)
-    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-    while active and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        for job in active:
-            job.task.refresh_from_db()
-        active = [job for job in active if not job.task.is_terminal]
+    dispatch.cancel_and_wait([job.task for job in jobs if job.task is not None], CANCEL_GRACE_SECONDS,
+                             POLL_SECONDS)
 
 
 def record(run: RestoreRun, jobs: list[DiskJob]) -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from tests.support.processes import free_port, manage_py, running, wait_for_port
 
@@ -197,15 +196,3 @@ def images_equal(a: Path, b: Path) -> bool:
                             capture_output=True, text=True)
     return result.returncode == 0
 
-
-@pytest.fixture
-def client_as(db, client):
-    """A logged-in test client for a user of the given role."""
-
-    def login(role: str):
-        user = User.objects.create_user(username=role.lower().replace(" ", "-"), password="x")
-        user.groups.add(Group.objects.get(name=role))
-        client.force_login(user)
-        return client
-
-    return login

@@ -59,16 +59,3 @@ def datamover(tmp_path, output_dir):
         wait_for_port(port, process=process)
         yield RunningDataMover(f"http://127.0.0.1:{port}", token, tmp_path / "datamover", process)
 
-
-@pytest.fixture
-def client_as(db, client):
-    """A logged-in test client for a user of the given role."""
-    from django.contrib.auth.models import Group, User
-
-    def login(role: str):
-        user = User.objects.create_user(username=role.lower().replace(" ", "-"), password="x")
-        user.groups.add(Group.objects.get(name=role))
-        client.force_login(user)
-        return client
-
-    return login

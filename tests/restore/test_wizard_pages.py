@@ -1,7 +1,6 @@
 """The restore wizard: who may use it, each step, and the restore session it starts."""
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
 from inventory.models import VM, Cluster, Manager, StorageDomain
@@ -11,17 +10,6 @@ from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
 
 DISK = {"id": "d-1", "name": "web1_os", "size": 8 * 2**30, "format": "cow"}
 
-
-@pytest.fixture
-def client_as(db, client):
-    def login(role: str | None):
-        user = User.objects.create_user(username=(role or "nobody").lower().replace(" ", "-"), password="x")
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -206,16 +206,3 @@ def make_worker(inventory_manager):
 
     return make
 
-
-@pytest.fixture
-def client_as(db, client):
-    """A logged-in test client for a user of the given role."""
-    from django.contrib.auth.models import Group, User
-
-    def login(role: str):
-        user = User.objects.create_user(username=role.lower().replace(" ", "-"), password="x")
-        user.groups.add(Group.objects.get(name=role))
-        client.force_login(user)
-        return client
-
-    return login

@@ -54,15 +54,15 @@ def test_the_vm_page_shows_its_disks(admin_client, synced):
     assert vm.engine_id in body and "vm-0002_disk0" in body and "not protected" in body
 
 
-def test_protection_from_the_jobs_hook_and_storage_space_are_shown(admin_client, synced, monkeypatch):
-    from unittest import mock
+def test_protection_from_the_jobs_hook_and_storage_space_are_shown(admin_client, synced):
+    from django.utils import timezone
 
-    import inventory.views
+    from tests.jobs import factories
 
     vm = VM.objects.get(name="vm-0001")
-    hook = mock.create_autospec(inventory.views.protection_for,
-                                return_value={vm.pk: {"state": "ok", "last_job": "Nightly"}})
-    monkeypatch.setattr(inventory.views, "protection_for", hook)
+    repository = factories.repository()
+    job = factories.job("Nightly", vms=[vm], repository=repository)
+    factories.restore_point(vm, repository, timezone.now(), job=job)
     body = admin_client.get(reverse("inventory:index"), {"q": "vm-000"}).content.decode()
     assert 'data-protection="ok"' in body and "Nightly" in body
     assert body.count("not protected") == 9

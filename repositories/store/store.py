@@ -55,8 +55,10 @@ class ChunkStore:
     chunk put and checks its content against its name, so a client with a bug
     can never store a chunk under a wrong name. False keeps only the framing
     and CRC check (no partial or damaged chunk is stored) and trusts the
-    client's digest: about a third less CPU per chunk on the data mover, for
-    trusted workers only; ``verify`` jobs still find a misnamed chunk later.
+    client's digest: about a third less CPU per chunk on the data mover.
+    ``verify`` jobs and every restore still find a misnamed chunk later. The
+    data mover runs with False unless started with ``--verify-content``: on a
+    busy host the re-hash costs more than storing the chunk.
     """
 
     def __init__(self, backend: Backend, *, key: RepositoryKey | None = None,

@@ -76,7 +76,7 @@ def test_a_wrong_or_missing_token_is_refused_on_every_call(datamover):
     assert not datamover.store().has_chunk(digest)
 
 
-def test_damaged_or_misnamed_chunks_and_incomplete_manifests_are_refused(datamover):
+def test_damaged_chunks_and_incomplete_manifests_are_refused(datamover):
     block = compressible_block(2)
     blob = bytearray(encode_chunk(block))
     blob[-1] ^= 0xFF
@@ -84,13 +84,33 @@ def test_damaged_or_misnamed_chunks_and_incomplete_manifests_are_refused(datamov
         with pytest.raises(Rejected) as refused:
             client.put_chunk(block_digest(block), bytes(blob))
         assert refused.value.status == 422 and "checksum" in str(refused.value)
-        with pytest.raises(Rejected, match="does not match"):
-            client.put_chunk(block_digest(b"other"), encode_chunk(block))
         disk = DiskIndex(id="d", size=BLOCK_SIZE, blocks=[block_digest(block)])
         with pytest.raises(Rejected) as refused:
             client.put_manifest(build_manifest("rp-1", "vm", [disk]))
         assert refused.value.status == 409
         assert client.list_manifests() == []
+
+
+def test_with_verify_content_a_misnamed_chunk_is_refused_and_without_it_verify_finds_it(tmp_path, output_dir):
+    block = compressible_block(2)
+    wrong_name = block_digest(b"other")
+    for extra, refused in (("--verify-content", True), ("--no-verify-content", False)):
+        name = extra.strip("-")
+        port, token, args, log = start_datamover(tmp_path, output_dir, extra, name=name)
+        with running(args, log_path=log) as process:
+            wait_for_port(port, process=process)
+            with DataMoverClient(f"http://127.0.0.1:{port}", token) as client:
+                if refused:
+                    with pytest.raises(Rejected, match="does not match its name"):
+                        client.put_chunk(wrong_name, encode_chunk(block))
+                    assert client.missing([wrong_name]) == [wrong_name]
+                else:
+                    assert client.put_chunk(wrong_name, encode_chunk(block))
+                    disk = DiskIndex(id="d", size=BLOCK_SIZE, blocks=[wrong_name])
+                    client.put_manifest(build_manifest("rp-1", "vm", [disk]))
+                    report = client.verify(poll=0.2)
+                    assert list(report["corrupt"]) == [wrong_name]
+                    assert report["affected_manifests"] == ["rp-1"]
 
 
 def test_verify_through_the_data_mover_finds_a_flipped_byte(datamover):

@@ -1,5 +1,6 @@
 """manage.py datamover NAME [--bind HOST:PORT]: serve a repository's data mover under gunicorn."""
 
+import argparse
 import dataclasses
 
 from django.core.management.base import BaseCommand, CommandError
@@ -23,12 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--certfile", help="TLS certificate (PEM)")
         parser.add_argument("--keyfile", help="TLS private key (PEM)")
         parser.add_argument("--access-log", action="store_true")
-        parser.add_argument("--no-verify-content", dest="verify_content", action="store_false",
-                            help="check received chunks' framing and CRC only, not their content "
-                            "against their name (less CPU; only for workers you trust)")
+        parser.add_argument("--verify-content", action=argparse.BooleanOptionalAction, default=False,
+                            help="decompress every chunk received and check its content against its name "
+                        "(about 1.4 CPU-seconds more per GiB of data; the default checks each chunk's framing "
+                        "and CRC-32 and trusts the worker's name, which restores and verify_repository check)")
 
     def handle(self, *args, name, bind, workers, threads, certfile, keyfile, access_log,
-               verify_content=True, **options):
+               verify_content=False, **options):
         repository = Repository.objects.filter(name=name).first()
         if repository is None and name == DEFAULT_NAME:
             # make run starts this before anyone added a repository: create it.

@@ -89,7 +89,9 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     On the way out (failure or cancel), every task still running is asked to
     stop and given a few seconds to do so before the transfers are cancelled.
     """
-    interval = FIRST_POLL_SECONDS
+    from workers import dispatch
+
+    pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS)
     try:
         while True:
             _refresh(works)
@@ -102,8 +104,7 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
                 return
             _check_taken(works)
             run.check_cancelled()
-            time.sleep(interval)
-            interval = min(interval * 1.5, POLL_SECONDS)
+            time.sleep(pace.next([w.task for w in works]))
     except (VmFailed, Cancelled):
         stop_tasks(works)
         _record(task_session, works)
@@ -137,6 +138,8 @@ def _refresh(works: list[DiskWork]) -> None:
 def _record(task_session: TaskSession, works: list[DiskWork]) -> None:
     """Write the disks' figures onto the VM's row (the heartbeat sums them into the session)."""
     rows = [w.as_row() for w in works]
+    if rows == task_session.disks:
+        return  # nothing new since the last poll: no write
     total = sum(r["bytes_total"] or r["size"] for r in rows)
     done = sum(r["bytes_done"] for r in rows)
     task_session.disks = rows

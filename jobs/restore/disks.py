@@ -122,7 +122,9 @@ def upload_disks(run: RestoreRun, jobs: list[DiskJob], cluster=None) -> None:
 
 def follow(run: RestoreRun, jobs: list[DiskJob]) -> None:
     """Poll the disk tasks until all succeeded; RestoreError or Cancelled otherwise."""
-    interval = FIRST_POLL_SECONDS
+    from workers import dispatch
+
+    pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS)
     try:
         while True:
             for job in jobs:
@@ -135,9 +137,7 @@ def follow(run: RestoreRun, jobs: list[DiskJob]) -> None:
             if all(job.task.state == "succeeded" for job in jobs):
                 return
             run.check_cancelled()
-            # Quick at first (a small disk is done in a moment), then every half second.
-            time.sleep(interval)
-            interval = min(interval * 1.5, POLL_SECONDS)
+            time.sleep(pace.next([job.task for job in jobs]))
     except (RestoreError, Cancelled):
         stop_tasks(jobs)
         record(run, jobs)

@@ -10,8 +10,8 @@ from plugin.errors import EngineTimeout, WaitAborted
 
 T = TypeVar("T")
 
-FIRST_POLL = 0.05
-MAX_POLL = 2.0
+FIRST_POLL = 0.025
+MAX_POLL = 1.0
 
 ShouldStop = Callable[[], bool] | None
 
@@ -23,7 +23,8 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
 
     Polls quickly at first (phases of small operations change within tens of
     milliseconds, and a session makes several waits per VM) and backs off by
-    1.5× to every 2 s, so long waits cost the engine a GET every 2 s.
+    1.5× to every second: a long wait costs the engine a GET a second and
+    sees the change at most a second late (each VM of a session waits several times).
     ``should_stop`` is asked between polls; when it says True, WaitAborted.
     """
     deadline = time.monotonic() + timeout

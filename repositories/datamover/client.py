@@ -111,10 +111,12 @@ class DataMoverClient:
     def __exit__(self, *exc):
         self.close()
 
-    def request(self, method: str, path: str, body: bytes | None = None,
+    def request(self, method: str, path: str, body: bytes | tuple[bytes, ...] | None = None,
                 content_type: str = "application/json", retry: bool = True) -> tuple[int, bytes]:
         """Send one request; retry on dropped connections; raise on error statuses."""
         headers = dict(self._headers)
+        if isinstance(body, tuple):  # parts of one body: sent as they are, with their total length
+            headers["Content-Length"] = str(sum(len(part) for part in body))
         if body is not None:
             headers["Content-Type"] = content_type
         attempts = self.retries + 1 if retry else 1
@@ -164,10 +166,11 @@ class DataMoverClient:
             missing += self._json("POST", "/v1/chunks/missing", {"digests": batch})["missing"]
         return missing
 
-    def put_chunk(self, digest: str, blob: bytes) -> bool:
-        """Store an encoded chunk; False when the repository had it already."""
-        status, _ = self.request("PUT", f"/v1/chunks/{digest}", bytes(blob),
-                                 "application/octet-stream")
+    def put_chunk(self, digest: str, blob: bytes | tuple[bytes, ...]) -> bool:
+        """Store an encoded chunk (or its parts, sent one after the other); False when the
+        repository had it already."""
+        body = tuple(blob) if isinstance(blob, tuple | list) else (bytes(blob),)
+        status, _ = self.request("PUT", f"/v1/chunks/{digest}", body, "application/octet-stream")
         return status == 201
 
     def get_chunk(self, digest: str) -> bytes:

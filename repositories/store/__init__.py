@@ -43,6 +43,7 @@ from repositories.store.chunks import (
     check_chunk,
     decode_chunk,
     encode_chunk,
+    encode_chunk_parts,
     is_digest,
     is_zero,
     verify_chunk,
@@ -75,6 +76,6 @@ __all__ = [
     "Immutable", "LocalBackend", "Manifest", "ManifestError", "MissingChunks", "NotARepository",
     "NotFound", "RepositoryKey", "RepositoryKeyError", "StoreError", "block_count",
     "block_digest", "block_length", "build_manifest", "check_chunk", "decode_chunk",
-    "derive_key", "encode_chunk", "incremental_disk", "is_digest", "is_zero",
+    "derive_key", "encode_chunk", "encode_chunk_parts", "incremental_disk", "is_digest", "is_zero",
     "new_kdf_parameters", "parse_manifest", "serialize_manifest", "unlock", "verify_chunk",
 ]

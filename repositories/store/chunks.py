@@ -87,6 +87,12 @@ def is_digest(value: object) -> bool:
 
 def encode_chunk(data: bytes | memoryview, key: RepositoryKey | bytes | None = None) -> bytes:
     """The stored form of a plain block: header + zstd (when it helps) + AES-256-GCM (with a key)."""
+    return b"".join(encode_chunk_parts(data, key))
+
+
+def encode_chunk_parts(data: bytes | memoryview,
+                       key: RepositoryKey | bytes | None = None) -> tuple[bytes, bytes]:
+    """encode_chunk as (header, payload): a sender writes both without joining 4 MiB first."""
     if len(data) > MAX_PLAIN_SIZE:
         raise ChunkError(f"a block holds at most {MAX_PLAIN_SIZE} bytes, got {len(data)}")
     repository_key = as_key(key)
@@ -101,7 +107,7 @@ def encode_chunk(data: bytes | memoryview, key: RepositoryKey | bytes | None = N
         payload = AESGCM(repository_key.encryption_key).encrypt(nonce, payload, aad)
     header = HEADER.pack(MAGIC, FORMAT_VERSION, flags, 0, len(data), len(payload),
                          zlib.crc32(payload), nonce)
-    return header + payload
+    return header, payload
 
 
 def _compressible(data: bytes | memoryview) -> bool:

@@ -98,7 +98,7 @@ def test_a_cancelled_restore_removes_what_it_created(stack):
 
     assert session.state == "cancelled", session_log(session)
     with stack.engine() as engine:
-        assert {d.id for d in ovirt.list_disks(engine)} == disks_before
+        assert {d.id for d in ovirt.list_disks(engine)} == disks_before, session_log(session)
         assert ovirt.find_vm(engine, "vm1-cancelled") is None
         assert ovirt.get_vm(engine, point.vm_engine_id).status == "up"
 

@@ -25,7 +25,7 @@ from repositories.store import (
     block_count,
     block_digest,
     block_length,
-    encode_chunk,
+    encode_chunk_parts,
     incremental_disk,
     is_zero,
 )
@@ -143,10 +143,10 @@ class _DiskBackup:
                 return
             if digest in to_send:
                 to_send.discard(digest)  # a block repeated within the batch goes once
-                blob = encode_chunk(data, self.key)
-                stored = self.mover.put_chunk(digest, blob)
-                self.counters.add(bytes_sent=len(blob), blocks_sent=1,
-                                  bytes_stored=len(blob) if stored else 0)
+                parts = encode_chunk_parts(data, self.key)
+                stored = self.mover.put_chunk(digest, parts)
+                size = sum(len(part) for part in parts)
+                self.counters.add(bytes_sent=size, blocks_sent=1, bytes_stored=size if stored else 0)
             else:
                 self.counters.add(blocks_deduplicated=1)
             self._record(block, digest)

@@ -398,7 +398,7 @@ def _print_timeline(session, name: str) -> None:
     events = [(line.time, line.message) for line in session.log_lines.all()]
     for task in DiskTask.objects.filter(session_id=session.pk):
         events += [(task.created, f"disk task {task.pk} created"), (task.started, f"disk task {task.pk} started"),
-                   (task.finished, f"disk task {task.pk} {task.state}")]
+                   (task.finished, f"disk task {task.pk} {task.state} {(task.result or {}).get('figures')}")]
     print(f"-- {name}: created {at(session.created)}", file=sys.stderr)
     for moment, message in sorted((e for e in events if e[0]), key=lambda e: e[0]):
         print(f"{at(moment)}  {message[:150]}", file=sys.stderr)

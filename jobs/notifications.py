@@ -28,8 +28,8 @@ def notify_session_end(session: Session) -> bool:
               for t in session.tasks.all()]
     try:
         send_mail(f"[backup] {job.name}: {state}", "\n".join(lines),
-                  getattr(settings, "DEFAULT_FROM_EMAIL", None), [job.notification_address])
-    except OSError as exc:
+                  settings.DEFAULT_FROM_EMAIL, [job.notification_address])
+    except OSError as exc:  # smtplib.SMTPException included
         log.warning("could not mail %s about session %s: %s", job.notification_address, session.pk, exc)
         session.warn(f"Could not send the notification to {job.notification_address}: {exc}")
         return False

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+
+from vbrsite.pids import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +76,13 @@ class SimulatorInfo:
     password: str
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_simulator(state_dir: Path) -> SimulatorInfo | None:
     """The simulator's announcement, if it runs now and answers (a stale file is ignored)."""
     try:
         info = json.loads((state_dir / "server.json").read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(int(info.get("pid", 0) or 0)):
+    if not pid_alive(int(info.get("pid", 0) or 0)):
         return None
     try:
         with socket.create_connection((info["host"], int(info["port"])), timeout=2):

@@ -116,6 +116,22 @@ STORAGES = {
 if DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
+# Mail for job notifications: an SMTP relay (VBR_EMAIL_PASSWORD_FILE for the password).
+# The timeout keeps a session driver from hanging on a mail server that doesn't answer.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env.env_str("VBR_EMAIL_HOST", "localhost")
+EMAIL_PORT = _read(env.env_int, "VBR_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env.env_str("VBR_EMAIL_USER")
+EMAIL_HOST_PASSWORD = _read(env.env_str, "VBR_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = _read(env.env_bool, "VBR_EMAIL_STARTTLS", False)
+EMAIL_USE_SSL = _read(env.env_bool, "VBR_EMAIL_SSL", False)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env.env_str("VBR_EMAIL_FROM", "backup@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    SETTINGS_ERRORS.append("VBR_EMAIL_STARTTLS and VBR_EMAIL_SSL are both on: use one (STARTTLS on port 587, "
+                           "SSL on port 465)")
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie: the token travels in hx-headers
 
@@ -143,6 +159,9 @@ VBR_WORKER_HEARTBEAT_TIMEOUT = _read(env.env_int, "VBR_WORKER_HEARTBEAT_TIMEOUT"
 VBR_WORKER_IDLE_MINUTES = _read(env.env_int, "VBR_WORKER_IDLE_MINUTES", 30)
 VBR_WORKER_CONNECTIONS = _read(env.env_int, "VBR_WORKER_CONNECTIONS", 4)
 VBR_DISK_TASK_ATTEMPTS = _read(env.env_int, "VBR_DISK_TASK_ATTEMPTS", 2)
+# Times a worker sends a request again after imageio dropped its connection, waiting
+# 0.5 s, then 1, 2, 4... (5: gives up after about 15 s of a host that doesn't answer).
+VBR_WORKER_RETRIES = _read(env.env_int, "VBR_WORKER_RETRIES", 5)
 # Bandwidth cap of one disk task, MB/s of disk data (0: none), to spare production storage.
 VBR_WORKER_MAX_MBPS = _read(env.env_int, "VBR_WORKER_MAX_MBPS", 0)
 # Days finished disk tasks (with their block indexes) are kept for the pages and the logs.

@@ -191,7 +191,7 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool
     updated = DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
         state=DiskTaskState.PENDING, attempt=task.attempt + 1, attempts=history, worker=worker,
         queue=_queue_of(worker), bytes_done=0, rate=0.0, started=None, heartbeat=None, runner="",
-        error="")
+        error="", result={})
     if updated:
         task.refresh_from_db()
         log.warning("disk task %s: %s; sent again to the %s", task.pk, error, task.worker_name)

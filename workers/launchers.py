@@ -156,7 +156,9 @@ def cloud_init_user_data(worker: Worker) -> str:
         f"[Unit]\nDescription=oVirt backup worker {worker.name}\nAfter=network-online.target\n"
         "Wants=network-online.target\n\n[Service]\nEnvironmentFile=/etc/vbr-worker.env\n"
         f"ExecStart=/opt/vbr-worker/bin/vbr-manage runworker {worker.name}\nRestart=on-failure\n"
-        "RestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
+        # A stop signals the runner alone, which stops its qcluster in order: a SIGTERM to
+        # every process of the service at once (systemd's default) leaves qcluster hanging.
+        "RestartSec=5\nKillMode=mixed\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n"
     )
     manage = ("#!/bin/sh\nexec /opt/vbr-worker/bin/python -m django \"$@\"\n")
     document = {

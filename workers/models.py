@@ -189,5 +189,5 @@ class DiskTask(models.Model):
         return min(100, int(100 * self.bytes_done / self.bytes_total))
 
     def figures(self) -> dict:
-        """The moved bytes and seconds, as the result has them (empty until done)."""
+        """The moved bytes (so far, while it runs) and seconds (once done), as the result has them."""
         return dict(self.result.get("figures", {}))

@@ -22,6 +22,7 @@ from importlib import metadata
 from django.conf import settings
 from django.db import close_old_connections
 
+from vbrsite.pids import pid_alive
 from workers import services
 from workers.choices import EMBEDDED_QUEUE
 from workers.models import Worker
@@ -53,13 +54,7 @@ def _anchor_alive() -> bool:
     anchor = os.environ.get("VBR_RUNNER_ANCHOR_PID", "")
     if not anchor.isdigit():
         return True
-    try:
-        os.kill(int(anchor), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(anchor))
 
 
 class Runner:

@@ -45,9 +45,12 @@ class TaskMonitor:
     def _mine(self):
         return DiskTask.objects.filter(pk=self.pk, attempt=self.attempt, state=DiskTaskState.RUNNING)
 
-    def progress(self, done: int, total: int, rate: float) -> None:
+    def progress(self, done: int, total: int, rate: float, figures: dict | None = None) -> None:
+        # The counters so far stand in the result until the final one replaces it: the
+        # session page shows bytes sent and stored while the disk moves.
+        live = {"result": {"figures": figures}} if figures else {}
         updated = self._mine().update(bytes_done=done, bytes_total=total, rate=rate,
-                                      heartbeat=timezone.now())
+                                      heartbeat=timezone.now(), **live)
         self.lost = self.lost or updated == 0
 
     def should_cancel(self) -> bool:
@@ -128,7 +131,8 @@ def _rate(result: dict) -> float:
 
 
 def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
-    source = ImageioClient(task.transfer_url, ca_pem=task.manager.ca_certificate or None)
+    source = ImageioClient(task.transfer_url, ca_pem=task.manager.ca_certificate or None,
+                           retries=settings.VBR_WORKER_RETRIES)
     repository = task.repository
     key = repository.repository_key()
     connections = settings.VBR_WORKER_CONNECTIONS

@@ -131,8 +131,7 @@ def _refresh(works: list[DiskWork]) -> None:
     for w in works:
         if w.task is not None:
             w.task.refresh_from_db()
-            if w.task.state == "succeeded":
-                w.figures = w.task.figures()
+            w.figures = w.task.figures()  # live while the disk moves
 
 
 def _record(task_session: TaskSession, works: list[DiskWork]) -> None:

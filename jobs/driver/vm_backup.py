@@ -187,7 +187,7 @@ class VmBackup:
 
     def _start_backup(self, engine, holdings, disks, plan: BackupPlan):
         """Start the backup and wait for ready; an incremental the engine refuses becomes a full."""
-        self._log_plan(plan)
+        self._log_plan(plan, {d.id: d.name for d in disks})
         try:
             backup = ovirt.start_backup(engine, self.vm.engine_id, [d.id for d in disks],
                                         description=self._tag(), from_checkpoint_id=plan.from_checkpoint_id)
@@ -274,7 +274,7 @@ class VmBackup:
                                    interface=attachment.interface if attachment else "",
                                    bootable=attachment.bootable if attachment else False)
 
-    def _log_plan(self, plan: BackupPlan) -> None:
+    def _log_plan(self, plan: BackupPlan, names: dict[str, str]) -> None:
         if not plan.incremental:
             self.say(f"full backup: {plan.reason}.")
             self._update(mode=BackupType.FULL, reason=plan.reason)
@@ -282,7 +282,7 @@ class VmBackup:
         self.say(f"incremental backup since checkpoint {plan.from_checkpoint_id} "
                  f"(restore point {plan.base.manifest_id}).")
         for disk_id, why in plan.disk_reasons.items():
-            self.say(f"disk {disk_id} is read in full: {why}.")
+            self.say(f"disk {names.get(disk_id, disk_id)} is read in full: {why}.")
         self._update(mode=BackupType.INCREMENTAL, reason="; ".join(plan.disk_reasons.values()))
 
     def _tag(self) -> str:

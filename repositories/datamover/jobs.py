@@ -13,6 +13,7 @@ import traceback
 import uuid
 
 from repositories.store import ChunkStore, NotFound, StoreError, maintenance
+from vbrsite.pids import pid_alive
 
 STALE_AFTER = 600  # a running job silent this long, whose process is gone, was interrupted
 KINDS = ("verify", "gc")
@@ -29,21 +30,11 @@ def _write(store: ChunkStore, job: dict) -> None:
     store.backend.write(_job_name(job["id"]), json.dumps(job).encode())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_job(store: ChunkStore, job_id: str) -> dict:
     """A job's state: running, done or failed, with progress and result."""
     job = json.loads(store.backend.read(_job_name(job_id)))
     if job["state"] == "running" and time.time() - job["updated"] > STALE_AFTER \
-            and not _alive(job["pid"]):
+            and not pid_alive(job["pid"]):
         job.update(state="failed", error="the data mover process running this job stopped")
     return job
 

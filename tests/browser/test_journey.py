@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
 from pathlib import Path
 
@@ -56,30 +55,21 @@ def runners(live_env, output_dir):
     env = {**live_env, "VBR_RUNNER_WORKERS": "2", "VBR_WORKER_MAX_MBPS": "60",
            "VBR_WORKER_LAUNCHER": "local"}
     try:
-        with running(manage_py("qcluster"), env, output_dir / "control.log"), \
+        with running(manage_py("qcluster"), env, output_dir / "control.log", graceful=False), \
                 running(manage_py("qcluster"), {**env, "Q_CLUSTER_NAME": "embedded"},
-                        output_dir / "worker.log"):
+                        output_dir / "worker.log", graceful=False):
             yield env
     finally:
         stop_worker_runners()
 
 
 def stop_worker_runners() -> None:
+    """Stop the runners of deployed workers as the product does (the runner alone is signalled)."""
+    from workers.launchers import stop_local_runner
     from workers.models import Worker
 
-    for pid in Worker.objects.exclude(runner_pid=None).values_list("runner_pid", flat=True):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
+    for worker in Worker.objects.exclude(runner_pid=None):
+        stop_local_runner(worker, timeout=10)
 
 
 def shot(page, name: str, output_dir: Path, *, full_page: bool = True) -> None:

@@ -24,7 +24,7 @@ def test_an_administrator_adds_tests_and_syncs_a_manager(
     page.get_by_role("button", name="Test connection").click()
     page.get_by_text("Connected to").wait_for()
     page.screenshot(path=str(output_dir / "test-connection.png"))
-    with running(manage_py("qcluster"), live_env, output_dir / "control.log"):
+    with running(manage_py("qcluster"), live_env, output_dir / "control.log", graceful=False):
         page.get_by_role("button", name="Save").click()
         page.wait_for_url(f"{live_server.url}/inventory/managers/")
         assert simulator.password not in page.content()

@@ -19,7 +19,7 @@ def test_sync_now_runs_on_the_control_runner_and_the_row_stops_polling(
                                      ca_certificate=simulator.ca_file.read_text())
     client = client_as("Administrator")
     row_url = reverse("inventory:manager_row", args=[manager.pk])
-    with running(manage_py("qcluster"), live_env, output_dir / "control.log"):
+    with running(manage_py("qcluster"), live_env, output_dir / "control.log", graceful=False):
         response = client.post(reverse("inventory:manager_sync", args=[manager.pk]),
                                headers={"HX-Request": "true"})
         assert b"every 2s" in response.content

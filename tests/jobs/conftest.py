@@ -107,9 +107,10 @@ def runners(sim, manager, repository, live_env, output_dir):
             worker_env = {**runner_env(live_env, **(worker or {})), "Q_CLUSTER_NAME": "embedded"}
             stack = Stack(sim, manager, repository, output_dir, env)
             stack.start_control = lambda: started.enter_context(
-                running(manage_py("qcluster"), env, output_dir / "control.log"))
+                running(manage_py("qcluster"), env, output_dir / "control.log", graceful=False))
             stack.control = stack.start_control()
-            started.enter_context(running(manage_py("qcluster"), worker_env, output_dir / "worker.log"))
+            started.enter_context(running(manage_py("qcluster"), worker_env, output_dir / "worker.log",
+                                                  graceful=False))
             return stack
 
         yield start

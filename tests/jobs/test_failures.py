@@ -58,7 +58,8 @@ def test_the_snapshot_flow_backs_up_and_deletes_its_snapshot(runners, tmp_path):
     assert engine_leftovers(stack) == []
 
 
-def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(stack):
+def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(runners):
+    stack = runners(worker={"VBR_WORKER_RETRIES": "1"})  # gives up after one retry, 0.5 s later
     stack.sim.cli("fault", "add", "imageio-drop", "--bytes", "1M")
     try:
         session = wait_for_session(services.backup_vms([stack.vm("small-vm1")], stack.repository), stack=stack)

@@ -65,7 +65,7 @@ def stack(sim, shared_datamover, live_env, output_dir):
     url, token, path = shared_datamover
     repository = Repository.objects.create(name="repo", path=str(path), datamover_url=url, token=token)
     env = {**live_env, "VBR_RUNNER_WORKERS": "2"}
-    with running(manage_py("qcluster"), env, output_dir / "control.log"), \
+    with running(manage_py("qcluster"), env, output_dir / "control.log", graceful=False), \
             running(manage_py("qcluster"), {**env, "Q_CLUSTER_NAME": "embedded"},
-                    output_dir / "worker.log"):
+                    output_dir / "worker.log", graceful=False):
         yield Stack(sim, manager, repository, output_dir)

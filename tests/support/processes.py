@@ -34,7 +34,7 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15.0):
     """SIGTERM the leader (it stops its children in order), then SIGKILL what is left of the group."""
-    if process.poll() is None:
+    if process.poll() is None and timeout > 0:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
@@ -48,8 +48,13 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0):
 
 
 @contextmanager
-def running(args: list[str], env: dict | None = None, log_path: Path | None = None, cwd=ROOT):
-    """Run args in a process group of its own for the duration of the block."""
+def running(args: list[str], env: dict | None = None, log_path: Path | None = None, cwd=ROOT,
+            graceful: bool = True):
+    """Run args in a process group of its own for the duration of the block.
+
+    ``graceful=False`` kills the group at the end without asking: for runners,
+    whose orderly stop takes a second and which a test's database flush follows anyway.
+    """
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log,
@@ -58,7 +63,7 @@ def running(args: list[str], env: dict | None = None, log_path: Path | None = No
     try:
         yield process
     finally:
-        stop_process(process)
+        stop_process(process, timeout=15.0 if graceful else 0.0)
         if log_path:
             log.close()
 

@@ -18,8 +18,8 @@ def test_a_task_runs_in_sync_mode_for_unit_tests(settings):
 @pytest.mark.integration
 def test_control_and_worker_runners_take_their_own_tasks(live_env, output_dir):
     worker_env = {**live_env, "Q_CLUSTER_NAME": "worker-test"}
-    with running(manage_py("qcluster"), live_env, output_dir / "control.log"), \
-            running(manage_py("qcluster"), worker_env, output_dir / "worker.log"):
+    with running(manage_py("qcluster"), live_env, output_dir / "control.log", graceful=False), \
+            running(manage_py("qcluster"), worker_env, output_dir / "worker.log", graceful=False):
         control_task = async_task("vbrsite.tasks.runner_identity")
         worker_task = async_task("vbrsite.tasks.runner_identity", cluster="worker-test")
         control = result(control_task, wait=60_000)

@@ -135,3 +135,20 @@ def test_boolean_words(monkeypatch):
     for word, expected in (("1", True), ("ON", True), ("no", False), ("", False)):
         monkeypatch.setenv("X_FLAG", word)
         assert env.env_bool("X_FLAG") is expected
+
+
+def test_mail_settings_come_from_the_environment_and_a_contradiction_is_reported(tmp_path):
+    password_file = tmp_path / "mail-password"
+    password_file.write_text("s3cret\n")
+    result = settings_in_child(
+        {"VBR_DATA_DIR": str(tmp_path), "VBR_EMAIL_HOST": "smtp.example.org", "VBR_EMAIL_PORT": "587",
+         "VBR_EMAIL_USER": "backup", "VBR_EMAIL_PASSWORD_FILE": str(password_file),
+         "VBR_EMAIL_STARTTLS": "yes", "VBR_EMAIL_FROM": "backup@example.org"},
+        "[s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, "
+        "s.DEFAULT_FROM_EMAIL, s.EMAIL_TIMEOUT, s.SETTINGS_ERRORS]",
+    )
+    assert result == ["smtp.example.org", 587, "backup", "s3cret", True, "backup@example.org", 30, []]
+    errors = settings_in_child({"VBR_DATA_DIR": str(tmp_path), "VBR_EMAIL_STARTTLS": "1", "VBR_EMAIL_SSL": "1",
+                                "VBR_EMAIL_PORT": "smtp"}, "s.SETTINGS_ERRORS")
+    assert any("VBR_EMAIL_PORT" in e for e in errors)
+    assert any("use one (STARTTLS on port 587" in e for e in errors)

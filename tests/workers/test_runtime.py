@@ -26,7 +26,7 @@ class Recorder(NullMonitor):
         self.reports: list[tuple[int, int, float]] = []
         self.cancel_at, self.asked = cancel_at, 0
 
-    def progress(self, done, total, rate):
+    def progress(self, done, total, rate, figures=None):
         self.reports.append((done, total, rate))
 
     def should_cancel(self):

@@ -31,8 +31,9 @@ class MoverError(Exception):
 class Monitor(Protocol):
     """Where a disk mover reports; called from the calling thread only."""
 
-    def progress(self, done: int, total: int, rate: float) -> None:
-        """Bytes processed so far, bytes to process, and bytes per second."""
+    def progress(self, done: int, total: int, rate: float, figures: dict | None = None) -> None:
+        """Bytes processed so far, bytes to process, bytes per second, and the task's
+        counters so far (bytes read, sent, stored...)."""
 
     def should_cancel(self) -> bool:
         """True once the task must stop (checked at least every second)."""
@@ -41,7 +42,7 @@ class Monitor(Protocol):
 class NullMonitor:
     """A monitor that ignores progress and never cancels (tests, exports)."""
 
-    def progress(self, done: int, total: int, rate: float) -> None:
+    def progress(self, done: int, total: int, rate: float, figures: dict | None = None) -> None:
         pass
 
     def should_cancel(self) -> bool:
@@ -125,7 +126,7 @@ class Supervisor:
     def report(self) -> None:
         done = self.counters.get(self.done_counter)
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        self.monitor.progress(done, self.total, done / elapsed)
+        self.monitor.progress(done, self.total, done / elapsed, self.counters.snapshot())
 
     def seconds(self) -> float:
         return time.monotonic() - self.started

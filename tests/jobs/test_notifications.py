@@ -1,0 +1,70 @@
+"""Job notifications go through a real SMTP server (aiosmtpd on a free port)."""
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from jobs.choices import SessionState
+from jobs.models import Session, TaskSession
+from jobs.notifications import notify_session_end
+from tests.jobs import factories
+from tests.support.processes import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+class Inbox:
+    """An aiosmtpd handler keeping what it was sent."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.DEFAULT_FROM_EMAIL = "backup@example.org"
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def _ended_session(address: str) -> Session:
+    job = factories.job(notification_address=address)
+    session = Session.objects.create(job=job, name=job.name, state=SessionState.WARNING,
+                                     summary="2 VM(s): 1 success, 1 warning")
+    TaskSession.objects.create(session=session, vm_name="db1", state=SessionState.WARNING,
+                               error="already in a backup")
+    return session
+
+
+def test_the_notification_reaches_the_smtp_server(smtp_server):
+    session = _ended_session("ops@example.com")
+
+    assert notify_session_end(session)
+
+    [mail] = smtp_server.messages
+    assert mail.mail_from == "backup@example.org" and mail.rcpt_tos == ["ops@example.com"]
+    text = mail.content.decode()
+    assert f"Job {session.job.name}: session {session.pk} ended warning." in text
+    assert "db1: warning" in text and "already in a backup" in text
+
+
+def test_an_unreachable_mail_server_is_logged_in_the_session_and_changes_nothing(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens there
+    session = _ended_session("ops@example.com")
+
+    assert not notify_session_end(session)
+
+    session.refresh_from_db()
+    assert session.state == SessionState.WARNING
+    assert "Could not send the notification to ops@example.com" in session.log_lines.last().message

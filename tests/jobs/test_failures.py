@@ -58,6 +58,15 @@ def test_the_snapshot_flow_backs_up_and_deletes_its_snapshot(runners, tmp_path):
     assert engine_leftovers(stack) == []
 
 
+def _wait_for_bytes_sent(session, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if TaskSession.objects.filter(session=session, state="running", bytes_sent__gt=0).exists():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no bytes sent seen while session {session.pk} ran\n{session_log(session)}")
+
+
 def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(runners):
     stack = runners(worker={"VBR_WORKER_RETRIES": "1"})  # gives up after one retry, 0.5 s later
     stack.sim.cli("fault", "add", "imageio-drop", "--bytes", "1M")
@@ -84,6 +93,7 @@ def test_cancel_mid_transfer_stops_cleans_up_and_keeps_earlier_restore_points(ru
 
     second = services.run_job(job, full=True)
     _wait_for_running_disk(second)
+    _wait_for_bytes_sent(second)  # figures move while the disk moves, not only at its end
     call_command("cancel_session", str(second.pk))
     second = wait_for_session(second, timeout=60, stack=stack)
 

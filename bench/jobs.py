@@ -18,6 +18,9 @@ allocated data), stored bytes and peak memory.
 Targets (issue 8): full ≤ ½ borg's time and ≤ 2× the imageio download; stored
 ≤ 1.1× borg's; the 1% incremental ≤ ⅒ of the full; the no-change incremental
 under 2 s.
+
+``BENCH_TIMELINE=1 python -m bench jobs`` also prints each session's log and
+disk tasks in seconds from its start (on stderr): where the time goes.
 """
 
 from __future__ import annotations

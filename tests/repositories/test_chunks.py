@@ -2,6 +2,7 @@
 
 import hashlib
 import struct
+import zlib
 
 import pytest
 
@@ -59,9 +60,10 @@ def test_a_mostly_random_block_with_compressible_parts_is_still_compressed():
 def test_the_header_is_the_documented_layout():
     data = compressible_block(3)
     blob = encode_chunk(data)
-    magic, version, flags, reserved, plain, payload, _crc, nonce = struct.unpack(">4sBBHIII12s", blob[:32])
+    magic, version, flags, reserved, plain, payload, crc, nonce = struct.unpack(">4sBBHIII12s", blob[:32])
     assert (magic, version, flags, reserved, plain) == (b"VBRC", 1, 1, 0, BLOCK_SIZE)
     assert payload == len(blob) - 32 and nonce == bytes(12)
+    assert crc == zlib.crc32(blob[32:])  # FORMAT.md's CRC-32, whichever library computes it
 
 
 def test_the_digest_of_a_plain_block_is_its_sha256():

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from jobs.choices import ACTIVE_STATES, SessionKind
 from jobs.models import RestorePoint, Session
-from jobs.restore import targets
 from jobs.restore.requests import RestoreRequest
 from plugin import engine as ovirt
 from plugin.errors import EngineError
@@ -83,17 +82,12 @@ def _cancel_transfer(engine, transfer_id: str) -> str:
 
 
 def _remove_vm(engine, vm_id: str) -> str:
-    if targets.existing_vm(engine, vm_id) is None:
+    if not ovirt.remove_vm(engine, vm_id, timeout=TIMEOUT):
         return f"VM {vm_id} of an abandoned restore was gone already"
-    ovirt.ensure_vm_down(engine, vm_id, timeout=TIMEOUT)
-    ovirt.delete_vm(engine, vm_id)
-    ovirt.wait_vm_gone(engine, vm_id, timeout=TIMEOUT)
     return f"removed VM {vm_id} (and its disks) of an abandoned restore"
 
 
 def _remove_disk(engine, disk_id: str) -> str:
-    if targets.existing_disk(engine, disk_id) is None:
+    if not ovirt.remove_disk(engine, disk_id, timeout=TIMEOUT):
         return f"disk {disk_id} of an abandoned restore was gone already"
-    ovirt.delete_disk(engine, disk_id)
-    ovirt.wait_disk_gone(engine, disk_id, timeout=TIMEOUT)
     return f"removed disk {disk_id} of an abandoned restore"

@@ -10,7 +10,6 @@ VM was already replaced, in which case what was restored is kept.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from contextlib import contextmanager
 
@@ -27,7 +26,7 @@ from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun, pulse
 from jobs.restore.vm import restore_vm, source_domain
 from plugin import engine as ovirt
-from plugin.errors import EngineError, OperationFailed
+from plugin.errors import EngineError
 from repositories.datamover.client import DataMoverError
 from repositories.store import StoreError
 
@@ -185,23 +184,12 @@ def _cancel_transfer(run: RestoreRun, transfer_id: str) -> None:
 
 
 def _remove_vm(run: RestoreRun, vm_id: str) -> None:
-    if targets.existing_vm(run.engine, vm_id) is not None:
-        ovirt.ensure_vm_down(run.engine, vm_id, timeout=run.wait_timeout)
-        ovirt.delete_vm(run.engine, vm_id)  # with the restored disks attached to it
-        ovirt.wait_vm_gone(run.engine, vm_id, timeout=run.wait_timeout)
+    ovirt.remove_vm(run.engine, vm_id, timeout=run.wait_timeout)  # with the restored disks attached to it
     run.created.vms.remove(vm_id)
 
 
 def _remove_disk(run: RestoreRun, disk_id: str) -> None:
-    disk = targets.existing_disk(run.engine, disk_id)
-    if disk is not None:
-        if disk.status == "locked":
-            # Still being created (a cancel can land meanwhile): the engine refuses to delete a
-            # locked disk, so wait until it is ok (or illegal: deleted all the same).
-            with contextlib.suppress(OperationFailed):
-                ovirt.wait_disk_ok(run.engine, disk_id, timeout=run.wait_timeout)
-        ovirt.delete_disk(run.engine, disk_id)
-        ovirt.wait_disk_gone(run.engine, disk_id, timeout=run.wait_timeout)
+    ovirt.remove_disk(run.engine, disk_id, timeout=run.wait_timeout)
     run.created.disks.remove(disk_id)
 
 

@@ -258,6 +258,38 @@ def ensure_vm_down(engine: Engine, vm_id: str, *, timeout: float = 300) -> VmInf
     return vm
 
 
+def remove_vm(engine: Engine, vm_id: str, *, timeout: float = 300) -> bool:
+    """Power the VM off, delete it with its disks and wait until it is gone; False when it was gone already."""
+    try:
+        ensure_vm_down(engine, vm_id, timeout=timeout)
+    except NotFound:
+        return False
+    delete_vm(engine, vm_id)
+    wait_vm_gone(engine, vm_id, timeout=timeout)
+    return True
+
+
+def remove_disk(engine: Engine, disk_id: str, *, timeout: float = 300) -> bool:
+    """Delete a disk and wait until it is gone; False when it was gone already.
+
+    The engine refuses to delete a locked disk, and a disk is locked while it is
+    created (a cancel or a reconcile can come meanwhile): wait until it is ok,
+    or illegal, which is deleted all the same.
+    """
+    try:
+        disk = get_disk(engine, disk_id)
+    except NotFound:
+        return False
+    if disk.status == "locked":
+        try:
+            wait_disk_ok(engine, disk_id, timeout=timeout)
+        except OperationFailed:
+            pass
+    delete_disk(engine, disk_id)
+    wait_disk_gone(engine, disk_id, timeout=timeout)
+    return True
+
+
 def create_worker_vm(engine: Engine, spec: VmSpec, *, vnic_profile_id: str | None = None) -> VmInfo:
     """Create a worker VM from ``spec`` (template or Blank with cloud-init) with one NIC.
 

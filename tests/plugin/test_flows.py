@@ -81,6 +81,20 @@ def test_a_restore_disk_is_created_uploaded_to_and_deleted(conn, storage_domain)
     ovirt.wait_disk_gone(conn, disk.id, timeout=60)
 
 
+def test_a_disk_still_being_created_is_removed_once_it_unlocks(conn, storage_domain):
+    disk = ovirt.create_disk(conn, name="cancelled-restore-disk", storage_domain_id=storage_domain.id,
+                             provisioned_size=8 * MiB, description=ovirt.description_tag("t3b"))
+    assert ovirt.get_disk(conn, disk.id).status == "locked"
+    with pytest.raises(Conflict, match="locked"):  # what a plain delete gets meanwhile
+        ovirt.delete_disk(conn, disk.id)
+
+    assert ovirt.remove_disk(conn, disk.id, timeout=60)
+
+    with pytest.raises(NotFound):
+        ovirt.get_disk(conn, disk.id)
+    assert not ovirt.remove_disk(conn, disk.id, timeout=60)
+
+
 def test_a_running_vms_disk_is_refused_and_a_cancelled_download_releases_the_disk(conn, vm):
     running_disk = vm.disk_attachments[0].disk_id
     assert vm.status == "up"
@@ -115,9 +129,13 @@ def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
         ovirt.start_vm(conn, worker.id, use_cloud_init=True)
         assert ovirt.wait_vm_status(conn, worker.id, {"up"}, timeout=60).status == "up"
         assert ovirt.ensure_vm_down(conn, worker.id, timeout=60).status == "down"
+        ovirt.start_vm(conn, worker.id)
+        assert ovirt.wait_vm_status(conn, worker.id, {"up"}, timeout=60).status == "up"
     finally:
-        ovirt.delete_vm(conn, worker.id)
-    ovirt.wait_vm_gone(conn, worker.id, timeout=60)
+        assert ovirt.remove_vm(conn, worker.id, timeout=60)  # powered off first
+    with pytest.raises(NotFound):
+        ovirt.get_vm(conn, worker.id)
+    assert not ovirt.remove_vm(conn, worker.id, timeout=60)
 
 
 def test_backup_ready_with_disk_modes_then_finalized_and_checkpoint_deleted(conn, vm):

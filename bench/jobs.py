@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.support import running_datamover, wait_for_session
+
 GiB, MiB = 1024**3, 1024**2
 DISK_SIZE = 4 * GiB
 ALLOCATED = 0.6
@@ -57,8 +59,8 @@ def run(report) -> None:
     try:
         with running_simulator(state / "sim", seed="small", delays=0.05) as sim:
             vm_name, disk_id = make_bench_vm(sim, state)
-            with running_datamover(state) as (url, token, repo_path):
-                figures = whole_path(sim, url, token, repo_path, state, vm_name)
+            with running_datamover(state, "--workers", "1", "--threads", "8") as mover:
+                figures = whole_path(sim, mover.url, mover.token, mover.path, state, vm_name)
             raw = guest_raw(sim, disk_id, state / "disk.raw")
             allocated = allocated_bytes(raw)
             rows = {row["name"]: row for row in figures}
@@ -123,35 +125,6 @@ def make_bench_vm(sim, state: Path) -> tuple[str, str]:
     # the checkpoint's bitmap).
     os.sync()
     return "bench-vm", disk.id
-
-
-class running_datamover:
-    """A data mover over a fresh repository (context manager: url, token, path)."""
-
-    def __init__(self, state: Path):
-        from tests.support.processes import free_port
-
-        self.path = state / "repository"
-        self.token = secrets.token_urlsafe(16)
-        (state / "token").write_text(self.token)
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "repositories.datamover", "--path", str(self.path),
-                     "--token-file", str(state / "token"), "--bind", f"127.0.0.1:{self.port}", "--init",
-                     "--workers", "1", "--threads", "8"]
-        self.log = state / "datamover.log"
-
-    def __enter__(self):
-        from tests.support.processes import wait_for_port
-
-        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=open(self.log, "ab"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, process=self.process)
-        return f"http://127.0.0.1:{self.port}", self.token, self.path
-
-    def __exit__(self, *exc):
-        from tests.support.processes import stop_process
-
-        stop_process(self.process)
 
 
 def whole_path(sim, url: str, token: str, repo_path: Path, state: Path, vm_name: str) -> list[dict]:
@@ -375,15 +348,7 @@ def _rewrite(admin, vm_name: str) -> None:
 def _backup(job, name: str, worker) -> dict:
     from jobs import services
 
-    session = services.run_job(job)
-    while True:
-        session.refresh_from_db()
-        if session.is_terminal:
-            break
-        time.sleep(0.1)
-    if session.state != "success":
-        lines = "\n".join(line.message for line in session.log_lines.all())
-        raise RuntimeError(f"{name} ended {session.state}:\n{lines}")
+    session = wait_for_session(services.run_job(job), name)
     if os.environ.get("BENCH_TIMELINE"):
         _print_timeline(session, name)
     return {"name": name, "seconds": (session.finished - session.started).total_seconds(),

@@ -10,14 +10,13 @@ loopback. The second run sends the same disk again: every chunk is present.
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.report import stopwatch
+from bench.support import running_datamover
 from repositories.datamover.client import DataMoverClient
 from repositories.store import (
     BLOCK_SIZE,
@@ -111,21 +110,12 @@ def _datamover_peak_mib(master_pid: int) -> float:
 
 
 def run(report) -> None:
-    from tests.support.processes import free_port, stop_process, wait_for_port
-
     work = Path(tempfile.mkdtemp(prefix="bench-repositories-", dir="/var/tmp"))
-    process = None
     try:
         disk = work / "disk.raw"
         allocated = make_disk(disk)
-        (work / "token").write_text("bench-token")
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "repositories.datamover", "--path", str(work / "repository"),
-             "--token-file", str(work / "token"), "--bind", f"127.0.0.1:{port}", "--init"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(port, process=process)
-        with DataMoverClient(f"http://127.0.0.1:{port}", "bench-token", pool_size=THREADS) as client:
+        with running_datamover(work) as datamover, \
+                DataMoverClient(datamover.url, datamover.token, pool_size=THREADS) as client:
             for name, manifest_id in (("full, new chunks", "rp-1"), ("again, all chunks present", "rp-2")):
                 _reset_peak_memory()
                 with stopwatch() as took:
@@ -135,8 +125,6 @@ def run(report) -> None:
                            seconds=took["seconds"], mb_per_s=figures["read"] / took["seconds"] / 1e6,
                            sent_bytes=figures["sent"], stored_bytes=stats["used"],
                            peak_memory_mib=_peak_memory_mib(),
-                           datamover_peak_mib=_datamover_peak_mib(process.pid))
+                           datamover_peak_mib=_datamover_peak_mib(datamover.process.pid))
     finally:
-        if process is not None:
-            stop_process(process)
         shutil.rmtree(work, ignore_errors=True)

@@ -31,12 +31,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import stopwatch
+from bench.support import running_datamover, wait_for_session
 
 GiB = 1024**3
 MiB = 1024**2
@@ -162,24 +162,16 @@ def run(report) -> None:
     from repositories.datamover.client import DataMoverClient
     from simulator.dataplane import DataPlane
     from simulator.pki import ensure_pki
-    from tests.support.processes import free_port, stop_process, wait_for_port
-
     state = Path(tempfile.mkdtemp(prefix="bench-restore-", dir="/var/tmp"))
-    datamover = plane = None
+    plane = None
     try:
         pki = ensure_pki(state, "127.0.0.1")
         plane = DataPlane(state, tls=(pki.key_file, pki.cert_file, pki.ca_file))
         source = state / "source.raw"
         plane.seed_volume(source, "raw", DISK_SIZE, seed=11, allocated_fraction=ALLOCATED)
-        (state / "token").write_text("bench-token")
-        port = free_port()
-        datamover = subprocess.Popen(
-            [sys.executable, "-m", "repositories.datamover", "--path", str(state / "repository"),
-             "--token-file", str(state / "token"), "--bind", f"127.0.0.1:{port}", "--init"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(port, process=datamover)
         plane.start()
-        with DataMoverClient(f"http://127.0.0.1:{port}", "bench-token", pool_size=8) as mover:
+        with running_datamover(state) as datamover, \
+                DataMoverClient(datamover.url, datamover.token, pool_size=8) as mover:
             path = DataPath(plane, mover, str(pki.ca_file), state, source,
                             plane.volume_info(source)["actual_size"])
             index = store_disk(mover, source)
@@ -189,8 +181,6 @@ def run(report) -> None:
     finally:
         if plane is not None:
             plane.stop()
-        if datamover is not None:
-            stop_process(datamover)
         shutil.rmtree(state, ignore_errors=True)
     run_whole_path(report)
 
@@ -199,13 +189,14 @@ def run(report) -> None:
 
 
 def run_whole_path(report) -> None:
-    from bench.jobs import make_bench_vm, running_datamover
+    from bench.jobs import make_bench_vm
     from simulator.testing import running_simulator
 
     state = Path(tempfile.mkdtemp(prefix="bench-restore-path-", dir="/var/tmp"))
     try:
         with running_simulator(state / "sim", seed="small", delays=0.05) as sim, \
-                running_datamover(state) as (url, token, repo_path):
+                running_datamover(state, "--workers", "1", "--threads", "8") as datamover:
+            url, token, repo_path = datamover.url, datamover.token, datamover.path
             vm_name, disk_id = make_bench_vm(sim, state)
             raw = state / "disk.raw"
             path, fmt = sim.disk_image(disk_id)
@@ -332,15 +323,8 @@ def _restore_session(point) -> dict:
     from jobs.restore.requests import RestoreRequest, submit_restore
     from workers.models import DiskTask
 
-    session = submit_restore(RestoreRequest(point=point.pk, name="bench-vm-restored"))
-    while True:
-        session.refresh_from_db()
-        if session.is_terminal:
-            break
-        time.sleep(0.1)
-    if session.state != "success":
-        lines = "\n".join(line.message for line in session.log_lines.all())
-        raise RuntimeError(f"the restore ended {session.state}:\n{lines}")
+    session = wait_for_session(submit_restore(RestoreRequest(point=point.pk, name="bench-vm-restored")),
+                               "the restore")
     task = DiskTask.objects.get(session_id=session.pk)
     return {"seconds": (session.finished - session.started).total_seconds(),
             "worker_seconds": task.figures().get("seconds", 0.0)}

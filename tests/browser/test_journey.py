@@ -35,15 +35,6 @@ LONG = 120_000  # ms: runner start, sync, a whole backup on two shared cores
 
 
 @pytest.fixture
-def journey_simulator(tmp_path):
-    """The simulator seeded small, slow enough (0.2 s per phase) that a running session shows."""
-    from simulator.testing import running_simulator
-
-    with running_simulator(tmp_path / "simulator", seed="small", delays=0.2) as handle:
-        yield handle
-
-
-@pytest.fixture
 def runners(live_env, output_dir):
     """The control runner and the embedded worker runner, as `make run` starts them.
 
@@ -201,13 +192,13 @@ def see_vm_in_inventory(page, base: str, name: str) -> None:
     page.get_by_role("link", name=name, exact=True).wait_for()
 
 
-def test_from_login_to_a_restored_vm(page, live_server, admin_user, journey_simulator, runners,
+def test_from_login_to_a_restored_vm(page, live_server, admin_user, simulator, runners,
                                        live_env, output_dir, tmp_path):
     base = live_server.url
     log_in(page, live_server, admin_user, admin_user.plain_password)
     page.get_by_role("heading", name="Dashboard").wait_for()
 
-    add_manager(page, base, journey_simulator)
+    add_manager(page, base, simulator)  # 0.2 s per phase: the running session shows
 
     port = free_port()
     add_repository(page, base, tmp_path / "repository", port)

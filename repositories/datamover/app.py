@@ -41,6 +41,7 @@ from repositories.store import (
     RepositoryKey,
     StoreError,
 )
+from vbrsite.heap import keep_block_buffers
 
 log = logging.getLogger("repositories.datamover")
 MAX_JSON_BODY = 64 * 1024 * 1024  # a manifest of a 16 TiB VM stays below this
@@ -79,6 +80,7 @@ class DataMoverApp:
     """The WSGI application."""
 
     def __init__(self, config: DataMoverConfig):
+        keep_block_buffers()  # request bodies are up to 4 MiB each
         self.config = config
         self.store = ChunkStore.open(config.path, key=config.key,
                                      immutable_days=config.immutable_days,

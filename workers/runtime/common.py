@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vbrsite.heap import block_buffers
+
 log = logging.getLogger(__name__)
 
 TICK = 0.5
@@ -89,14 +91,15 @@ class Supervisor:
     def run(self, loop: Callable[[threading.Event], None], count: int, name: str) -> None:
         threads = [threading.Thread(target=self._guard, args=(loop,), name=f"{name}-{i}",
                                     daemon=True) for i in range(count)]
-        for thread in threads:
-            thread.start()
-        try:
-            self._watch(threads)
-        finally:
-            self.stop.set()
+        with block_buffers():
             for thread in threads:
-                thread.join()
+                thread.start()
+            try:
+                self._watch(threads)
+            finally:
+                self.stop.set()
+                for thread in threads:
+                    thread.join()
         if self.errors:
             raise self.errors[0]
         self.report()

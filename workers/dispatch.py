@@ -130,18 +130,22 @@ def request_cancel(task: DiskTask) -> None:
 class PollPace:
     """How long a session driver sleeps between two looks at its disk tasks.
 
-    Quick at first (a small disk or a no-change incremental ends in a moment),
-    backing off 1.5x to ``longest``; but never past the moment the nearest running
-    task should end at the rate it last reported, so the driver sees a disk end
-    within a poll or two instead of up to ``longest`` later (every session pays
-    that wait once per VM).
+    Every ``first`` seconds for the first ``quick`` looks (a small disk or a
+    no-change incremental ends in a moment, and every VM pays the wait once),
+    then backing off 1.5x to ``longest``; but never past the moment the nearest
+    running task should end at the rate it last reported, so the driver sees a
+    disk end within a poll or two instead of up to ``longest`` later.
     """
 
-    def __init__(self, first: float = 0.05, longest: float = 0.5):
-        self.first, self.longest, self.interval = first, longest, first
+    def __init__(self, first: float = 0.02, longest: float = 0.5, quick: int = 15):
+        self.first, self.longest, self.interval, self.quick = first, longest, first, quick
 
     def next(self, tasks: list[DiskTask]) -> float:
-        interval, self.interval = self.interval, min(self.interval * 1.5, self.longest)
+        if self.quick > 0:
+            self.quick -= 1
+        else:
+            self.interval = min(self.interval * 1.5, self.longest)
+        interval = self.interval
         now = timezone.now()
         ends = [(task.bytes_total - task.bytes_done) / task.rate
                 - ((now - task.heartbeat).total_seconds() if task.heartbeat else 0.0)

@@ -19,7 +19,7 @@ from jobs.models import TaskSession
 POLL_SECONDS = 0.5
 # Small disks and no-change incrementals end in well under a second: poll
 # quickly at first, then back off to POLL_SECONDS.
-FIRST_POLL_SECONDS = 0.05
+FIRST_POLL_SECONDS = 0.02
 CANCEL_GRACE_SECONDS = 20.0
 # A disk task no worker runner has taken after this long means no runner serves its queue.
 PENDING_TIMEOUT_SECONDS = 900.0

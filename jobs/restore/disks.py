@@ -18,7 +18,7 @@ from jobs.restore.run import Cancelled, RestoreRun
 from plugin import engine as ovirt
 
 POLL_SECONDS = 0.5
-FIRST_POLL_SECONDS = 0.05
+FIRST_POLL_SECONDS = 0.02
 CANCEL_GRACE_SECONDS = 20.0
 
 

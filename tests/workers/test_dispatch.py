@@ -227,3 +227,15 @@ def test_stopping_a_worker_hands_its_queued_disks_to_another(make_worker, invent
     assert queued.worker == staying and queued.state == DiskTaskState.PENDING
     assert queued.attempts[0]["error"] == "worker leaving was stopped"
     assert Worker.objects.get(pk=leaving.pk).state == WorkerState.STOPPED
+
+
+def test_the_poll_pace_is_quick_for_a_moment_then_backs_off_but_not_past_a_tasks_end():
+    pace = dispatch.PollPace(first=0.02, longest=0.5, quick=15)
+    pauses = [pace.next([]) for _ in range(30)]
+    assert pauses[:15] == [0.02] * 15
+    assert pauses[15] == pytest.approx(0.03)
+    assert max(pauses) == 0.5 and pauses[-1] == 0.5
+    # A running task that should end in 0.1 s at its reported rate: look then, not 0.5 s later.
+    task = DiskTask(state=DiskTaskState.RUNNING, bytes_total=100, bytes_done=90, rate=100.0,
+                    heartbeat=timezone.now())
+    assert 0.02 <= pace.next([task]) <= 0.1

@@ -195,7 +195,8 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     total = run_bytes(runs, size)
     supervisor = Supervisor(monitor, counters, total)
     job = _DiskBackup(source, mover, key, index, _BlockQueue(runs), counters, Throttle(max_rate))
-    supervisor.run(job.loop, max(1, connections), name=f"backup-{disk_id[:8]}")
+    if runs:  # an incremental of an unchanged disk opens no more connections
+        supervisor.run(job.loop, max(1, connections), name=f"backup-{disk_id[:8]}")
     return BackupResult(index, _figures(counters, size, total, supervisor.seconds(), context))
 
 

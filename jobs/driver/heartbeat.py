@@ -28,15 +28,28 @@ def session_figures(session_id: int) -> dict:
         "state", "progress", "bytes_total", "bytes_read", "bytes_sent", "bytes_stored", "rate"))
     if not rows:
         return {}
-    progress = sum(100.0 if r["state"] in TERMINAL_STATES else r["progress"] for r in rows) / len(rows)
     return {
-        "progress": round(min(progress, 100.0), 1),
+        "progress": round(min(_weighted_progress(rows), 100.0), 1),
         "bytes_total": sum(r["bytes_total"] for r in rows),
         "bytes_read": sum(r["bytes_read"] for r in rows),
         "bytes_sent": sum(r["bytes_sent"] for r in rows),
         "bytes_stored": sum(r["bytes_stored"] for r in rows),
         "rate": sum(r["rate"] for r in rows if r["state"] not in TERMINAL_STATES),
     }
+
+
+def _weighted_progress(rows: list[dict]) -> float:
+    """The VMs' progress weighted by the bytes each has to move, so that a small
+    VM done early doesn't carry the bar as far as a large one still under way.
+
+    A VM not started yet has no byte count: it weighs as the average VM that has one
+    (all VMs weigh the same while none has). A VM that ended counts as done.
+    """
+    known = [r["bytes_total"] for r in rows if r["bytes_total"] > 0]
+    average = sum(known) / len(known) if known else 1.0
+    weights = [r["bytes_total"] if r["bytes_total"] > 0 else average for r in rows]
+    done = sum(w * (100.0 if r["state"] in TERMINAL_STATES else r["progress"]) for w, r in zip(weights, rows))
+    return done / sum(weights)
 
 
 class Heartbeat(threading.Thread):

@@ -180,3 +180,20 @@ def test_the_vm_count_matches_the_vms_resolved():
             factories.job("by-cluster", selection=VmSelection.CLUSTER, cluster=cluster),
             factories.job("chosen", vms=vms)]
     assert [job.vm_count() for job in jobs] == [len(job.resolve_vms()) for job in jobs] == [1, 2, 2]
+
+
+def test_session_progress_weighs_each_vm_by_the_bytes_it_has_to_move():
+    from jobs.driver.heartbeat import session_figures
+
+    session = Session.objects.create(name="weighted", state=SessionState.RUNNING)
+    GiB = 2**30
+    # A small VM done, a large one a quarter through, one not started yet.
+    session.tasks.create(vm_name="small", state=SessionState.SUCCESS, bytes_total=1 * GiB, progress=100)
+    session.tasks.create(vm_name="large", state=SessionState.RUNNING, bytes_total=7 * GiB, progress=25)
+    session.tasks.create(vm_name="next", state=SessionState.PENDING)
+    figures = session_figures(session.pk)
+    # Weights 1, 7 and 4 (the average of the known): (100 + 175 + 0) / 12, not (100 + 25 + 0) / 3.
+    assert figures["progress"] == pytest.approx(22.9, abs=0.05)
+    assert figures["bytes_total"] == 8 * GiB
+    session.tasks.update(bytes_total=0)
+    assert session_figures(session.pk)["progress"] == pytest.approx(41.7, abs=0.05)  # no sizes yet: equal

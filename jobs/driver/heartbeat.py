@@ -48,7 +48,7 @@ def _weighted_progress(rows: list[dict]) -> float:
     known = [r["bytes_total"] for r in rows if r["bytes_total"] > 0]
     average = sum(known) / len(known) if known else 1.0
     weights = [r["bytes_total"] if r["bytes_total"] > 0 else average for r in rows]
-    done = sum(w * (100.0 if r["state"] in TERMINAL_STATES else r["progress"]) for w, r in zip(weights, rows))
+    done = sum(w * (100.0 if r["state"] in TERMINAL_STATES else r["progress"]) for w, r in zip(weights, rows, strict=True))
     return done / sum(weights)
 
 

@@ -153,7 +153,7 @@ class Session(Figures):
         fields = {"state": state, "finished": now, "heartbeat": now}
         if summary:
             fields["summary"] = summary
-        if state == SessionState.SUCCESS:
+        if state in (SessionState.SUCCESS, SessionState.WARNING):  # done, with or without a warning
             fields["progress"] = 100.0
         ended = Session.objects.filter(pk=self.pk, state__in=ACTIVE_STATES).update(**fields)
         if ended:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.choices import SessionState
+from jobs.choices import LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
@@ -72,7 +72,10 @@ def run_restore_session(session: Session) -> tuple[str, str]:
     run.past_point_of_no_return = True
     run.remember()
     _request_inventory_sync(run)
-    return _finish(run, SessionState.SUCCESS, summary)
+    # Restored, with something the log warned about (a NIC left unplugged, a mapping that
+    # matched nothing, the original not started again): the session says so, as a backup's does.
+    warned = session.log_lines.filter(level=LogLevel.WARNING).exists()
+    return _finish(run, SessionState.WARNING if warned else SessionState.SUCCESS, summary)
 
 
 def _restore(run: RestoreRun) -> str:
@@ -201,11 +204,14 @@ def _quietly(run: RestoreRun, what: str, action) -> None:
                           f"with {ovirt.description_tag(run.session.pk)}).")
 
 
+DONE = (SessionState.SUCCESS, SessionState.WARNING)
+
+
 def _finish(run: RestoreRun | None, state: str, summary: str) -> tuple[str, str]:
     if run is not None and run.task is not None:
         TaskSession.objects.filter(pk=run.task.pk).update(
-            state=state, finished=timezone.now(), error="" if state == SessionState.SUCCESS else summary,
-            **({"progress": 100.0} if state == SessionState.SUCCESS else {}))
+            state=state, finished=timezone.now(), error="" if state in DONE else summary,
+            **({"progress": 100.0} if state in DONE else {}))
     return state, summary[:2000]
 
 

@@ -172,6 +172,10 @@ def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool) -> No
                 run.session.warn(f"NIC {nic.name}: the network {nic.network} doesn't exist here; "
                                  "the NIC is left without a network.")
         _add_nic(run, vm_id, nic, profile, nic.mac if keep_macs and nic.mac else None)
+    unused = set(run.request.networks) - {nic.network for nic in config.nics}
+    for network in sorted(unused):
+        run.session.warn(f"Network mapping {network} -> {run.request.networks[network] or '(unplugged)'}: "
+                         f"the VM had no NIC on network {network}; nothing was mapped.")
     if config.nics:
         macs = "their original MAC addresses" if keep_macs else "new MAC addresses"
         run.log(f"Added {len(config.nics)} NIC(s) with {macs}.")

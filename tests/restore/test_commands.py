@@ -38,6 +38,14 @@ def test_restore_vm_queues_a_restore_session_with_the_options_given(point):
                                           "power_on": True, "replace": False, "new_macs": True}
 
 
+def test_restore_vm_maps_networks_to_profiles_or_leaves_them_unplugged(point):
+    run("restore_vm", str(point.pk), "--name", "web1-dr", "--network", "ovirtmgmt=backend",
+        "--network", "storage=")
+
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["networks"] == {"ovirtmgmt": "backend", "storage": ""}
+
+
 def test_restore_disk_takes_the_disk_by_name_and_records_its_id(point):
     run("restore_disk", str(point.pk), "web1_os", "--vm", "web2")
 
@@ -49,6 +57,8 @@ def test_restore_disk_takes_the_disk_by_name_and_records_its_id(point):
     (["restore_vm", "nope"], "not a restore point id"),
     (["restore_vm", "999"], "no restore point 999"),
     (["restore_vm", "{pk}", "--replace", "--name", "other"], "keeps its name"),
+    (["restore_vm", "{pk}", "--network", "backend"], "write SOURCE=PROFILE"),
+    (["restore_vm", "{pk}", "--network", "a=b", "--network", "a=c"], "mapped twice"),
     (["restore_disk", "{pk}", "nope"], "has no disk 'nope'"),
     (["restore_disk", "{pk}", "web1_os", "--vm", "a", "--storage-domain", "b"], "not both"),
 ])

@@ -55,6 +55,7 @@ class Stack:
     env: dict
     control: object = None
     start_control: object = None
+    worker: object = None
 
     def vm(self, name: str):
         from inventory.models import VM
@@ -99,18 +100,21 @@ def runner_env(live_env: dict, **extra) -> dict:
 @pytest.fixture
 def runners(sim, manager, repository, live_env, output_dir):
     """Start the control runner and the embedded worker runner with extra settings:
-    ``runners(control={...}, worker={...})``; ``stack.start_control()`` starts another control runner."""
+    ``runners(control={...}, worker={...})``; ``stack.start_control()`` starts another control runner.
+    With ``worker=None`` no worker runner starts: ``with stack.worker(**settings):`` runs one for a block."""
     Path(live_env["VBR_DATA_DIR"]).mkdir(parents=True, exist_ok=True)  # the runners' check wants it
     with ExitStack() as started:
-        def start(control: dict | None = None, worker: dict | None = None) -> Stack:
+        def start(control: dict | None = None, worker: dict | None = {}) -> Stack:  # noqa: B006 - read only
             env = runner_env(live_env, **(control or {}))
-            worker_env = {**runner_env(live_env, **(worker or {})), "Q_CLUSTER_NAME": "embedded"}
             stack = Stack(sim, manager, repository, output_dir, env)
             stack.start_control = lambda: started.enter_context(
                 running(manage_py("qcluster"), env, output_dir / "control.log", graceful=False))
             stack.control = stack.start_control()
-            started.enter_context(running(manage_py("qcluster"), worker_env, output_dir / "worker.log",
-                                                  graceful=False))
+            stack.worker = lambda **extra: running(
+                manage_py("qcluster"), {**runner_env(live_env, **extra), "Q_CLUSTER_NAME": "embedded"},
+                output_dir / "worker.log", graceful=False)
+            if worker is not None:
+                started.enter_context(stack.worker(**worker))
             return stack
 
         yield start

@@ -84,18 +84,20 @@ def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(
 
 
 def test_cancel_mid_transfer_stops_cleans_up_and_keeps_earlier_restore_points(runners, tmp_path):
-    stack = runners(worker={"VBR_WORKER_MAX_MBPS": "8"})
+    stack = runners(worker=None)
     job = stack.job("cancel-me", ["small-vm1"])
-    first = wait_for_session(services.run_job(job), stack=stack)
+    with stack.worker():  # the earlier restore point at full speed
+        first = wait_for_session(services.run_job(job), stack=stack)
     assert first.state == SessionState.SUCCESS, session_log(first)
     earlier = RestorePoint.objects.get(session=first)
     stack.sim.cli("guest-write", "--vm", "small-vm1", "--offset", "0", "--length", str(40 * MIB), "--seed", "3")
 
-    second = services.run_job(job, full=True)
-    _wait_for_running_disk(second)
-    _wait_for_bytes_sent(second)  # figures move while the disk moves, not only at its end
-    call_command("cancel_session", str(second.pk))
-    second = wait_for_session(second, timeout=60, stack=stack)
+    with stack.worker(VBR_WORKER_MAX_MBPS="8"):  # slow enough to be cancelled mid-transfer
+        second = services.run_job(job, full=True)
+        _wait_for_running_disk(second)
+        _wait_for_bytes_sent(second)  # figures move while the disk moves, not only at its end
+        call_command("cancel_session", str(second.pk))
+        second = wait_for_session(second, timeout=60, stack=stack)
 
     assert second.state == SessionState.CANCELLED, session_log(second)
     assert "cancelled: no restore point" in session_log(second)

@@ -91,7 +91,7 @@ def test_a_deployed_worker_moves_a_disk_through_its_runner(sim, manager, reposit
 
 def test_two_workers_move_disks_at_the_same_time(sim, manager, repository, new_worker, tmp_path,
                                                  monkeypatch):
-    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "16")  # long enough to overlap
+    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "32")  # long enough to overlap (2 s and 3.5 s)
     workers = [deployment.deploy(new_worker(name, max_tasks=1), timeout=60) for name in ("a", "b")]
     disks = [disk_named(manager, "small-vm2_data"), disk_named(manager, "small-vm2_os")]
     with download(manager, disks[0]) as url0, download(manager, disks[1]) as url1:
@@ -109,8 +109,9 @@ def test_two_workers_move_disks_at_the_same_time(sim, manager, repository, new_w
 
 def test_a_killed_runner_loses_its_task_to_another_worker(sim, manager, repository, new_worker,
                                                           tmp_path, monkeypatch):
-    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "16")
+    monkeypatch.setenv("VBR_WORKER_MAX_MBPS", "16")  # slow enough to be killed mid-disk
     doomed = deployment.deploy(new_worker("doomed"), timeout=60)
+    monkeypatch.delenv("VBR_WORKER_MAX_MBPS")  # the spare moves the whole disk at full speed
     spare = deployment.deploy(new_worker("spare"), timeout=60)
     disk = disk_named(manager, "small-vm2_os")
     with download(manager, disk) as url:

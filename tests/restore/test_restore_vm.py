@@ -85,8 +85,9 @@ def test_a_cancelled_restore_removes_what_it_created(stack):
     point, _ = stack.back_up("small-vm1", label="before-cancel")
     with stack.engine() as engine:
         disks_before = {d.id for d in ovirt.list_disks(engine)}
-    # Every engine answer takes a second: the cancel lands while the restore is under way.
-    stack.sim.cli("fault", "add", "slow", "--seconds", "1")
+    # Every engine answer takes half a second: the cancel (seen within the heartbeat's second)
+    # lands while the restore is still under way.
+    stack.sim.cli("fault", "add", "slow", "--seconds", "0.5")
     try:
         session = submit_restore(RestoreRequest(point=point.pk, name="vm1-cancelled"))
         stack.wait(session, until=lambda s: "Created disk" in session_log(s))

@@ -24,7 +24,7 @@ class EngineHoldings:
     """The engine objects one VM's backup holds right now."""
 
     vm_id: str
-    transfers: dict[str, str] = field(default_factory=dict)  # transfer id -> disk id
+    transfers: dict[str, str] = field(default_factory=dict)  # transfer id -> disk name (for the log)
     finalized: set[str] = field(default_factory=set)
     backup_id: str | None = None
     backup_finalized: bool = False
@@ -36,24 +36,25 @@ class EngineHoldings:
         Returns the problems met (empty when the engine is clean).
         """
         problems: list[str] = []
-        for transfer_id, disk_id in list(self.transfers.items()):
+        for transfer_id, disk_name in list(self.transfers.items()):
             if transfer_id not in self.finalized:
-                self._cancel_transfer(engine, transfer_id, disk_id, say, problems)
+                self._cancel_transfer(engine, transfer_id, disk_name, say, problems)
         if self.backup_id and not self.backup_finalized:
             self._finalize_backup(engine, say, problems)
         if self.snapshot_id:
             self._delete_snapshot(engine, say, problems)
         return problems
 
-    def _cancel_transfer(self, engine, transfer_id: str, disk_id: str, say, problems: list) -> None:
+    def _cancel_transfer(self, engine, transfer_id: str, disk_name: str, say, problems: list) -> None:
         try:
             ovirt.cancel_transfer(engine, transfer_id)
             ovirt.wait_transfer_ended(engine, transfer_id, timeout=CLEANUP_TIMEOUT)
             self.finalized.add(transfer_id)
-            say(f"Cancelled image transfer {transfer_id} of disk {disk_id}.", "info")
+            say(f"Cancelled image transfer {transfer_id} of disk {disk_name}.", "info")
         except EngineError as exc:
             problems.append(f"image transfer {transfer_id}: {exc}")
-            say(f"Could not cancel image transfer {transfer_id}: {exc} (reconcile will retry).", "warning")
+            say(f"Could not cancel image transfer {transfer_id} of disk {disk_name}: {exc} "
+                "(reconcile will retry).", "warning")
 
     def _finalize_backup(self, engine, say, problems: list) -> None:
         try:

@@ -172,7 +172,7 @@ class VmBackup:
             transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
                                              disk_id=work.disk.id, backup_id=backup.id, format="raw",
                                              inactivity_timeout=TRANSFER_INACTIVITY_SECONDS)
-            holdings.transfers[transfer.id] = work.disk.id
+            holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)
         ovirt.finalize_backup(engine, self.vm.engine_id, backup.id)
@@ -235,7 +235,7 @@ class VmBackup:
             transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
                                              snapshot_image_id=images[work.disk.id], format="raw",
                                              inactivity_timeout=TRANSFER_INACTIVITY_SECONDS)
-            holdings.transfers[transfer.id] = work.disk.id
+            holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)
         return works, None

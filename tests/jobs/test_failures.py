@@ -1,6 +1,7 @@
 """What goes wrong: the snapshot flow's cleanup, an engine fault mid-transfer, cancel, a dead driver."""
 
 import os
+import re
 import signal
 import time
 
@@ -101,6 +102,7 @@ def test_cancel_mid_transfer_stops_cleans_up_and_keeps_earlier_restore_points(ru
 
     assert second.state == SessionState.CANCELLED, session_log(second)
     assert "cancelled: no restore point" in session_log(second)
+    assert re.search(r"Cancelled image transfer \S+ of disk small-vm1_\w+\.", session_log(second))
     assert not RestorePoint.objects.filter(session=second).exists()
     assert engine_leftovers(stack) == []
     assert RestorePoint.objects.filter(pk=earlier.pk).exists()

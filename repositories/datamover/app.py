@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 from repositories.datamover import jobs
+from repositories.datamover.body import BodyTruncated, read_body
 from repositories.store import (
     MAX_CHUNK_SIZE,
     ChunkError,
@@ -160,7 +161,7 @@ class DataMoverApp:
             return 200, _json({"missing": self.store.missing(digests)}), "application/json"
 
     def put_chunk(self, environ, digest):
-        blob = _read_body(environ, MAX_CHUNK_SIZE)
+        blob = _read_body(environ, MAX_CHUNK_SIZE, reuse=True)  # stored before the answer
         with _store_errors():
             created = self.store.put_chunk(digest, blob)
         return (201 if created else 200), _json({"created": created}), "application/json"
@@ -259,23 +260,18 @@ def _id_of(body: bytes) -> str | None:
         raise HttpError(400, "the manifest is not JSON", "bad-request") from None
 
 
-def _read_body(environ, limit: int) -> bytes:
+def _read_body(environ, limit: int, *, reuse: bool = False) -> bytes | bytearray | memoryview:
     try:
         length = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
         raise HttpError(411, "send a Content-Length header", "length") from None
     if length > limit:
         raise HttpError(413, f"the body is {length} bytes, more than {limit}", "too-large")
-    stream, parts, remaining = environ["wsgi.input"], [], length
-    while remaining:
-        part = stream.read(remaining)
-        if not part:
-            # The client went away mid-body: nothing is stored.
-            raise HttpError(400, f"the body ended after {length - remaining} of {length} bytes",
-                            "truncated")
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
+    try:
+        return read_body(environ, length, reuse=reuse)
+    except BodyTruncated as exc:
+        # The client went away mid-body: nothing is stored.
+        raise HttpError(400, f"the body ended after {exc.received} of {length} bytes", "truncated") from None
 
 
 def _read_json(environ) -> dict:

@@ -1,5 +1,6 @@
 """Run the data mover under gunicorn (threaded workers; TLS when given a certificate)."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def serve(config: DataMoverConfig, bind: str = DEFAULT_BIND, *, workers: int = 2
     """Serve until stopped (SIGTERM/SIGINT); checks the repository before forking."""
     # Open once in the master so a wrong path or key fails here, with its message.
     ChunkStore.open(config.path, key=config.key)
+    if not logging.getLogger().handlers:  # standalone (a gateway): our lines beside gunicorn's
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
     if bool(certfile) != bool(keyfile):
         raise StoreError("TLS needs both a certificate file and its key file")
     for name in (certfile, keyfile):

@@ -131,7 +131,7 @@ class ChunkStore:
     def has_chunk(self, digest: str) -> bool:
         return self.backend.exists(chunk_name(digest))
 
-    def put_chunk(self, digest: str, blob: bytes) -> bool:
+    def put_chunk(self, digest: str, blob: bytes | memoryview) -> bool:
         """Check and store a chunk; False when it was there already."""
         name = chunk_name(digest)
         flags = blob[5] if blob[:4] == MAGIC and len(blob) > 5 else None

@@ -33,6 +33,7 @@ class RunningDataMover:
     token: str
     path: Path
     process: object
+    log: Path | None = None
 
     def client(self, **options) -> DataMoverClient:
         return DataMoverClient(self.url, self.token, **options)
@@ -57,5 +58,5 @@ def datamover(tmp_path, output_dir):
     port, token, args, log = start_datamover(tmp_path, output_dir)
     with running(args, log_path=log) as process:
         wait_for_port(port, process=process)
-        yield RunningDataMover(f"http://127.0.0.1:{port}", token, tmp_path / "datamover", process)
+        yield RunningDataMover(f"http://127.0.0.1:{port}", token, tmp_path / "datamover", process, log)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -59,6 +60,62 @@ def test_a_disk_goes_in_and_comes_back_through_the_client(datamover):
         assert (stats["chunks"], stats["manifests"]) == (3, 2)
         assert stats["dedup_ratio"] > 1.5
         assert client.probe()["ok"]
+    # With this gunicorn, bodies come straight off the socket (one copy, not six).
+    assert "request bodies are read straight from the socket" in datamover.log.read_text()
+
+
+def _put(digest: str, body: bytes, token: str) -> bytes:
+    return (f"PUT /v1/chunks/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _responses(sock: socket.socket, count: int) -> list[int]:
+    """The status codes of ``count`` responses with small bodies read off one connection."""
+    data, statuses = b"", []
+    while len(statuses) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            if len(rest) >= length:
+                statuses.append(int(head.split()[1]))
+                data = rest[length:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"the data mover closed the connection after {statuses}"
+        data += chunk
+    return statuses
+
+
+def test_requests_pipelined_on_one_connection_are_each_read_whole(datamover):
+    chunks = [encode_chunk(b) for b in (compressible_block(7), random_block(), compressible_block(8))]
+    digests = [block_digest(b) for b in (compressible_block(7), random_block(), compressible_block(8))]
+    digests[1] = block_digest(decode_chunk(chunks[1]))
+    port = int(datamover.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        # Three requests in one write: the first body's end and the next request share packets.
+        sock.sendall(b"".join(_put(d, c, datamover.token) for d, c in zip(digests, chunks, strict=True)))
+        assert _responses(sock, 3) == [201, 201, 201]
+        sock.sendall(_put(digests[0], chunks[0], datamover.token))  # the connection is still good
+        assert _responses(sock, 1) == [200]
+    store = datamover.store()
+    assert store.missing(digests) == []
+    assert [store.get_chunk(d) for d in digests] == chunks
+
+
+def test_a_body_cut_short_stores_nothing_and_the_data_mover_goes_on(datamover):
+    chunk = encode_chunk(compressible_block(9))
+    digest = block_digest(compressible_block(9))
+    with datamover.client() as client:
+        client.stats(fresh=True)  # the worker thread is up
+    port = int(datamover.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_put(digest, chunk, datamover.token)[:-1000])
+        time.sleep(0.3)  # the data mover is reading the body: the client goes away mid-body
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_put(digest, chunk, datamover.token))
+        assert _responses(sock, 1) == [201]  # stored now, and only now
+    assert datamover.store().get_chunk(digest) == chunk
 
 
 def test_a_wrong_or_missing_token_is_refused_on_every_call(datamover):
@@ -238,6 +295,10 @@ def test_tls_with_the_given_certificate(tmp_path, output_dir):
         url = f"https://127.0.0.1:{port}"
         with DataMoverClient(url, token, ca_pem=ca_pem) as client:
             assert client.info()["format"] == "vbr-repository"
+            blocks = [random_block(), compressible_block(3)]
+            assert send_disk(client, "rp-tls", "vm-1", blocks) == 2  # bodies read off the TLS socket
+            manifest = client.get_manifest("rp-tls")
+            assert [decode_chunk(client.get_chunk(d)) for d in manifest.disks[0].blocks] == blocks
         with DataMoverClient(url, token, retries=0) as client, pytest.raises(Unreachable, match="not trusted"):
             client.info()
         with DataMoverClient(url, "wrong", ca_pem=ca_pem) as client, pytest.raises(Unauthorized):

@@ -20,10 +20,15 @@ from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 # Above the largest buffer a block needs (4 MiB, a chunk's header, a request body);
 # glibc caps the mmap threshold at 32 MiB on 64-bit.
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 256 * 1024 * 1024
+# One heap for the mover threads: a buffer freed by one is the next one's, so the process
+# keeps the movers' largest moment once, not once per thread (a 4 GiB backup's peak RSS:
+# 194 MiB with an arena per thread, 183 MiB with one; 171 MiB untuned).
+ARENA_MAX = 1
 
 
 @functools.cache
@@ -46,8 +51,8 @@ def keep_block_buffers() -> bool:
     libc = _libc()
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return all(libc.mallopt(option, value) for option, value in (
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_ARENA_MAX, ARENA_MAX)))
 
 
 def release_free_memory() -> None:

@@ -29,6 +29,7 @@ from repositories.store import (
     incremental_disk,
     is_zero,
 )
+from vbrsite.heap import keep_block_buffers
 from workers.runtime.common import (
     Counters,
     Monitor,
@@ -178,6 +179,7 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     read per second (None: no cap). Raises Cancelled when the
     monitor asks, MoverError (or an imageio/data mover error) on failure.
     """
+    keep_block_buffers()  # before any thread of this disk: they all share one heap
     context = "dirty" if base is not None else "zero"
     with source.connect() as probe:
         extents = wait_with_monitor(lambda: _extents(source, context), monitor,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from repositories.store import BLOCK_SIZE, DiskIndex, block_digest, block_length, decode_chunk
 from repositories.store.errors import ChunkError
+from vbrsite.heap import keep_block_buffers
 from workers.runtime.backup import disk_size
 from workers.runtime.common import (
     Cancelled,
@@ -120,6 +121,7 @@ def restore_disk(target: ImageioClient, mover, key, index: DiskIndex, *, connect
     if index.block_size != BLOCK_SIZE:
         raise MoverError(f"disk {index.id} uses blocks of {index.block_size} bytes; "
                          f"this worker reads {BLOCK_SIZE}")
+    keep_block_buffers()  # before any thread of this disk: they all share one heap
     with target.connect() as connection:
         extents = _target_extents(connection, monitor)
         if extents and disk_size(extents) < index.size:

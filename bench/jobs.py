@@ -19,8 +19,11 @@ Targets (issue 8): full ≤ ½ borg's time and ≤ 2× the imageio download; sto
 ≤ 1.1× borg's; the 1% incremental ≤ ⅒ of the full; the no-change incremental
 under 2 s.
 
-``BENCH_TIMELINE=1 python -m bench jobs`` also prints each session's log and
-disk tasks in seconds from its start (on stderr): where the time goes.
+Each backup row also gives the CPU seconds its parts used meanwhile: the worker
+runner, the data mover, the simulator with its imageio daemon and qemu tools
+(the engine and the host), and the control runner; on 2 cores a full that keeps
+both busy can go no faster. ``BENCH_TIMELINE=1 python -m bench jobs`` also
+prints each session's log and disk tasks in seconds from its start (on stderr).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.support import running_datamover, wait_for_session
+from bench.support import running_datamover, tree_cpu_seconds, wait_for_session
 
 GiB, MiB = 1024**3, 1024**2
 DISK_SIZE = 4 * GiB
@@ -60,7 +63,8 @@ def run(report) -> None:
         with running_simulator(state / "sim", seed="small", delays=0.05) as sim:
             vm_name, disk_id = make_bench_vm(sim, state)
             with running_datamover(state, "--workers", "1", "--threads", "8") as mover:
-                figures = whole_path(sim, mover.url, mover.token, mover.path, state, vm_name)
+                figures = whole_path(sim, mover.url, mover.token, mover.path, state, vm_name,
+                                     mover.process.pid)
             raw = guest_raw(sim, disk_id, state / "disk.raw")
             allocated = allocated_bytes(raw)
             rows = {row["name"]: row for row in figures}
@@ -68,7 +72,7 @@ def run(report) -> None:
                 report.row(f"jobs {row['name']}", seconds=row["seconds"],
                            mb_per_s=row["bytes_read"] / row["seconds"] / 1e6 if row["seconds"] else 0.0,
                            read_mib=row["bytes_read"] // MiB, stored_mib=row["bytes_stored"] // MiB,
-                           peak_rss_mib=row["peak_rss_mib"])
+                           peak_rss_mib=row["peak_rss_mib"], **row["cpu"])
             others = {"imageio": imageio_download(sim, disk_id, state)}
             if tools.get("borg"):
                 others["borg"] = borg(raw, state)
@@ -127,11 +131,12 @@ def make_bench_vm(sim, state: Path) -> tuple[str, str]:
     return "bench-vm", disk.id
 
 
-def whole_path(sim, url: str, token: str, repo_path: Path, state: Path, vm_name: str) -> list[dict]:
+def whole_path(sim, url: str, token: str, repo_path: Path, state: Path, vm_name: str,
+               mover_pid: int) -> list[dict]:
     """Run the three backups in a child process with its own database; their figures."""
     config = {"sim": {"url": sim.url, "username": sim.username, "password": sim.password,
-                      "ca_file": str(sim.ca_file), "state_dir": str(sim.state_dir)},
-              "datamover": {"url": url, "token": token, "path": str(repo_path)},
+                      "ca_file": str(sim.ca_file), "state_dir": str(sim.state_dir), "pid": sim.process.pid},
+              "datamover": {"url": url, "token": token, "path": str(repo_path), "pid": mover_pid},
               "state": str(state), "vm": vm_name}
     database_url, redis_url = _database(state)
     env = {**os.environ, "DATABASE_URL": database_url,
@@ -305,16 +310,32 @@ def _whole_path_main(config: dict) -> None:
     worker = subprocess.Popen(manage_py("qcluster"), cwd=ROOT, env={**env, "Q_CLUSTER_NAME": "embedded"},
                               start_new_session=True, stdout=open(logs / "worker.log", "ab"),
                               stderr=subprocess.STDOUT)
+    for queue in ("control", "embedded"):
+        _wait_ready(queue)
+    trees = {"cpu_worker_s": worker.pid, "cpu_datamover_s": config["datamover"]["pid"],
+             "cpu_engine_imageio_s": config["sim"]["pid"], "cpu_control_s": control.pid}
     rows = []
     try:
-        rows.append(_backup(job, "full backup", worker))
+        rows.append(_backup(job, "full backup", worker, trees))
         _rewrite(admin, config["vm"])
-        rows.append(_backup(job, "incremental 1%", worker))
-        rows.append(_backup(job, "incremental no change", worker))
+        rows.append(_backup(job, "incremental 1%", worker, trees))
+        rows.append(_backup(job, "incremental no change", worker, trees))
     finally:
         stop_process(control)
         stop_process(worker)
     print(json.dumps(rows))
+
+
+def _wait_ready(queue: str, timeout: float = 120.0) -> None:
+    """Until a runner of ``queue`` has run a task: its start-up (a second or two of CPU)
+    must not land inside the first backup, as it never does on a running server."""
+    from django_q.tasks import async_task, result
+
+    ping = async_task("workers.tasks.runner_ping", cluster=queue)
+    deadline = time.monotonic() + timeout
+    while result(ping, wait=500) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {queue} runner took no task within {timeout:.0f} s")
 
 
 def _records(config: dict):
@@ -345,15 +366,18 @@ def _rewrite(admin, vm_name: str) -> None:
                                            "length": RUN, "seed": 1000 + index})
 
 
-def _backup(job, name: str, worker) -> dict:
+def _backup(job, name: str, worker, trees: dict[str, int]) -> dict:
+    """One session's figures, with the CPU seconds each part of the path used meanwhile."""
     from jobs import services
 
+    before = {part: tree_cpu_seconds(pid) for part, pid in trees.items()}
     session = wait_for_session(services.run_job(job), name)
+    cpu = {part: round(tree_cpu_seconds(pid) - before[part], 2) for part, pid in trees.items()}
     if os.environ.get("BENCH_TIMELINE"):
         _print_timeline(session, name)
     return {"name": name, "seconds": (session.finished - session.started).total_seconds(),
             "bytes_read": session.bytes_read, "bytes_stored": session.bytes_stored,
-            "peak_rss_mib": _group_peak_rss_mib(worker.pid)}
+            "peak_rss_mib": _group_peak_rss_mib(worker.pid), "cpu": cpu}
 
 
 def _print_timeline(session, name: str) -> None:

@@ -57,3 +57,33 @@ def wait_for_session(session, what: str):
         lines = "\n".join(line.message for line in session.log_lines.all())
         raise RuntimeError(f"{what} ended {session.state}:\n{lines}")
     return session
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by a process and everything under it.
+
+    Each live process of the tree counts its own time and that of the children it
+    reaped (a transfer's qemu-nbd, ended and waited for by the simulator, counts there).
+    """
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, times = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+
+    def in_tree(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(ticks for pid, ticks in times.items() if in_tree(pid)) / tick

@@ -329,13 +329,10 @@ def _whole_path_main(config: dict) -> None:
 def _wait_ready(queue: str, timeout: float = 120.0) -> None:
     """Until a runner of ``queue`` has run a task: its start-up (a second or two of CPU)
     must not land inside the first backup, as it never does on a running server."""
-    from django_q.tasks import async_task, result
+    from workers.runner import ping_queue
 
-    ping = async_task("workers.tasks.runner_ping", cluster=queue)
-    deadline = time.monotonic() + timeout
-    while result(ping, wait=500) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {queue} runner took no task within {timeout:.0f} s")
+    if not ping_queue(queue, timeout):
+        raise RuntimeError(f"the {queue} runner took no task within {timeout:.0f} s")
 
 
 def _records(config: dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -65,8 +66,6 @@ def tree_cpu_seconds(root: int) -> float:
     Each live process of the tree counts its own time and that of the children it
     reaped (a transfer's qemu-nbd, ended and waited for by the simulator, counts there).
     """
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     parents, times = {}, {}
     for entry in Path("/proc").iterdir():

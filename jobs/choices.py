@@ -25,6 +25,8 @@ TERMINAL_STATES = (
     SessionState.SUCCESS, SessionState.WARNING, SessionState.FAILED, SessionState.CANCELLED,
 )
 ACTIVE_STATES = (SessionState.PENDING, SessionState.RUNNING)
+# Ended with its work done (with or without a warning): progress 100%, no error.
+DONE_STATES = (SessionState.SUCCESS, SessionState.WARNING)
 
 # How bad each end state is: a session ends in the worst of its VMs' states.
 SEVERITY = {

@@ -12,11 +12,9 @@ disk is moved. Where there is no glibc nothing changes.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
-from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -60,13 +58,3 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
-
-
-@contextlib.contextmanager
-def block_buffers() -> Iterator[None]:
-    """Reuse block buffers while moving a disk; hand the memory back when it is moved."""
-    keep_block_buffers()
-    try:
-        yield
-    finally:
-        release_free_memory()

@@ -57,6 +57,24 @@ def _anchor_alive() -> bool:
     return pid_alive(int(anchor))
 
 
+def ping_queue(queue: str, timeout: float, keep_waiting=lambda: True) -> bool | None:
+    """Send a ping task to ``queue`` and wait for a runner to run it.
+
+    True once one did; None when ``timeout`` passed first; False as soon as
+    ``keep_waiting()`` says to give up.
+    """
+    from django_q.tasks import async_task, result
+
+    ping = async_task("workers.tasks.runner_ping", cluster=queue, task_name=f"ping-{queue}-{os.getpid()}")
+    deadline = time.monotonic() + timeout
+    while keep_waiting():
+        if result(ping, wait=500) is not None:
+            return True
+        if time.monotonic() > deadline:
+            return None
+    return False
+
+
 class Runner:
     """Run the queue's qcluster until it ends, is told to stop, or the worker is stopped."""
 
@@ -90,21 +108,14 @@ class Runner:
         before would look slow to the first session.) False when the child
         died or the runner was told to stop meanwhile.
         """
-        from django_q.tasks import async_task, result
-
         close_old_connections()
-        ping = async_task("workers.tasks.runner_ping", cluster=self.queue,
-                          task_name=f"ping-{self.queue}-{os.getpid()}")
-        deadline = time.monotonic() + PING_TIMEOUT
-        while not self.stop.is_set() and self.child.poll() is None:
-            if result(ping, wait=500) is not None:
-                return True
-            if time.monotonic() > deadline:
-                # Results may not be kept (Q_CLUSTER save_limit); the child is alive: go on.
-                log.warning("no answer to the runner's ping within %s s; sending heartbeats anyway",
-                            PING_TIMEOUT)
-                return True
-        return False
+        answered = ping_queue(self.queue, PING_TIMEOUT,
+                              keep_waiting=lambda: not self.stop.is_set() and self.child.poll() is None)
+        if answered is None:
+            # Results may not be kept (Q_CLUSTER save_limit); the child is alive: go on.
+            log.warning("no answer to the runner's ping within %s s; sending heartbeats anyway",
+                        PING_TIMEOUT)
+        return answered is not False
 
     def _on_signal(self, signo, frame) -> None:
         self.stop.set()

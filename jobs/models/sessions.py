@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from jobs.choices import (
     ACTIVE_STATES,
+    DONE_STATES,
     TERMINAL_STATES,
     BackupType,
     LogLevel,
@@ -153,7 +154,7 @@ class Session(Figures):
         fields = {"state": state, "finished": now, "heartbeat": now}
         if summary:
             fields["summary"] = summary
-        if state in (SessionState.SUCCESS, SessionState.WARNING):  # done, with or without a warning
+        if state in DONE_STATES:
             fields["progress"] = 100.0
         ended = Session.objects.filter(pk=self.pk, state__in=ACTIVE_STATES).update(**fields)
         if ended:

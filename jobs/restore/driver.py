@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.choices import LogLevel, SessionState
+from jobs.choices import DONE_STATES, LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
@@ -204,14 +204,11 @@ def _quietly(run: RestoreRun, what: str, action) -> None:
                           f"with {ovirt.description_tag(run.session.pk)}).")
 
 
-DONE = (SessionState.SUCCESS, SessionState.WARNING)
-
-
 def _finish(run: RestoreRun | None, state: str, summary: str) -> tuple[str, str]:
     if run is not None and run.task is not None:
         TaskSession.objects.filter(pk=run.task.pk).update(
-            state=state, finished=timezone.now(), error="" if state in DONE else summary,
-            **({"progress": 100.0} if state in DONE else {}))
+            state=state, finished=timezone.now(), error="" if state in DONE_STATES else summary,
+            **({"progress": 100.0} if state in DONE_STATES else {}))
     return state, summary[:2000]
 
 

@@ -8,7 +8,12 @@ import argparse
 from pathlib import Path
 
 from repositories.datamover.app import DataMoverConfig
-from repositories.datamover.server import DEFAULT_BIND, main_error, serve
+from repositories.datamover.server import (
+    DEFAULT_BIND,
+    add_verify_content_argument,
+    main_error,
+    serve,
+)
 from repositories.store import ChunkStore, RepositoryKey, StoreError
 
 
@@ -29,10 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init", action="store_true",
                         help="create an unencrypted repository at --path if there is none")
     parser.add_argument("--access-log", action="store_true")
-    parser.add_argument("--verify-content", action=argparse.BooleanOptionalAction, default=False,
-                        help="decompress every chunk received and check its content against its name "
-                        "(about 1.4 CPU-seconds more per GiB of data; the default checks each chunk's framing "
-                        "and CRC-32 and trusts the worker's name, which restores and verify_repository check)")
+    add_verify_content_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -101,10 +101,10 @@ def runner_env(live_env: dict, **extra) -> dict:
 def runners(sim, manager, repository, live_env, output_dir):
     """Start the control runner and the embedded worker runner with extra settings:
     ``runners(control={...}, worker={...})``; ``stack.start_control()`` starts another control runner.
-    With ``worker=None`` no worker runner starts: ``with stack.worker(**settings):`` runs one for a block."""
+    With ``start_worker=False`` no worker runner starts: ``with stack.worker(**settings):`` runs one for a block."""
     Path(live_env["VBR_DATA_DIR"]).mkdir(parents=True, exist_ok=True)  # the runners' check wants it
     with ExitStack() as started:
-        def start(control: dict | None = None, worker: dict | None = {}) -> Stack:  # noqa: B006 - read only
+        def start(control: dict | None = None, worker: dict | None = None, start_worker: bool = True) -> Stack:
             env = runner_env(live_env, **(control or {}))
             stack = Stack(sim, manager, repository, output_dir, env)
             stack.start_control = lambda: started.enter_context(
@@ -113,8 +113,8 @@ def runners(sim, manager, repository, live_env, output_dir):
             stack.worker = lambda **extra: running(
                 manage_py("qcluster"), {**runner_env(live_env, **extra), "Q_CLUSTER_NAME": "embedded"},
                 output_dir / "worker.log", graceful=False)
-            if worker is not None:
-                started.enter_context(stack.worker(**worker))
+            if start_worker:
+                started.enter_context(stack.worker(**(worker or {})))
             return stack
 
         yield start

@@ -85,7 +85,7 @@ def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(
 
 
 def test_cancel_mid_transfer_stops_cleans_up_and_keeps_earlier_restore_points(runners, tmp_path):
-    stack = runners(worker=None)
+    stack = runners(start_worker=False)
     job = stack.job("cancel-me", ["small-vm1"])
     with stack.worker():  # the earlier restore point at full speed
         first = wait_for_session(services.run_job(job), stack=stack)

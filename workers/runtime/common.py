@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from vbrsite.heap import block_buffers
+from vbrsite.heap import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,15 @@ class Supervisor:
     def run(self, loop: Callable[[threading.Event], None], count: int, name: str) -> None:
         threads = [threading.Thread(target=self._guard, args=(loop,), name=f"{name}-{i}",
                                     daemon=True) for i in range(count)]
-        with block_buffers():
+        for thread in threads:
+            thread.start()
+        try:
+            self._watch(threads)
+        finally:
+            self.stop.set()
             for thread in threads:
-                thread.start()
-            try:
-                self._watch(threads)
-            finally:
-                self.stop.set()
-                for thread in threads:
-                    thread.join()
+                thread.join()
+            release_free_memory()  # the disk is moved: its buffers go back to the kernel
         if self.errors:
             raise self.errors[0]
         self.report()

@@ -1,12 +1,11 @@
 """manage.py datamover NAME [--bind HOST:PORT]: serve a repository's data mover under gunicorn."""
 
-import argparse
 import dataclasses
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from repositories.datamover.server import serve
+from repositories.datamover.server import add_verify_content_argument, serve
 from repositories.models import Repository
 from repositories.setup import DEFAULT_NAME, ensure_default_repository
 from repositories.store import StoreError
@@ -24,10 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--certfile", help="TLS certificate (PEM)")
         parser.add_argument("--keyfile", help="TLS private key (PEM)")
         parser.add_argument("--access-log", action="store_true")
-        parser.add_argument("--verify-content", action=argparse.BooleanOptionalAction, default=False,
-                            help="decompress every chunk received and check its content against its name "
-                        "(about 1.4 CPU-seconds more per GiB of data; the default checks each chunk's framing "
-                        "and CRC-32 and trusts the worker's name, which restores and verify_repository check)")
+        add_verify_content_argument(parser)
 
     def handle(self, *args, name, bind, workers, threads, certfile, keyfile, access_log,
                verify_content=False, **options):

@@ -59,9 +59,6 @@ class RepositoryForm(forms.ModelForm):
                 self.add_error("passphrase", "Use a passphrase of at least 12 characters.")
             elif passphrase != data.get("passphrase_again"):
                 self.add_error("passphrase_again", "The two passphrases differ.")
-            if data.get("gateway"):
-                self.add_error("encrypt", "Encryption of a repository on a gateway is not "
-                                          "supported yet.")
         if not data.get("datamover_url"):
             gateway = data.get("gateway")
             data["datamover_url"] = (gateway.default_datamover_url() if gateway

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shlex
 from urllib.parse import urlsplit
 
 from django.db import models
@@ -65,6 +66,8 @@ class Repository(models.Model):
     encrypted = models.BooleanField(default=False)
     key = EncryptedTextField(blank=True)
     key_check = models.CharField(max_length=64, blank=True)
+    kdf = models.JSONField("key derivation", default=dict, blank=True,
+                           help_text="How the key is derived from the passphrase (no secret).")
     immutable_days = models.PositiveIntegerField(
         default=0, help_text="Restore points younger than this can't be deleted by anyone.")
     stats = models.JSONField(default=dict, blank=True,
@@ -89,6 +92,23 @@ class Repository(models.Model):
         from repositories.store import RepositoryKey
 
         return RepositoryKey.from_text(self.key) if self.encrypted and self.key else None
+
+    def encryption_parameters(self):
+        """What a gateway's data mover needs to create this encrypted repository (no secret), or None."""
+        from repositories.store import EncryptionParameters
+
+        if not (self.encrypted and self.kdf and self.key_check):
+            return None
+        return EncryptionParameters(kdf=self.kdf, key_check=self.key_check)
+
+    def gateway_command(self, token_file: str = "TOKEN_FILE") -> str:
+        """The command that starts this repository's data mover on its gateway."""
+        parameters = self.encryption_parameters()
+        port = self.datamover_bind().rsplit(":", 1)[1]
+        return (f"python -m repositories.datamover --path {shlex.quote(self.path)} "
+                f"--token-file {shlex.quote(token_file)} --init"
+                + (f" --encryption {parameters.to_text()}" if parameters else "")
+                + f" --bind 0.0.0.0:{port}")
 
     def client(self, **options):
         """A DataMoverClient for this repository's data mover."""

@@ -10,11 +10,10 @@ from pathlib import Path
 from django.utils import timezone
 
 from repositories.choices import GatewayState
-from repositories.datamover.client import DataMoverError
+from repositories.datamover.client import DataMoverError, Unreachable
 from repositories.models import GatewayServer, Repository
 from repositories.signals import repository_verified
-from repositories.store import ChunkStore, StoreError, new_kdf_parameters, unlock
-from repositories.store.keys import derive_key
+from repositories.store import ChunkStore, StoreError, derive_key, new_kdf_parameters, unlock
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,8 @@ def create_repository(name: str, path: str, *, url: str = "", passphrase: str | 
     """Record a repository; when it is local (no gateway), also create its store at path.
 
     With a gateway, the store is created by the gateway's data mover
-    (``python -m repositories.datamover --init``), and only the record is made.
+    (``Repository.gateway_command()``), and only the record is made; an
+    encrypted one gets its key here, and the gateway only its parameters.
     """
     if Repository.objects.filter(name=name).exists():
         raise RepositoryError(f"a repository named {name!r} exists already: choose another name")
@@ -71,16 +71,49 @@ def create_repository(name: str, path: str, *, url: str = "", passphrase: str | 
     if gateway is None:
         if not Path(path).is_absolute():
             raise RepositoryError(f"the path {path!r} is not absolute: give the full folder path")
-        _, key = prepare_store(path, passphrase)
+        store, key = prepare_store(path, passphrase)
         if key is not None:
-            repository.encrypted = True
-            repository.key = key.to_text()
-            repository.key_check = key.check_value
+            _record_key(repository, key, store.config["kdf"])
     elif passphrase:
-        raise RepositoryError("encryption of a repository on a gateway is not supported yet: "
-                              "add it without --encrypt")
+        _record_key(repository, *_gateway_key(repository, passphrase, probe=bool(token)))
     repository.save()
     return repository
+
+
+def _record_key(repository: Repository, key, kdf: dict) -> None:
+    repository.encrypted = True
+    repository.key, repository.key_check, repository.kdf = key.to_text(), key.check_value, kdf
+
+
+def _gateway_key(repository: Repository, passphrase: str, *, probe: bool):
+    """The key of an encrypted repository on a gateway, and its KDF parameters.
+
+    The key is derived here and never sent to the gateway. When the gateway's
+    data mover answers already (its token was given), the repository it serves
+    decides: an encrypted one is unlocked with the passphrase (adding it back
+    after the backup server was rebuilt), an unencrypted one is refused.
+    Otherwise the parameters are new, and the data mover is started with them.
+    """
+    if probe:
+        try:
+            with repository.client(timeout=5, retries=0) as client:
+                info = client.info()
+        except Unreachable:
+            info = None
+        except DataMoverError as exc:
+            raise RepositoryError(f"the data mover at {repository.datamover_url}: {exc}") from None
+        if info is not None and not info.get("encrypted"):
+            raise RepositoryError(
+                f"the data mover at {repository.datamover_url} serves an unencrypted repository: "
+                "it can't be encrypted now. Stop it, give it an empty folder, add the repository "
+                "here and start the data mover with the command shown then")
+        if info is not None:
+            try:
+                return unlock(passphrase, info["kdf"], info["key_check"]), info["kdf"]
+            except StoreError as exc:
+                raise RepositoryError(f"the repository at {repository.datamover_url}: {exc}") from None
+    kdf = new_kdf_parameters()
+    return derive_key(passphrase, kdf), kdf
 
 
 @dataclass
@@ -101,6 +134,10 @@ def test_connection(url: str, token: str, ca_pem: str = "", key_check: str = "")
         with DataMoverClient(url, token, ca_pem=ca_pem or None, timeout=10, retries=0) as client:
             info = client.info()
             steps.append(f"Reached the data mover at {url}; repository {info['id']}.")
+            if key_check and not info.get("encrypted"):
+                return TestResult(False, steps, "The repository there is not encrypted, but this record "
+                                  "is: start the data mover on an empty folder with the command on the "
+                                  "repository's page (it has --encryption).")
             if key_check and info.get("key_check") != key_check:
                 return TestResult(False, steps, "The repository there has another encryption key "
                                   "than this record: check the path and the data mover URL.")

@@ -81,8 +81,9 @@ def add(request: HttpRequest) -> HttpResponse:
         except RepositoryError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Added repository {repository.name}. Start its data mover: "
-                             f"manage.py datamover {repository.name}")
+            where = (f"on {repository.gateway.address}: {repository.gateway_command()}" if repository.gateway
+                     else f"manage.py datamover {repository.name}")
+            messages.success(request, f"Added repository {repository.name}. Start its data mover {where}")
             return redirect("repositories:index")
     return render(request, "repositories/repository_form.html",
                   {"form": form, "repository": None, "title": "Add repository"})

@@ -2,6 +2,11 @@
 
     python -m repositories.datamover --path /srv/repo --token-file /etc/vbr/token \
         [--key-file KEY] [--bind 0.0.0.0:8100] [--certfile C --keyfile K] [--init]
+        [--encryption PARAMETERS]
+
+``--encryption`` takes the line add_repository prints for an encrypted repository
+on a gateway: with ``--init`` the repository is created encrypted; either way a
+repository that isn't encrypted with that key is refused before serving.
 """
 
 import argparse
@@ -14,7 +19,7 @@ from repositories.datamover.server import (
     main_error,
     serve,
 )
-from repositories.store import ChunkStore, RepositoryKey, StoreError
+from repositories.store import ChunkStore, EncryptionParameters, RepositoryKey, StoreError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--immutable-days", type=int, default=0)
     parser.add_argument("--capacity", type=int, help="bytes to report as capacity")
     parser.add_argument("--init", action="store_true",
-                        help="create an unencrypted repository at --path if there is none")
+                        help="create the repository at --path if there is none (encrypted with "
+                             "--encryption, else unencrypted)")
+    parser.add_argument("--encryption", metavar="PARAMETERS",
+                        help="the encryption parameters add_repository printed (vbr-encryption-1:...; "
+                             "no secret in them): the repository must be encrypted with that key")
     parser.add_argument("--access-log", action="store_true")
     add_verify_content_argument(parser)
     return parser.parse_args(argv)
@@ -45,8 +54,11 @@ def main(argv=None) -> None:
         key = RepositoryKey.from_text(Path(args.key_file).read_text().strip()) if args.key_file else None
         if not token:
             raise StoreError(f"{args.token_file} is empty: put the repository's token in it")
+        encryption = EncryptionParameters.from_text(args.encryption) if args.encryption else None
         if args.init:
-            ChunkStore.create(args.path, key=None)
+            ChunkStore.create(args.path, encryption=encryption)
+        elif encryption is not None:
+            ChunkStore.open(args.path).check_encryption(encryption)
         config = DataMoverConfig(path=args.path, token=token, key=key,
                                  immutable_days=args.immutable_days, capacity=args.capacity,
                                  verify_content=args.verify_content)

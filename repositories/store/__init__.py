@@ -58,7 +58,13 @@ from repositories.store.errors import (
     RepositoryKeyError,
     StoreError,
 )
-from repositories.store.keys import RepositoryKey, derive_key, new_kdf_parameters, unlock
+from repositories.store.keys import (
+    EncryptionParameters,
+    RepositoryKey,
+    derive_key,
+    new_kdf_parameters,
+    unlock,
+)
 from repositories.store.manifest import (
     DiskIndex,
     Manifest,
@@ -73,6 +79,7 @@ from repositories.store.store import ChunkStore
 
 __all__ = [
     "BLOCK_SIZE", "MAX_CHUNK_SIZE", "Backend", "ChunkError", "ChunkStore", "DiskIndex",
+    "EncryptionParameters",
     "Immutable", "LocalBackend", "Manifest", "ManifestError", "MissingChunks", "NotARepository",
     "NotFound", "RepositoryKey", "RepositoryKeyError", "StoreError", "block_count",
     "block_digest", "block_length", "build_manifest", "check_chunk", "decode_chunk",

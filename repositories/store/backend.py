@@ -96,6 +96,9 @@ class LocalBackend(Backend):
         self.direct_io = hasattr(os, "O_DIRECT")  # cleared once the filesystem refuses it
         self._buffers = threading.local()
 
+    def __str__(self) -> str:
+        return str(self.root)
+
     def _path(self, name: str) -> Path:
         if name.startswith("/") or ".." in name.split("/"):
             raise StoreError(f"bad object name {name!r}")

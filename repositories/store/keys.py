@@ -10,6 +10,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -84,6 +85,57 @@ def new_kdf_parameters() -> dict:
     """Fresh scrypt parameters (with a random salt) for a new repository."""
     return {"kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
             "salt": base64.b64encode(os.urandom(16)).decode()}
+
+
+ENCRYPTION_TEXT_PREFIX = "vbr-encryption-1:"
+
+
+@dataclass(frozen=True)
+class EncryptionParameters:
+    """How a repository's key is derived (KDF parameters) and its key check value. No secret.
+
+    The backup server derives the key of a repository on a gateway; the gateway's
+    data mover gets only these, as one line of text (``to_text``), to create the
+    repository there: the passphrase and the key never reach the gateway.
+    """
+
+    kdf: dict
+    key_check: str
+
+    @classmethod
+    def for_key(cls, key: RepositoryKey, kdf: dict) -> "EncryptionParameters":
+        return cls(kdf=dict(kdf), key_check=key.check_value)
+
+    @classmethod
+    def of_config(cls, config: dict) -> "EncryptionParameters | None":
+        """A repository config's parameters; None when it is not encrypted."""
+        if not config.get("encrypted"):
+            return None
+        return cls(kdf=dict(config["kdf"]), key_check=config["key_check"])
+
+    def to_text(self) -> str:
+        body = json.dumps({"kdf": self.kdf, "key_check": self.key_check}, sort_keys=True,
+                          separators=(",", ":"))
+        return ENCRYPTION_TEXT_PREFIX + base64.urlsafe_b64encode(body.encode()).decode()
+
+    @classmethod
+    def from_text(cls, text: str) -> "EncryptionParameters":
+        """Parse ``to_text``'s form; a damaged copy gets an error that says where it comes from."""
+        problem = ("the encryption parameters are damaged: copy them whole from add_repository's "
+                   "output or the repository's page")
+        text = text.strip()
+        if not text.startswith(ENCRYPTION_TEXT_PREFIX):
+            raise RepositoryKeyError(f"{problem} (they start with {ENCRYPTION_TEXT_PREFIX})")
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(text[len(ENCRYPTION_TEXT_PREFIX):].encode()))
+            kdf, key_check = dict(raw["kdf"]), str(raw["key_check"])
+            base64.b64decode(kdf["salt"], validate=True)
+            int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
+        except (ValueError, KeyError, TypeError):
+            raise RepositoryKeyError(problem) from None
+        if kdf.get("kdf") != "scrypt" or len(key_check) != 32:
+            raise RepositoryKeyError(problem)
+        return cls(kdf=kdf, key_check=key_check)
 
 
 def derive_key(passphrase: str, parameters: dict) -> RepositoryKey:

@@ -20,7 +20,7 @@ from repositories.store.errors import (
     RepositoryKeyError,
     StoreError,
 )
-from repositories.store.keys import RepositoryKey, new_kdf_parameters
+from repositories.store.keys import EncryptionParameters, RepositoryKey, new_kdf_parameters
 from repositories.store.manifest import (
     Manifest,
     check_manifest_id,
@@ -81,23 +81,50 @@ class ChunkStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, key: RepositoryKey | None = None,
-               kdf_parameters: dict | None = None, **options) -> "ChunkStore":
-        """Create a repository in an empty (or missing) folder; open it if it is one already."""
+               kdf_parameters: dict | None = None,
+               encryption: EncryptionParameters | None = None, **options) -> "ChunkStore":
+        """Create a repository in an empty (or missing) folder; open it if it is one already.
+
+        An encrypted repository is made from its key (and KDF parameters), or,
+        where the key must stay away (a gateway), from its ``encryption``
+        parameters alone. A repository found there already must match them.
+        """
+        if key is not None:
+            given = EncryptionParameters.for_key(key, kdf_parameters or new_kdf_parameters())
+            if encryption is not None and encryption.key_check != given.key_check:
+                raise RepositoryKeyError("the key and the encryption parameters given differ")
+            encryption = given
         backend = LocalBackend(path)
         if backend.exists(CONFIG_NAME):
-            return cls(backend, key=key, **options)
+            store = cls(backend, key=key, **options)
+            if encryption is not None:
+                store.check_encryption(encryption)
+            return store
         root = Path(path)
         if root.exists() and any(p.name != "lock" for p in root.iterdir()):
             raise StoreError(f"{root} is not empty and holds no repository: choose an empty folder")
         backend.prepare()
         config = {"format": STORE_FORMAT, "version": STORE_VERSION, "id": str(uuid.uuid4()),
-                  "created": datetime.now(UTC).isoformat(), "encrypted": key is not None,
+                  "created": datetime.now(UTC).isoformat(), "encrypted": encryption is not None,
                   "block_size": 4 * 1024 * 1024}
-        if key is not None:
-            config["kdf"] = kdf_parameters or new_kdf_parameters()
-            config["key_check"] = key.check_value
+        if encryption is not None:
+            config["kdf"], config["key_check"] = encryption.kdf, encryption.key_check
         backend.write(CONFIG_NAME, json.dumps(config, indent=2).encode())
         return cls(backend, key=key, **options)
+
+    def check_encryption(self, expected: EncryptionParameters | None) -> None:
+        """Refuse a repository whose encryption isn't the one expected (None: unencrypted)."""
+        if expected is None:
+            if self.encrypted:
+                raise RepositoryKeyError(f"{self.backend} holds an encrypted repository: "
+                                         "give its passphrase (or its encryption parameters)")
+            return
+        if not self.encrypted:
+            raise RepositoryKeyError(f"{self.backend} holds an unencrypted repository: it can't be "
+                                     "encrypted now; choose an empty folder")
+        if self.config.get("key_check") != expected.key_check:
+            raise RepositoryKeyError(f"{self.backend} holds a repository encrypted with another key: "
+                                     "check the path, or give that repository's passphrase")
 
     @classmethod
     def open(cls, path: str | os.PathLike, **options) -> "ChunkStore":

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -311,3 +313,25 @@ def test_errors_are_json_that_says_what_to_do(datamover):
             client.request("POST", "/v1/chunks/missing", json.dumps({"digests": "x"}).encode())
         with pytest.raises(Rejected, match="unknown job kind"):
             client.start_job("defragment")
+
+
+
+@pytest.mark.parametrize("init, parameters, message", [
+    (True, "good", "holds an unencrypted repository"),
+    (False, "good", "holds an unencrypted repository"),
+    (True, "vbr-encryption-1:x", "the encryption parameters are damaged"),
+])
+def test_the_standalone_data_mover_refuses_a_repository_not_encrypted_as_given(tmp_path, init, parameters,
+                                                                               message):
+    from repositories.store import ChunkStore, EncryptionParameters, derive_key, new_kdf_parameters
+
+    if parameters == "good":
+        kdf = new_kdf_parameters()
+        parameters = EncryptionParameters.for_key(derive_key("passphrase one", kdf), kdf).to_text()
+    ChunkStore.create(tmp_path / "plain")
+    (tmp_path / "token").write_text("t")
+    result = subprocess.run(
+        [sys.executable, "-m", "repositories.datamover", "--path", str(tmp_path / "plain"),
+         "--token-file", str(tmp_path / "token"), "--bind", "127.0.0.1:1", "--encryption", parameters,
+         *(["--init"] if init else [])], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -131,6 +131,57 @@ def test_an_encrypted_repository_keeps_its_key_encrypted_at_rest(client_as, tmp_
     assert stored_token.startswith("fernet:")
 
 
+def _add_on_gateway(client, gateway, url, passphrase, token=""):
+    return client.post(reverse("repositories:add"), {
+        "name": "vault", "kind": "nfs", "path": "/mnt/nas/vault", "gateway": gateway.pk,
+        "datamover_url": url, "token": token, "immutable_days": "0",
+        "encrypt": "on", "passphrase": passphrase, "passphrase_again": passphrase})
+
+
+def test_an_encrypted_repository_on_a_gateway_shows_the_command_that_creates_it_there(client_as):
+    gateway = GatewayServer.objects.create(name="nas-gw", address="10.0.0.5")
+    client = client_as(ADMINISTRATOR)
+    response = _add_on_gateway(client, gateway, "", "a long enough passphrase")
+    assert response.status_code == 302, response.content.decode()
+    repository = Repository.objects.get(name="vault")
+    assert repository.encrypted and repository.kdf["kdf"] == "scrypt"
+    command = repository.gateway_command()
+    assert "--encryption vbr-encryption-1:" in command and "--bind 0.0.0.0:8100" in command
+    page = client.get(reverse("repositories:detail", args=[repository.pk]), follow=True).content.decode()
+    assert command in page.replace("&quot;", '"')
+    assert repository.key not in page and repository.token not in page
+
+
+def test_a_gateway_repository_that_serves_already_decides_the_key(client_as, tmp_path, output_dir):
+    from repositories.store import EncryptionParameters, derive_key, new_kdf_parameters
+    from tests.repositories.conftest import start_datamover
+    from tests.support.processes import running, wait_for_port
+
+    gateway = GatewayServer.objects.create(name="nas-gw", address="127.0.0.1")
+    parameters = new_kdf_parameters()
+    key = derive_key("the passphrase of old", parameters)
+    text = EncryptionParameters.for_key(key, parameters).to_text()
+    port, token, args, log = start_datamover(tmp_path, output_dir, "--encryption", text)
+    client = client_as(ADMINISTRATOR)
+    with running(args, log_path=log) as process:
+        wait_for_port(port, process=process)
+        url = f"http://127.0.0.1:{port}"
+        refused = _add_on_gateway(client, gateway, url, "not the passphrase", token).content.decode()
+        assert "wrong passphrase" in refused and not Repository.objects.exists()
+        response = _add_on_gateway(client, gateway, url, "the passphrase of old", token)
+        assert response.status_code == 302, response.content.decode()
+    repository = Repository.objects.get(name="vault")
+    assert repository.key == key.to_text() and repository.kdf == parameters
+
+
+def test_an_unencrypted_repository_on_a_gateway_is_not_recorded_as_encrypted(client_as, datamover):
+    gateway = GatewayServer.objects.create(name="nas-gw", address="127.0.0.1")
+    response = _add_on_gateway(client_as(ADMINISTRATOR), gateway, datamover.url, "a long enough passphrase",
+                               datamover.token)
+    assert "serves an unencrypted repository" in response.content.decode()
+    assert not Repository.objects.exists()
+
+
 def test_mismatched_passphrases_are_refused(client_as, tmp_path):
     response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {
         "name": "vault", "kind": "local", "path": str(tmp_path / "v"), "immutable_days": "0",

@@ -1,5 +1,6 @@
 """The chunk store: deduplication, manifests written last, verify, garbage collection, immutability."""
 
+import base64
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,10 @@ from repositories.store import (
     ChunkError,
     ChunkStore,
     DiskIndex,
+    EncryptionParameters,
     Immutable,
     MissingChunks,
+    RepositoryKeyError,
     StoreError,
     block_digest,
     build_manifest,
@@ -210,6 +213,39 @@ def test_an_encrypted_repository_refuses_plain_chunks_and_checks_content_with_it
     assert not keyless.has_chunk(block_digest(block))
     with pytest.raises(StoreError):
         ChunkStore.open(tmp_path / "encrypted", key=derive_key("wrong", parameters))
+
+
+def test_a_gateway_creates_an_encrypted_repository_from_its_parameters_alone(tmp_path):
+    parameters = new_kdf_parameters()
+    key = derive_key("repository passphrase", parameters)
+    text = EncryptionParameters.for_key(key, parameters).to_text()
+    assert text.startswith("vbr-encryption-1:") and key.to_text() not in text
+    store = ChunkStore.create(tmp_path / "gw", encryption=EncryptionParameters.from_text(text))
+    assert store.encrypted and store.key is None
+    assert store.config["kdf"] == parameters and store.config["key_check"] == key.check_value
+    block = compressible_block(12)
+    with pytest.raises(ChunkError, match="encrypted"):
+        store.put_chunk(block_digest(block), encode_chunk(block))
+    disk = make_disk(block)
+    back_up(store, "rp-1", "vm", disk, key=key)  # the worker encrypts with the server's key
+    assert restore(ChunkStore.open(tmp_path / "gw", key=key), "rp-1", key) == disk
+    # Started again with the same parameters it serves the repository; with others, never.
+    assert ChunkStore.create(tmp_path / "gw", encryption=EncryptionParameters.from_text(text)).encrypted
+    other = derive_key("another passphrase", new_kdf_parameters())
+    with pytest.raises(RepositoryKeyError, match="another key"):
+        ChunkStore.create(tmp_path / "gw", encryption=EncryptionParameters.for_key(other, parameters))
+    ChunkStore.create(tmp_path / "plain")
+    with pytest.raises(RepositoryKeyError, match="unencrypted repository"):
+        ChunkStore.create(tmp_path / "plain", encryption=EncryptionParameters.from_text(text))
+
+
+@pytest.mark.parametrize("text", [
+    "", "vbr-encryption-1:", "vbr-encryption-1:bm90IGpzb24=", "something else",
+    "vbr-encryption-1:" + base64.urlsafe_b64encode(b'{"kdf": {"kdf": "scrypt"}, "key_check": "x"}').decode(),
+])
+def test_damaged_encryption_parameters_say_where_to_copy_them_from(text):
+    with pytest.raises(RepositoryKeyError, match="copy them whole from add_repository"):
+        EncryptionParameters.from_text(text)
 
 
 def test_a_chunk_is_refused_when_its_content_doesnt_match_its_name(store):

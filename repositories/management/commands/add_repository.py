@@ -78,9 +78,8 @@ class Command(BaseCommand):
         if repository.encrypted:
             self.stdout.write("  Keep the passphrase safe: without it no one can restore.")
         if repository.gateway:
-            self.stdout.write(
-                f"  On {repository.gateway.address}: python -m repositories.datamover "
-                f"--path {repository.path} --token-file {token_file} --init "
-                f"--bind 0.0.0.0:{repository.datamover_bind().rsplit(':', 1)[1]}")
+            self.stdout.write(f"  On {repository.gateway.address}: {repository.gateway_command(token_file)}")
+            if repository.encrypted:
+                self.stdout.write("  (--encryption holds no secret: the key stays on the backup server.)")
         else:
             self.stdout.write(f"  Start its data mover: manage.py datamover {repository.name}")

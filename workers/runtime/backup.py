@@ -83,6 +83,22 @@ def block_runs(extents: list[dict], wanted: str) -> list[tuple[int, int]]:
     return runs
 
 
+def incremental_runs(extents: list[dict], base: DiskIndex, size: int) -> list[tuple[int, int]]:
+    """The block runs of an incremental: those touching a dirty extent, and the base's short
+    last block when the disk grew past it.
+
+    A grown disk's new area isn't dirty unless the guest wrote there, but the
+    base's last block was stored short: kept as it is, it would no longer fill
+    its block, so it is read again at its new length.
+    """
+    runs = block_runs(extents, "dirty")
+    if size > base.size and base.size % base.block_size:
+        tail = base.size // base.block_size
+        if not any(first <= tail <= last for first, last in runs):
+            runs = sorted([*runs, (tail, tail)])
+    return runs
+
+
 def run_bytes(runs: list[tuple[int, int]], size: int) -> int:
     """Bytes covered by block runs of a disk of ``size`` bytes."""
     total = 0
@@ -187,7 +203,7 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     size = disk_size(extents)
     if size <= 0:
         raise MoverError(f"the transfer of disk {disk_id} reports no extents: is it a disk?")
-    runs = block_runs(extents, "dirty" if base is not None else "data")
+    runs = incremental_runs(extents, base, size) if base is not None else block_runs(extents, "data")
     if base is not None:
         index = incremental_disk(base, size)
         index.name, index.format = disk_name or base.name, disk_format or base.format

@@ -144,7 +144,8 @@ def _reconcile_transfers(engine: ovirt.Engine, manager, live: set[str], owners: 
     for transfer in ovirt.list_transfers(engine):
         owner = (ovirt.session_of(transfer.description) or owners.get(transfer.backup_id)
                  or owners.get(transfer.snapshot_id))
-        if owner is None or owner in live or transfer.phase in ovirt.TERMINAL_PHASES:
+        if owner is None or owner in live or transfer.phase in ovirt.TERMINAL_PHASES \
+                or transfer.phase in ovirt.ENDING_PHASES:  # ends on its own: the next pass sees it gone
             continue
         _act(manager, owner, transfer.id, ReconcileKind.TRANSFER_CANCELLED,
              f"cancelled image transfer {transfer.id} (phase {transfer.phase}) left by session {owner}.",

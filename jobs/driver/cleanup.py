@@ -47,10 +47,12 @@ class EngineHoldings:
 
     def _cancel_transfer(self, engine, transfer_id: str, disk_name: str, say, problems: list) -> None:
         try:
-            ovirt.cancel_transfer(engine, transfer_id)
-            ovirt.wait_transfer_ended(engine, transfer_id, timeout=CLEANUP_TIMEOUT)
+            cancelled = ovirt.cancel_transfer(engine, transfer_id)
+            phase = ovirt.wait_transfer_ended(engine, transfer_id, timeout=CLEANUP_TIMEOUT)
             self.finalized.add(transfer_id)
-            say(f"Cancelled image transfer {transfer_id} of disk {disk_name}.", "info")
+            say(f"Cancelled image transfer {transfer_id} of disk {disk_name}." if cancelled else
+                f"Image transfer {transfer_id} of disk {disk_name} was ending already: it ended "
+                f"({phase.replace('_', ' ')}).", "info")
         except EngineError as exc:
             problems.append(f"image transfer {transfer_id}: {exc}")
             say(f"Could not cancel image transfer {transfer_id} of disk {disk_name}: {exc} "

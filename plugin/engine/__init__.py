@@ -82,6 +82,7 @@ from plugin.engine.records import (
     VnicProfileInfo,
 )
 from plugin.engine.transfers import (
+    ENDING_PHASES,
     FAILURE_PHASES,
     SUCCESS_PHASES,
     TERMINAL_PHASES,
@@ -183,6 +184,7 @@ __all__ = [
     "VnicProfileInfo",
     "FAILURE_PHASES",
     "SUCCESS_PHASES",
+    "ENDING_PHASES",
     "TERMINAL_PHASES",
     "cancel_transfer",
     "create_transfer",

@@ -8,7 +8,7 @@ from plugin.engine import convert
 from plugin.engine.connection import Engine
 from plugin.engine.records import DiskInfo, TransferInfo
 from plugin.engine.waiting import ShouldStop, wait_for
-from plugin.errors import EngineError, NotFound, OperationFailed, translated
+from plugin.errors import Conflict, EngineError, NotFound, OperationFailed, translated
 
 SUCCESS_PHASES = frozenset({"finished_success"})
 FAILURE_PHASES = frozenset({
@@ -17,6 +17,11 @@ FAILURE_PHASES = frozenset({
 })
 PAUSED_PHASES = frozenset({"paused_system", "paused_user"})
 TERMINAL_PHASES = frozenset({"finished_success", "finished_failure", "finished_cleanup"})
+# Phases a transfer leaves on its own towards a terminal one; the engine refuses a cancel in them.
+ENDING_PHASES = frozenset({
+    "finalizing_success", "finalizing_failure", "finalizing_cleanup",
+    "cancelled", "cancelled_system", "cancelled_user",
+})
 
 
 def _transfers(engine: Engine):
@@ -96,12 +101,30 @@ def finalize_transfer(engine: Engine, transfer_id: str) -> None:
 
 
 @translated("cancelling an image transfer")
-def cancel_transfer(engine: Engine, transfer_id: str) -> None:
-    """Cancel the transfer (an upload's partial image is removed); gone already is fine."""
+def _request_cancel(engine: Engine, transfer_id: str) -> None:
+    _transfers(engine).image_transfer_service(transfer_id).cancel()
+
+
+def cancel_transfer(engine: Engine, transfer_id: str) -> bool:
+    """Cancel the transfer (an upload's partial image is removed); True when this cancelled it.
+
+    False when there was nothing to cancel: the transfer is gone, or it is
+    ending already (finalizing, or cancelled before), which the engine answers
+    with 409. Either way use wait_transfer_ended before touching its disk.
+    """
     try:
-        _transfers(engine).image_transfer_service(transfer_id).cancel()
+        _request_cancel(engine, transfer_id)
+        return True
     except NotFound:
-        pass
+        return False
+    except Conflict:
+        try:
+            phase = get_transfer(engine, transfer_id).phase
+        except NotFound:
+            return False
+        if phase in ENDING_PHASES or phase in TERMINAL_PHASES:
+            return False
+        raise
 
 
 def wait_transfer_finished(engine: Engine, transfer_id: str, disk_id: str | None = None, *,

@@ -113,6 +113,19 @@ def test_a_running_vms_disk_is_refused_and_a_cancelled_download_releases_the_dis
     assert ovirt.wait_disk_ok(conn, disk_id, timeout=60).status == "ok"
 
 
+def test_cancelling_a_transfer_that_is_ending_or_gone_is_not_an_error(conn):
+    disk_id = ovirt.find_vm(conn, "small-vm2").disk_attachments[0].disk_id
+    transfer = ovirt.create_transfer(conn, direction="download", disk_id=disk_id, format="raw",
+                                     description=ovirt.description_tag("t6"))
+    ovirt.wait_transfer_ready(conn, transfer.id, timeout=60)
+    ovirt.finalize_transfer(conn, transfer.id)
+    assert ovirt.get_transfer(conn, transfer.id).phase == "finalizing_success"
+    assert ovirt.cancel_transfer(conn, transfer.id) is False  # the engine answers 409 in this phase
+    assert ovirt.wait_transfer_ended(conn, transfer.id, timeout=60) in ("finished_success", "gone")
+    assert ovirt.cancel_transfer(conn, transfer.id) is False
+    assert ovirt.cancel_transfer(conn, "00000000-0000-0000-0000-00000000dead") is False
+
+
 def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
     profile = ovirt.list_vnic_profiles(conn)[0]
     spec = ovirt.VmSpec(name="worker-test", cluster_id=vm.cluster_id, memory=512 * MiB, cpus=1,

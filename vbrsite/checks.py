@@ -1,5 +1,8 @@
 """System checks that reject a configuration the backup server can't run with."""
 
+import os
+import tempfile
+
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
@@ -19,9 +22,11 @@ def check_data_dir(app_configs, **kwargs):
     data_dir = settings.DATA_DIR
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
+        # A probe of its own: the web server, the runners and the data mover start
+        # together and check the same folder (one shared name failed one of them).
+        fd, probe = tempfile.mkstemp(dir=data_dir, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         return [
             Error(

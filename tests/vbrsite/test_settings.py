@@ -121,6 +121,19 @@ def test_system_check_rejects_an_unwritable_data_dir(tmp_path):
     assert "VBR_DATA_DIR" in done.stderr
 
 
+def test_processes_starting_together_all_pass_the_data_dir_check(settings, tmp_path):
+    # make run starts the web server, the runners and the data mover at once on one data dir.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vbrsite.checks import check_data_dir
+
+    settings.DATA_DIR = tmp_path / "data"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: check_data_dir(None), range(400)))
+    assert [r for r in results if r] == []
+    assert list((tmp_path / "data").iterdir()) == []
+
+
 def test_redis_broker_with_local_sqlite_is_rejected(tmp_path):
     done = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,

@@ -110,6 +110,15 @@ def translate(exc: BaseException, action: str) -> EngineError:
     return EngineError(f"Unexpected failure while {action}: {exc}")
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """True for the SDK's answer that the object doesn't exist (HTTP 404).
+
+    Inside a @translated function the SDK raises its own exceptions, not the
+    project's NotFound: "gone already is fine" must test for this one.
+    """
+    return isinstance(exc, sdk.NotFoundError) or getattr(exc, "code", None) == 404
+
+
 def translated(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator: the function's SDK/pycurl exceptions become the project's, naming ``action``."""
 

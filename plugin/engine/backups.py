@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ovirtsdk4 as sdk
 from ovirtsdk4 import types
 
 from plugin.engine import convert
@@ -14,7 +15,7 @@ from plugin.engine.records import (
     SnapshotInfo,
 )
 from plugin.engine.waiting import ShouldStop, wait_for
-from plugin.errors import NotFound, OperationFailed, translated
+from plugin.errors import NotFound, OperationFailed, is_not_found, translated
 
 # Every snapshot, backup, transfer, disk and VM the project creates carries this
 # prefix in its description, so a reconcile can find what a crashed session left.
@@ -103,8 +104,9 @@ def delete_snapshot(engine: Engine, vm_id: str, snapshot_id: str) -> None:
     service = _vm_service(engine, vm_id).snapshots_service().snapshot_service(snapshot_id)
     try:
         service.remove()
-    except NotFound:
-        pass
+    except sdk.Error as exc:
+        if not is_not_found(exc):
+            raise
 
 
 def wait_snapshot_gone(engine: Engine, vm_id: str, snapshot_id: str, *, timeout: float = 600,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ovirtsdk4 as sdk
 from ovirtsdk4 import types
 
 from plugin.engine import convert
@@ -11,7 +12,7 @@ from plugin.engine.connection import Engine
 from plugin.engine.inventory import get_disk, get_vm
 from plugin.engine.records import DiskAttachmentInfo, DiskInfo, NicInfo, VmInfo
 from plugin.engine.waiting import ShouldStop, wait_for
-from plugin.errors import NotFound, OperationFailed, translated
+from plugin.errors import NotFound, OperationFailed, is_not_found, translated
 
 GIB = 1024**3
 MIB = 1024**2
@@ -63,8 +64,9 @@ def delete_disk(engine: Engine, disk_id: str) -> None:
     """Delete a disk (with its data); gone already is fine."""
     try:
         _system(engine).disks_service().disk_service(disk_id).remove()
-    except NotFound:
-        pass
+    except sdk.Error as exc:
+        if not is_not_found(exc):
+            raise
 
 
 def wait_disk_gone(engine: Engine, disk_id: str, *, timeout: float = 300) -> None:
@@ -232,8 +234,9 @@ def delete_vm(engine: Engine, vm_id: str, *, keep_disks: bool = False) -> None:
     """Delete the VM, with its disks unless ``keep_disks``; gone already is fine."""
     try:
         _vm_service(engine, vm_id).remove(detach_only=True if keep_disks else None)
-    except NotFound:
-        pass
+    except sdk.Error as exc:
+        if not is_not_found(exc):
+            raise
 
 
 def wait_vm_gone(engine: Engine, vm_id: str, *, timeout: float = 600) -> None:

@@ -126,6 +126,15 @@ def test_cancelling_a_transfer_that_is_ending_or_gone_is_not_an_error(conn):
     assert ovirt.cancel_transfer(conn, "00000000-0000-0000-0000-00000000dead") is False
 
 
+def test_deleting_what_is_gone_already_is_fine(conn, vm):
+    missing = "00000000-0000-0000-0000-00000000dead"
+    ovirt.delete_disk(conn, missing)
+    ovirt.delete_vm(conn, missing)
+    ovirt.delete_snapshot(conn, vm.id, missing)
+    with pytest.raises(NotFound):  # a call that needs the object still says it is gone
+        ovirt.get_disk(conn, missing)
+
+
 def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
     profile = ovirt.list_vnic_profiles(conn)[0]
     spec = ovirt.VmSpec(name="worker-test", cluster_id=vm.cluster_id, memory=512 * MiB, cpus=1,

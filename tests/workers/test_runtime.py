@@ -10,6 +10,7 @@ from workers.runtime import (
     Cancelled,
     ImageioClient,
     ImageioError,
+    MoverError,
     NullMonitor,
     TicketGone,
     backup_disk,
@@ -94,6 +95,24 @@ def test_a_restore_writes_back_the_same_disk(plane, mover, tmp_path):
     compare = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(volume),
                               str(target)], capture_output=True, text=True)
     assert compare.returncode == 0, compare.stdout + compare.stderr
+
+
+def test_a_restore_refuses_a_chunk_stored_under_another_blocks_name(plane, mover, tmp_path):
+    # The data mover trusts workers' chunk names by default: a restore must not.
+    from repositories.store import encode_chunk
+
+    volume = plane.disk("misnamed", SIZE, seed=8, allocated=1.0)
+    result = full_backup(plane, mover, volume)
+    index = result.index
+    victim = next(i for i, d in enumerate(index.blocks) if d is not None)
+    index.blocks[victim] = block_digest(b"y" * BLOCK_SIZE)  # the name of other content
+    with mover.client() as client:
+        client.put_chunk(index.blocks[victim], encode_chunk(b"x" * BLOCK_SIZE))  # accepted as named
+        target = plane.disk("misnamed-target", SIZE)
+        transfer_id, url = plane.transfer(target, "upload", size=SIZE)
+        with pytest.raises(MoverError, match="does not match its name"):
+            restore_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None, index, monitor=NullMonitor())
+    plane.dp.close_transfer(transfer_id)
 
 
 def test_a_restore_zeroes_what_the_target_held(plane, mover, tmp_path):

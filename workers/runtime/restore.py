@@ -3,13 +3,14 @@
 Zero blocks are never written: consecutive zero blocks become one
 ``PATCH {"op": "zero"}``, and ranges the target already reads as zero (a new
 sparse disk) are left alone. Data blocks are fetched, decoded and checked
-against their digest, then written with ``PUT`` + ``Content-Range`` over
+against their name (SHA-256, or the keyed hash), then written with ``PUT`` + ``Content-Range`` over
 several keep-alive connections, without a flush per request; one flush at the
 end makes them durable.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterator
 
@@ -97,10 +98,10 @@ class _DiskRestore:
             data = decode_chunk(blob, self.key)
         except ChunkError as exc:
             raise MoverError(f"chunk {digest} of block {block} is damaged: {exc}") from None
-        # The data mover checked unencrypted chunks against their names when it stored
-        # them, and the CRC above catches damage since; encrypted chunks it may have
-        # stored without the key, so the worker, which has it, checks those.
-        if self.key is not None and block_digest(data, self.key) != digest:
+        # The CRC above catches damage since the chunk was stored; only this catches a
+        # chunk stored under a wrong name: the data mover trusts workers' names unless
+        # started with --verify-content, and can't check encrypted chunks without the key.
+        if not hmac.compare_digest(block_digest(data, self.key), digest):
             raise MoverError(f"chunk {digest} of block {block} does not match its name: "
                              "the repository is damaged; verify it")
         expected = block_length(self.index.size, block, self.index.block_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.conf import settings
 from django.utils import timezone
 
@@ -25,6 +25,10 @@ def cron_error(expression: str) -> str:
         return "Use five fields: minute hour day-of-month month day-of-week, e.g. 30 22 * * 1-5."
     if not croniter.is_valid(expression):
         return f"{expression!r} is not a valid cron expression (e.g. 30 22 * * 1-5)."
+    try:
+        croniter(expression, timezone.localtime()).get_next(datetime)
+    except CroniterBadDateError:
+        return f"{expression!r} never fires (no such date, e.g. 31 February): choose a day that exists."
     return ""
 
 

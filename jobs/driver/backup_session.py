@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from django.db import connection
+from django.db.models import Max
 
-from jobs.choices import BackupType, LogLevel, SessionKind, SessionState, worst_state
+from jobs.choices import DONE_STATES, BackupType, LogLevel, SessionKind, SessionState, worst_state
 from jobs.driver.context import SessionRun
 from jobs.driver.heartbeat import Heartbeat, session_figures
 from jobs.models import RestorePoint, Session, TaskSession
@@ -118,6 +120,21 @@ def _full_reason(session: Session, vm, repository) -> str:
         return "a full backup was requested"
     if session.job is None:
         return ""
-    last_full = (RestorePoint.objects.filter(vm=vm, repository=repository, type=BackupType.FULL)
-                 .order_by("-time").values_list("time", flat=True).first())
-    return session.job.active_full_due(last_full)
+    # The session's start decides for every VM: a VM of a later wave that starts after
+    # midnight must not miss the full its job's weekday asked for.
+    return session.job.active_full_due(last_full_of(vm, repository), now=session.started)
+
+
+def last_full_of(vm, repository) -> datetime | None:
+    """When the VM last got a full backup in the repository.
+
+    From the restore points, and from the sessions: retention deletes old
+    restore points (each is a synthetic full, so the full itself goes too), and
+    "a full every N days" must not stop then.
+    """
+    point = (RestorePoint.objects.filter(vm=vm, repository=repository, type=BackupType.FULL)
+             .aggregate(last=Max("time"))["last"])
+    task = (TaskSession.objects.filter(vm=vm, restore_point__isnull=True, mode=BackupType.FULL,
+                                       state__in=DONE_STATES, session__job__repository=repository)
+            .aggregate(last=Max("started"))["last"])
+    return max((t for t in (point, task) if t is not None), default=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -109,9 +109,9 @@ class BackupJob(models.Model):
             errors["active_full_days"] = "Give how many days apart active fulls are."
         if self.active_full_kind == ActiveFullKind.WEEKDAYS and not self.active_full_weekdays:
             errors["active_full_weekdays"] = "Choose at least one weekday for active fulls."
-        if self.retain < 1:
+        if self.retain is not None and self.retain < 1:
             errors["retain"] = "Keep at least one restore point (or one day)."
-        if self.parallel_vms < 1:
+        if self.parallel_vms is not None and self.parallel_vms < 1:
             errors["parallel_vms"] = "Back up at least one VM at a time."
         if errors:
             raise ValidationError(errors)
@@ -194,8 +194,9 @@ class BackupJob(models.Model):
         """Why an active full is due now (a sentence for the log), or "" when it isn't."""
         now = timezone.localtime(now or timezone.now())
         every = self.active_full_days
+        # Calendar days: a full that ended at 22:40 is due again at the run N days later at 22:00.
         if self.active_full_kind == ActiveFullKind.EVERY_DAYS and every and last_full is not None \
-                and now - last_full >= timedelta(days=every):
+                and (now.date() - timezone.localtime(last_full).date()).days >= every:
             return f"an active full is due every {self.active_full_days} days"
         today = now.weekday() in self.active_full_weekdays
         if self.active_full_kind == ActiveFullKind.WEEKDAYS and today and (

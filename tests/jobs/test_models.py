@@ -64,6 +64,7 @@ def test_ensure_schedules_is_idempotent():
     ({"schedule_kind": ScheduleKind.CRON, "schedule_cron": "61 * * * *"}, "schedule_cron"),
     ({"active_full_kind": ActiveFullKind.EVERY_DAYS}, "active_full_days"),
     ({"retain": 0}, "retain"),
+    ({"schedule_kind": ScheduleKind.CRON, "schedule_cron": "0 0 31 2 *"}, "schedule_cron"),
 ])
 def test_a_job_that_cannot_work_is_refused_at_the_field(fields, field):
     job = BackupJob(name="x", repository=factories.repository(), **fields)
@@ -74,7 +75,14 @@ def test_a_job_that_cannot_work_is_refused_at_the_field(fields, field):
 
 def test_cron_errors_say_what_to_write():
     assert "five fields" in cron_error("daily")
+    assert "never fires" in cron_error("0 0 31 2 *")
     assert cron_error("0 22 * * 1-5") == ""
+
+
+def test_a_number_the_form_already_refused_is_not_checked_again():
+    # The wizard's fields reject an empty or out-of-range number first; clean() must not crash on None.
+    job = BackupJob(name="x", repository=factories.repository(), retain=None, parallel_vms=None)
+    job.clean()
 
 
 def test_an_active_full_is_due_every_n_days_or_on_weekdays():
@@ -87,6 +95,31 @@ def test_an_active_full_is_due_every_n_days_or_on_weekdays():
     assert "Sat" in job.active_full_due(saturday - timedelta(days=1), saturday)
     assert not job.active_full_due(saturday, saturday)
     assert not job.active_full_due(saturday - timedelta(days=1), saturday - timedelta(days=1))
+
+
+def test_every_n_days_counts_calendar_days_from_the_last_full():
+    job = factories.job(active_full_kind=ActiveFullKind.EVERY_DAYS, active_full_days=7)
+    full_ended = timezone.make_aware(datetime(2026, 11, 1, 22, 40))
+    run_at = timezone.make_aware(datetime(2026, 11, 8, 22, 0))  # 6 days 23 h later: the 7th day's run
+    assert job.active_full_due(full_ended, run_at)
+    assert not job.active_full_due(full_ended, run_at - timedelta(days=1))
+
+
+def test_an_active_full_stays_due_after_retention_deleted_the_last_full():
+    from jobs.choices import BackupType
+    from jobs.driver.backup_session import last_full_of
+
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    repo = factories.repository()
+    job = factories.job(repository=repo, vms=[vm], active_full_kind=ActiveFullKind.EVERY_DAYS, active_full_days=30)
+    long_ago = timezone.now() - timedelta(days=40)
+    session = Session.objects.create(job=job, name=job.name)
+    session.tasks.create(vm=vm, vm_name=vm.name, mode=BackupType.FULL, state=SessionState.SUCCESS, started=long_ago)
+    factories.restore_point(vm, repo, timezone.now() - timedelta(days=1), type=BackupType.INCREMENTAL)
+    assert last_full_of(vm, repo) == long_ago  # its restore point is gone; the session remembers
+    assert job.active_full_due(last_full_of(vm, repo))
+    recent = factories.restore_point(vm, repo, timezone.now() - timedelta(days=2), type=BackupType.FULL)
+    assert last_full_of(vm, repo) == recent.time
 
 
 def test_a_job_resolves_its_vms_at_each_run():

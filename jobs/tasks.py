@@ -20,6 +20,13 @@ def run_scheduled_job(job_id: int) -> str:
         return f"job {job_id} no longer exists"
     if not job.enabled:
         return f"job {job.name} is disabled"
+    from jobs.services import running_session_of
+
+    running = running_session_of(job)
+    if running is not None:  # the last run overran the schedule: its VMs are still locked
+        running.warn(f"The schedule fired again ({job.schedule_label()}) while this session ran: "
+                     "that run was skipped.")
+        return f"job {job.name} is still running (session {running.pk}): this run was skipped"
     session = Session.objects.create(job=job, name=job.name, trigger=Trigger.SCHEDULE)
     session.log(f"Started by the schedule ({job.schedule_label()}).")
     return run_session(session.pk)

@@ -168,6 +168,7 @@ class VmBackup:
         backup, plan = self._start_backup(engine, holdings, disks, plan)
         modes = {d.disk_id: d.backup_mode for d in ovirt.list_backup_disks(engine, self.vm.engine_id, backup.id)}
         works = [self._work(d, modes.get(d.id) or plan.mode_of(d.id), plan) for d in disks]
+        self._log_engine_fulls(works, plan)
         for work in works:
             transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
                                              disk_id=work.disk.id, backup_id=backup.id, format="raw",
@@ -284,6 +285,17 @@ class VmBackup:
         for disk_id, why in plan.disk_reasons.items():
             self.say(f"disk {names.get(disk_id, disk_id)} is read in full: {why}.")
         self._update(mode=BackupType.INCREMENTAL, reason="; ".join(plan.disk_reasons.values()))
+
+    def _log_engine_fulls(self, works, plan: BackupPlan) -> None:
+        """Say which disks the engine reads in full although the plan was incremental: never a silent full."""
+        if not plan.incremental:
+            return
+        fulls = [w for w in works if w.mode == BackupType.FULL and w.disk.id not in plan.disk_reasons]
+        for work in fulls:
+            self.say(f"disk {work.disk.name} is read in full: {work.reason}.")
+        if fulls:
+            reasons = [*plan.disk_reasons.values(), *(w.reason for w in fulls)]
+            self._update(reason="; ".join(dict.fromkeys(reasons)))
 
     def _tag(self) -> str:
         return ovirt.description_tag(self.run.session.pk, f"backup of {self.vm.name}")

@@ -86,9 +86,15 @@ def job_enable(request: HttpRequest, pk: int) -> HttpResponse:
 def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete the job after confirmation; its restore points stay (retention no longer applies)."""
     job = get_object_or_404(BackupJob, pk=pk)
+    running = services.running_session_of(job)
+    if request.method == "POST" and running is not None:
+        # Its VMs would fail recording their restore points, and their manifests would stay unlisted.
+        messages.error(request, f"{job.name} is running (session {running.pk}): cancel the session "
+                                "or let it end, then delete the job.")
+        return _back(request, job, running)
     if request.method == "POST":
         name = job.name
         job.delete()
         messages.success(request, f"Deleted job {name}. Its restore points are kept.")
         return redirect("jobs:index")
-    return render(request, "jobs/delete.html", {"job": job, "title": f"Delete {job.name}"})
+    return render(request, "jobs/delete.html", {"job": job, "running": running, "title": f"Delete {job.name}"})

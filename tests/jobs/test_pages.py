@@ -141,6 +141,27 @@ def test_deleting_a_job_asks_first_and_keeps_its_restore_points(client_as, setup
     assert point.job is None
 
 
+def test_a_running_job_is_not_deleted_until_its_session_ends(client_as, setup):
+    client = client_as(ADMINISTRATOR)
+    job = setup["job"]
+    running = _running_session(job)
+    assert f"Session {running.pk} of this job is running" in \
+        client.get(reverse("jobs:delete", args=[job.pk])).content.decode()
+    response = client.post(reverse("jobs:delete", args=[job.pk]), follow=True)
+    assert "cancel the session" in response.content.decode()
+    assert BackupJob.objects.filter(pk=job.pk).exists()
+
+
+def test_a_schedule_that_fires_while_the_last_run_still_runs_skips_this_run(setup):
+    from jobs.tasks import run_scheduled_job
+
+    job = setup["job"]
+    running = _running_session(job)
+    assert "skipped" in run_scheduled_job(job.pk)
+    assert Session.objects.filter(job=job).count() == 1
+    assert "that run was skipped" in running.log_lines.last().message
+
+
 def _running_session(job):
     session = Session.objects.create(job=job, name=job.name, state=SessionState.RUNNING, progress=42.0,
                                      bytes_read=5 * 2**20)

@@ -166,7 +166,8 @@ def cleanup(run: RestoreRun) -> None:
     if run.engine is None:
         return
     if run.past_point_of_no_return:
-        run.session.warn("The original VM was already replaced: the restored VM and its disks are kept.")
+        run.session.warn("The engine is removing or has removed the original VM: the restored VM and its "
+                         "disks are kept.")
         return
     created = run.created
     if created.transfers or created.vms or created.disks:

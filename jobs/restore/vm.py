@@ -17,7 +17,7 @@ from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin import engine as ovirt
-from plugin.errors import EngineError
+from plugin.errors import EngineError, EngineTimeout, EngineUnreachable
 
 
 def restore_vm(run: RestoreRun) -> str:
@@ -132,25 +132,44 @@ def _attach_disks(run: RestoreRun, vm_id: str, jobs: list[DiskJob], config: OvfV
 
 
 def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
-    """Stop and remove the original VM, then give the restored VM its name."""
+    """Stop and remove the original VM, then give the restored VM its name.
+
+    The restored VM becomes the one to keep the moment the engine accepts the
+    original's removal: a failure after that (the wait for it to go, the
+    rename) must not let the cleanup remove the restored VM too.
+    """
     engine = run.engine
     was_running = original.status != "down"
     run.log(f"Every disk is restored: stopping and replacing the original VM {original.name}.")
-    ovirt.ensure_vm_down(engine, original.id, timeout=run.wait_timeout)
+    try:
+        ovirt.ensure_vm_down(engine, original.id, timeout=run.wait_timeout)
+    except EngineError:
+        _restart_if(run, original.id, was_running)
+        raise
     try:
         ovirt.delete_vm(engine, original.id)
-        ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
-    except EngineError:
-        if was_running:
-            # The original stays: put it back the way it was.
-            _start_quietly(run, original.id)
+    except (EngineUnreachable, EngineTimeout):
+        _keep_restored(run)  # the removal may have been accepted: keep both rather than neither
         raise
-    run.past_point_of_no_return = True
-    run.remember()
+    except EngineError:
+        _restart_if(run, original.id, was_running)  # refused: the original stays as it was
+        raise
+    _keep_restored(run)
+    ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
     run.log("The restored VM has a new engine id: jobs that chose the VM by itself need it "
             "chosen again (jobs by tag or cluster find it on their own).")
+
+
+def _restart_if(run: RestoreRun, vm_id: str, was_running: bool) -> None:
+    if was_running:
+        _start_quietly(run, vm_id)
+
+
+def _keep_restored(run: RestoreRun) -> None:
+    run.past_point_of_no_return = True
+    run.remember()
 
 
 def _start_quietly(run: RestoreRun, vm_id: str) -> None:

@@ -173,6 +173,25 @@ def cancel_and_wait(tasks: list[DiskTask], grace_seconds: float = 20.0, poll_sec
         active = [task for task in active if not task.is_terminal]
 
 
+# A pending task no runner takes this long: its queue has no runner (say which to start).
+PENDING_TIMEOUT_SECONDS = 900.0
+
+
+def not_taken(task: DiskTask, disk_name: str) -> str:
+    """Why a task still pending has waited too long for a runner, or "" while it may still wait.
+
+    Measured from when it was last queued: a task sent again after its worker
+    was lost starts waiting anew, however long its first run took.
+    """
+    if task.state != DiskTaskState.PENDING:
+        return ""
+    waited = (timezone.now() - task.queued_since()).total_seconds()
+    if waited <= PENDING_TIMEOUT_SECONDS:
+        return ""
+    return (f"disk {disk_name}: no worker runner took it from queue {task.queue} in {waited:.0f} s; "
+            "start the worker runner (Procfile line 'worker') or a worker VM")
+
+
 def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool:
     """Record the current run as failed and send the task again to another worker.
 

@@ -14,7 +14,7 @@ heartbeat to it at least every 2 seconds and stores the result on it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -187,6 +187,11 @@ class DiskTask(models.Model):
         if not self.bytes_total:
             return 100 if self.state == DiskTaskState.SUCCEEDED else 0
         return min(100, int(100 * self.bytes_done / self.bytes_total))
+
+    def queued_since(self):
+        """When the task was last put in a queue: made, or sent again after its worker was lost."""
+        finished = self.attempts[-1].get("finished") if self.attempts else None
+        return datetime.fromisoformat(finished) if finished else self.created
 
     def figures(self) -> dict:
         """The moved bytes (so far, while it runs) and seconds (once done), as the result has them."""

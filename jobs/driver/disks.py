@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from django.utils import timezone
-
 from jobs.driver.context import Cancelled, SessionRun, VmFailed
 from jobs.models import TaskSession
 
@@ -22,7 +20,6 @@ POLL_SECONDS = 0.5
 FIRST_POLL_SECONDS = 0.02
 CANCEL_GRACE_SECONDS = 20.0
 # A disk task no worker runner has taken after this long means no runner serves its queue.
-PENDING_TIMEOUT_SECONDS = 900.0
 
 
 @dataclass
@@ -120,11 +117,12 @@ def stop_tasks(works: list[DiskWork]) -> None:
 
 
 def _check_taken(works: list[DiskWork]) -> None:
+    from workers import dispatch
+
     for w in works:
-        waited = (timezone.now() - w.task.created).total_seconds()
-        if w.task.state == "pending" and waited > PENDING_TIMEOUT_SECONDS:
-            raise VmFailed(f"disk {w.disk.name}: no worker runner took it from queue {w.task.queue} in "
-                           f"{waited:.0f} s; start the worker runner (Procfile line 'worker') or a worker VM")
+        problem = dispatch.not_taken(w.task, w.disk.name)
+        if problem:
+            raise VmFailed(problem)
 
 
 def _refresh(works: list[DiskWork]) -> None:

@@ -136,6 +136,9 @@ def follow(run: RestoreRun, jobs: list[DiskJob]) -> None:
                 raise RestoreError(f"disk {job.name}: {job.task.error or 'the worker task ' + job.task.state}")
             if all(job.task.state == "succeeded" for job in jobs):
                 return
+            for job in jobs:
+                if problem := dispatch.not_taken(job.task, job.name):
+                    raise RestoreError(problem)
             run.check_cancelled()
             time.sleep(pace.next([job.task for job in jobs]))
     except (RestoreError, Cancelled):

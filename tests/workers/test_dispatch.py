@@ -105,6 +105,23 @@ def test_a_silent_worker_turns_unreachable_and_its_tasks_go_elsewhere(
     assert check_workers() == {"unreachable": [], "tasks_moved": 0}
 
 
+def test_a_task_sent_elsewhere_waits_for_a_runner_anew_however_long_it_ran_before(
+        make_worker, inventory_manager, repository, disk):
+    lost, spare = make_worker("lost"), make_worker("spare")
+    task = submit(inventory_manager, repository, disk, lost)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    DiskTask.objects.filter(pk=task.pk).update(created=an_hour_ago, state=DiskTaskState.RUNNING,
+                                               started=an_hour_ago)
+    task.refresh_from_db()
+    assert dispatch.resend(task, "its worker stopped answering")
+    assert dispatch.not_taken(task, "web1_os") == ""  # queued again just now
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.PENDING)
+    never_taken = submit(inventory_manager, repository, disk, spare)
+    DiskTask.objects.filter(pk=never_taken.pk).update(created=an_hour_ago)
+    never_taken.refresh_from_db()
+    assert "no worker runner took it from queue" in dispatch.not_taken(never_taken, "web1_os")
+
+
 def test_a_task_fails_for_good_after_its_last_attempt(make_worker, inventory_manager, repository,
                                                       disk, settings):
     settings.VBR_DISK_TASK_ATTEMPTS = 1

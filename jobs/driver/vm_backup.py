@@ -27,10 +27,6 @@ from repositories.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-# A transfer may wait for a busy worker, and reading extents of a huge sparse
-# disk takes a while: the engine's default (60 s) would drop it meanwhile.
-TRANSFER_INACTIVITY_SECONDS = 600
-
 
 class BackupApiUnavailable(Exception):
     """The engine (or this VM) can't use the backup API: use the snapshot flow."""
@@ -172,7 +168,7 @@ class VmBackup:
         for work in works:
             transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
                                              disk_id=work.disk.id, backup_id=backup.id, format="raw",
-                                             inactivity_timeout=TRANSFER_INACTIVITY_SECONDS)
+                                             inactivity_timeout=ovirt.WORKER_INACTIVITY_SECONDS)
             holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)
@@ -235,7 +231,7 @@ class VmBackup:
                 raise VmFailed(f"disk {work.disk.name} is missing from snapshot {snapshot.id}")
             transfer = ovirt.create_transfer(engine, direction="download", description=self._tag(),
                                              snapshot_image_id=images[work.disk.id], format="raw",
-                                             inactivity_timeout=TRANSFER_INACTIVITY_SECONDS)
+                                             inactivity_timeout=ovirt.WORKER_INACTIVITY_SECONDS)
             holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)

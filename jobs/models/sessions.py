@@ -220,13 +220,18 @@ class VmLock(models.Model):
     @classmethod
     def acquire(cls, vm, session: Session) -> Session | None:
         """Hold the VM for the session; None when held, else the session that holds it."""
-        try:
-            with transaction.atomic():
-                cls.objects.create(vm=vm, session=session)
-            return None
-        except IntegrityError:
-            holder = cls.objects.filter(vm=vm).select_related("session").first()
-            return holder.session if holder else None
+        for attempt in range(5):
+            try:
+                with transaction.atomic():
+                    cls.objects.create(vm=vm, session=session)
+                return None
+            except IntegrityError:
+                holder = cls.objects.filter(vm=vm).select_related("session").first()
+                if holder is not None:
+                    return holder.session
+                if attempt == 4:  # not a lock held by someone: a real integrity problem
+                    raise
+                # Released between our insert and our look: try again (None must mean "held by us").
 
     @classmethod
     def release(cls, vm, session: Session) -> None:

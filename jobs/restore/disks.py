@@ -89,24 +89,12 @@ def create_disks(run: RestoreRun, jobs: list[DiskJob]) -> None:
 
 def upload_disks(run: RestoreRun, jobs: list[DiskJob], cluster=None) -> None:
     """Open an upload transfer per disk, hand each to a worker, follow them, finalize."""
-    from workers import dispatch
-
-    for job in jobs:
-        run.check_cancelled()
-        transfer = ovirt.create_transfer(run.engine, direction="upload", disk_id=job.disk_id,
-                                         format="raw", description=run.tag)
-        job.transfer_id = transfer.id
-        run.created.transfers.append(transfer.id)
-        run.remember()
-        transfer = ovirt.wait_transfer_ready(run.engine, transfer.id, timeout=run.wait_timeout,
-                                             should_stop=run.should_stop)
-        job.transfer_url = transfer.transfer_url or transfer.proxy_url
-        worker = dispatch.choose_worker(cluster, run.manager)
-        job.task = dispatch.submit_restore_disk(
-            session_id=run.session.pk, manager=run.manager, repository=run.point.repository,
-            manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
-            transfer_url=job.transfer_url, worker=worker)
-        run.log(f"Disk {job.name} handed to the {job.task.worker_name}.")
+    try:
+        for job in jobs:
+            _hand_over(run, job, cluster)
+    except BaseException:
+        stop_tasks([job for job in jobs if job.task is not None])  # none goes on alone
+        raise
     follow(run, jobs)
     for job in jobs:
         ovirt.finalize_transfer(run.engine, job.transfer_id)
@@ -118,6 +106,28 @@ def upload_disks(run: RestoreRun, jobs: list[DiskJob], cluster=None) -> None:
         figures = job.task.figures()
         run.log(f"Restored disk {job.name}: {figures.get('bytes_written', 0):,} bytes written, "
                 f"{figures.get('bytes_zeroed', 0):,} zeroed, in {figures.get('seconds', 0):.1f} s.")
+
+
+def _hand_over(run: RestoreRun, job: DiskJob, cluster) -> None:
+    """Open the disk's upload transfer and give it to a worker."""
+    from workers import dispatch
+
+    run.check_cancelled()
+    transfer = ovirt.create_transfer(run.engine, direction="upload", disk_id=job.disk_id,
+                                     format="raw", description=run.tag,
+                                     inactivity_timeout=ovirt.WORKER_INACTIVITY_SECONDS)
+    job.transfer_id = transfer.id
+    run.created.transfers.append(transfer.id)
+    run.remember()
+    transfer = ovirt.wait_transfer_ready(run.engine, transfer.id, timeout=run.wait_timeout,
+                                         should_stop=run.should_stop)
+    job.transfer_url = transfer.transfer_url or transfer.proxy_url
+    worker = dispatch.choose_worker(cluster, run.manager)
+    job.task = dispatch.submit_restore_disk(
+        session_id=run.session.pk, manager=run.manager, repository=run.point.repository,
+        manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
+        transfer_url=job.transfer_url, worker=worker)
+    run.log(f"Disk {job.name} handed to the {job.task.worker_name}.")
 
 
 def follow(run: RestoreRun, jobs: list[DiskJob]) -> None:

@@ -17,6 +17,9 @@ FAILURE_PHASES = frozenset({
 })
 PAUSED_PHASES = frozenset({"paused_system", "paused_user"})
 TERMINAL_PHASES = frozenset({"finished_success", "finished_failure", "finished_cleanup"})
+# A transfer handed to a worker may wait in its queue, and reading the extents of a
+# huge sparse disk takes a while: the engine's default (60 s) would pause it meanwhile.
+WORKER_INACTIVITY_SECONDS = 600
 # Phases a transfer leaves on its own towards a terminal one; the engine refuses a cancel in them.
 ENDING_PHASES = frozenset({
     "finalizing_success", "finalizing_failure", "finalizing_cleanup",

@@ -164,6 +164,27 @@ def test_a_vm_is_held_by_one_session_at_a_time():
     assert VmLock.acquire(vms[0], second) is None
 
 
+def test_a_lock_released_while_another_session_looks_for_its_holder_is_taken_not_assumed():
+    from unittest import mock
+
+    _, _, vms = factories.inventory()
+    first = Session.objects.create(name="first", state="running")
+    second = Session.objects.create(name="second", state="running")
+    VmLock.acquire(vms[0], first)
+    real_filter, looked = VmLock.objects.filter, []
+
+    def holder_lets_go_meanwhile(**lookup):
+        if not looked:
+            looked.append(lookup)
+            VmLock.release(vms[0], first)
+            return VmLock.objects.none()
+        return real_filter(**lookup)
+
+    with mock.patch.object(VmLock.objects, "filter", side_effect=holder_lets_go_meanwhile):
+        assert VmLock.acquire(vms[0], second) is None
+    assert VmLock.objects.get(vm=vms[0]).session == second  # "None" means held by us, for real
+
+
 def test_the_jobs_address_hears_how_a_session_ended(mailoutbox):
     from jobs.models import TaskSession
     from jobs.notifications import notify_session_end

@@ -21,7 +21,17 @@ from jobs.driver.plan import BackupPlan, plan_backup
 from jobs.driver.restore_points import write_restore_point
 from jobs.models import TaskSession, VmLock
 from plugin import engine as ovirt
-from plugin.errors import Conflict, EngineError, NotFound, OperationFailed, WaitAborted
+from plugin.errors import (
+    AuthenticationFailed,
+    CertificateNotTrusted,
+    Conflict,
+    EngineError,
+    EngineTimeout,
+    EngineUnreachable,
+    NotFound,
+    OperationFailed,
+    WaitAborted,
+)
 from repositories.datamover.client import DataMoverError
 from repositories.store.errors import StoreError
 
@@ -194,6 +204,11 @@ class VmBackup:
             if plan.incremental:  # the checkpoint may be what the engine can't find
                 return self._retry_full(engine, holdings, disks, plan, exc)
             raise BackupApiUnavailable(f"the engine has no backup API for this VM ({exc})") from exc
+        except (EngineUnreachable, EngineTimeout, AuthenticationFailed, CertificateNotTrusted):
+            # Not the engine refusing the incremental: no reason for a full. The request
+            # may have reached it, though: a backup it started is ours to finalize.
+            holdings.backup_id = self._started_anyway(engine)
+            raise
         except EngineError as exc:
             if not plan.incremental or isinstance(exc, WaitAborted):
                 raise
@@ -209,6 +224,14 @@ class VmBackup:
             return self._retry_full(engine, holdings, disks, plan, exc)
         self.say(f"backup {backup.id} is ready.")
         return ready, plan
+
+    def _started_anyway(self, engine) -> str | None:
+        """The id of a backup this VM's session started though the request failed, if any."""
+        try:
+            return next((b.id for b in ovirt.list_backups(engine, self.vm.engine_id)
+                         if b.description == self._tag() and b.phase not in ovirt.BACKUP_TERMINAL_PHASES), None)
+        except EngineError:
+            return None  # reconcile finds it by its tag once this session has ended
 
     def _retry_full(self, engine, holdings, disks, plan: BackupPlan, exc: Exception):
         holdings.backup_id, holdings.backup_finalized = None, False

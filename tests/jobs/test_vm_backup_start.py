@@ -1,0 +1,60 @@
+"""Starting a VM's backup when the engine call fails: which failures become a full, and what is held.
+
+Unit tests that patch the one seam (plugin.engine, with autospec): an engine that
+takes the request and then stops answering can't be staged with the simulator.
+"""
+
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from jobs.driver.cleanup import EngineHoldings
+from jobs.driver.context import SessionRun
+from jobs.driver.plan import BackupPlan
+from jobs.driver.vm_backup import VmBackup
+from jobs.models import Session, TaskSession
+from plugin.engine import BackupInfo, DiskInfo
+from plugin.errors import EngineError, EngineTimeout
+from tests.jobs import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def backup():
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    session = Session.objects.create(name="nightly", state="running")
+    task = TaskSession.objects.create(session=session, vm=vm, vm_name=vm.name)
+    return VmBackup(SessionRun(session), vm, factories.repository(), task)
+
+
+INCREMENTAL = BackupPlan(base=SimpleNamespace(manifest_id="rp-1"), from_checkpoint_id="cp-1")
+DISKS = [DiskInfo(id="d-1", name="web1_os")]
+
+
+def test_an_engine_that_stops_answering_fails_the_vm_without_a_full_and_keeps_what_it_started(backup):
+    holdings = EngineHoldings(vm_id=backup.vm.engine_id)
+    started = BackupInfo(id="b-1", vm_id=backup.vm.engine_id, phase="initializing", description=backup._tag())
+    with mock.patch.multiple("jobs.driver.vm_backup.ovirt", autospec=True, start_backup=mock.DEFAULT,
+                             list_backups=mock.DEFAULT) as engine:
+        engine["start_backup"].side_effect = EngineTimeout("The engine did not answer in time")
+        engine["list_backups"].return_value = [started]
+        with pytest.raises(EngineTimeout):
+            backup._start_backup(object(), holdings, DISKS, INCREMENTAL)
+        assert engine["start_backup"].call_count == 1  # no second try as a full
+    assert holdings.backup_id == "b-1"  # finalized by the VM's cleanup, not left to reconcile
+    assert "full backup instead" not in "\n".join(line.message for line in backup.run.session.log_lines.all())
+
+
+def test_an_incremental_the_engine_refuses_becomes_a_full_with_the_reason(backup):
+    holdings = EngineHoldings(vm_id=backup.vm.engine_id)
+    ready = BackupInfo(id="b-2", vm_id=backup.vm.engine_id, phase="ready")
+    with mock.patch.multiple("jobs.driver.vm_backup.ovirt", autospec=True, start_backup=mock.DEFAULT,
+                             wait_backup_phase=mock.DEFAULT) as engine:
+        engine["start_backup"].side_effect = [EngineError("The engine refused starting a backup"),
+                                              BackupInfo(id="b-2", vm_id=backup.vm.engine_id)]
+        engine["wait_backup_phase"].return_value = ready
+        _, plan = backup._start_backup(object(), holdings, DISKS, INCREMENTAL)
+    assert not plan.incremental and "could not start an incremental" in plan.reason
+    assert holdings.backup_id == "b-2"

@@ -139,13 +139,17 @@ class VmBackup:
         alone they pile up. The engine only deletes the root (oldest) one, so
         delete from the root until a checkpoint some repository still needs.
         """
+        from jobs.choices import RestorePointState
         from jobs.models import RestorePoint
 
         needed = set()
         for repository_id in (RestorePoint.objects.filter(vm=self.vm).values_list("repository", flat=True)
                               .distinct()):
-            needed.add(RestorePoint.objects.filter(vm=self.vm, repository_id=repository_id)
-                       .order_by("-time", "-pk").values_list("checkpoint_id", flat=True).first())
+            points = RestorePoint.objects.filter(vm=self.vm, repository_id=repository_id).order_by("-time", "-pk")
+            needed.add(points.values_list("checkpoint_id", flat=True).first())
+            # The next incremental starts from the newest usable point, which a verification
+            # that marked the newest one corrupted makes an older one.
+            needed.add(points.filter(state=RestorePointState.OK).values_list("checkpoint_id", flat=True).first())
         try:
             for checkpoint in ovirt.list_checkpoints(engine, self.vm.engine_id):
                 if checkpoint.id in needed:

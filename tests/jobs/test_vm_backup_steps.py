@@ -1,7 +1,7 @@
-"""Starting a VM's backup when the engine call fails: which failures become a full, and what is held.
+"""Steps of one VM's backup where the engine's answers decide: starting it, pruning checkpoints.
 
 Unit tests that patch the one seam (plugin.engine, with autospec): an engine that
-takes the request and then stops answering can't be staged with the simulator.
+takes a request and then stops answering can't be staged with the simulator.
 """
 
 from types import SimpleNamespace
@@ -58,3 +58,23 @@ def test_an_incremental_the_engine_refuses_becomes_a_full_with_the_reason(backup
         _, plan = backup._start_backup(object(), holdings, DISKS, INCREMENTAL)
     assert not plan.incremental and "could not start an incremental" in plan.reason
     assert holdings.backup_id == "b-2"
+
+
+def test_pruning_keeps_the_checkpoint_of_the_newest_usable_restore_point(backup):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from plugin.engine import CheckpointInfo
+
+    now, repo = timezone.now(), backup.repository
+    factories.restore_point(backup.vm, repo, now - timedelta(days=2), checkpoint_id="cp-1")
+    factories.restore_point(backup.vm, repo, now - timedelta(days=1), checkpoint_id="cp-2")
+    factories.restore_point(backup.vm, repo, now, checkpoint_id="cp-3", state="corrupted")
+    chain = [CheckpointInfo(id=f"cp-{n}") for n in (1, 2, 3)]
+    with mock.patch.multiple("jobs.driver.vm_backup.ovirt", autospec=True, list_checkpoints=mock.DEFAULT,
+                             delete_checkpoint=mock.DEFAULT) as engine:
+        engine["list_checkpoints"].return_value = chain
+        backup._prune_checkpoints(object())
+    # cp-3's point was found corrupted: the next incremental starts from cp-2.
+    assert [c.args[2] for c in engine["delete_checkpoint"].call_args_list] == ["cp-1"]

@@ -183,6 +183,8 @@ def _reconcile_restores(engine: ovirt.Engine, manager) -> None:
 
 def _act(manager, owner: str, object_id: str, kind: str, message: str, action) -> None:
     session_id = int(owner) if owner.isdigit() else None
+    if session_id is not None and Session.objects.filter(pk=session_id, state__in=ACTIVE_STATES).exists():
+        return  # a session that started after this pass read the live ones: it owns its objects
     try:
         action()
     except EngineError as exc:

@@ -49,9 +49,12 @@ def _run_backup_session(session: Session) -> tuple[str, str]:
         state, summary = SessionState.FAILED, f"failed: {exc}"
     finally:
         heartbeat.stop()
-    session.beat(**session_figures(session.pk))
+    late_cancel = session.beat(**session_figures(session.pk)) and not run.cancelled.is_set()
     if run.cancelled.is_set() and state == SessionState.SUCCESS:
         state = SessionState.CANCELLED
+    elif late_cancel:
+        session.log("The cancel came after every VM had finished: nothing was stopped, the restore "
+                    "points stay.")
     return state, summary
 
 

@@ -31,8 +31,9 @@ def apply_job_retention(job: BackupJob, session: Session | None = None) -> list[
     groups: dict = defaultdict(list)
     points = {p.pk: p for p in RestorePoint.objects.filter(job=job, repository=job.repository)}
     for point in points.values():
-        groups[point.vm_engine_id].append((point.pk, point.time))
-    doomed = plan_retention(groups, policy_of(job), timezone.now())
+        # Local time: GFS weeks, months and years begin at the administrators' midnight.
+        groups[point.vm_engine_id].append((point.pk, timezone.localtime(point.time)))
+    doomed = plan_retention(groups, policy_of(job), timezone.localtime())
     deleted = []
     if not doomed:
         return deleted

@@ -26,6 +26,8 @@ def test_create_job_with_vms_tag_or_cluster(setup, capsys):
     assert {vm.name for vm in job.resolve_vms()} == {"web1", "db1"}
     assert job.retain == 3 and job.schedule_kind == ScheduleKind.CRON and job.next_run()
     assert "Created job explicit" in capsys.readouterr().out
+    call_command("create_job", "listed", "--repository", "repo1", "--vm", "web1", "vm-1")  # --vm VM ...
+    assert {vm.name for vm in BackupJob.objects.get(name="listed").resolve_vms()} == {"web1", "db1"}
     call_command("create_job", "tagged", "--repository", "repo1", "--tag", "production")
     assert BackupJob.objects.get(name="tagged").selection == VmSelection.TAG
     call_command("create_job", "clustered", "--repository", "repo1", "--cluster", "Production")

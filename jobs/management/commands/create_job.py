@@ -18,7 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--repository", required=True, help="the repository's name")
         what = parser.add_mutually_exclusive_group(required=True)
-        what.add_argument("--vm", action="append", help="a VM's name or engine id (repeat for more)")
+        what.add_argument("--vm", action="extend", nargs="+",
+                          help="VM names or engine ids (--vm a b, or --vm a --vm b)")
         what.add_argument("--tag", help="back up the VMs carrying this tag (resolved at each run)")
         what.add_argument("--cluster", help="back up the VMs of this cluster (resolved at each run)")
         parser.add_argument("--retain", type=int, default=7, help="restore points to keep per VM (default 7)")

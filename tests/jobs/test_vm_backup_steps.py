@@ -78,3 +78,18 @@ def test_pruning_keeps_the_checkpoint_of_the_newest_usable_restore_point(backup)
         backup._prune_checkpoints(object())
     # cp-3's point was found corrupted: the next incremental starts from cp-2.
     assert [c.args[2] for c in engine["delete_checkpoint"].call_args_list] == ["cp-1"]
+
+
+def test_a_disk_the_engine_reads_in_full_is_named_in_the_log_with_its_reason(backup):
+    from jobs.choices import BackupType
+    from jobs.driver.disks import DiskWork
+
+    disks = [DiskInfo(id="d-1", name="web1_os"), DiskInfo(id="d-2", name="web1_data")]
+    works = [backup._work(disks[0], BackupType.INCREMENTAL, INCREMENTAL),
+             backup._work(disks[1], BackupType.FULL, INCREMENTAL)]  # the engine's backup_mode said full
+    assert all(isinstance(w, DiskWork) for w in works)
+    backup._log_engine_fulls(works, INCREMENTAL)
+    log = [line.message for line in backup.run.session.log_lines.all()]
+    assert log == ["web1: disk web1_data is read in full: the engine chose a full backup."]
+    backup.task.refresh_from_db()
+    assert backup.task.reason == "the engine chose a full backup"

@@ -67,17 +67,24 @@ def _go(step: str) -> HttpResponse:
     return redirect("jobs:restore_step", step=step)
 
 
+def _number(value: str) -> int:
+    """An id from the query string; anything else is a page that doesn't exist."""
+    if not value.isdigit():
+        raise Http404("no such restore point or VM")
+    return int(value)
+
+
 @restorers_only
 def restore(request: HttpRequest) -> HttpResponse:
     """The wizard's entry: start over, at the VM, or at a given VM's or restore point's step."""
     if request.GET.get("point"):
-        point = get_object_or_404(RestorePoint, pk=request.GET["point"])
+        point = get_object_or_404(RestorePoint, pk=_number(request.GET["point"]))
         _save(request, {"vm": point.vm_engine_id, "point": point.pk})
         return _go("kind")
     if request.GET.get("vm"):
         from inventory.models import VM
 
-        vm = get_object_or_404(VM, pk=request.GET["vm"])
+        vm = get_object_or_404(VM, pk=_number(request.GET["vm"]))
         _save(request, {"vm": vm.engine_id})
         return _go("point")
     _save(request, {})
@@ -145,7 +152,7 @@ def _present_vms(engine_ids: list[str]) -> set[str]:
 def _step_point(request: HttpRequest, state: dict) -> HttpResponse:
     points = RestorePoint.objects.filter(vm_engine_id=state["vm"]).select_related("repository")
     if request.GET.get("choose"):
-        point = get_object_or_404(points, pk=request.GET["choose"])
+        point = get_object_or_404(points, pk=_number(request.GET["choose"]))
         _save(request, {"vm": state["vm"], "point": point.pk})
         return _go("kind")
     points = list(points.order_by("-time", "-pk"))

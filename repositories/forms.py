@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from django import forms
 
 from repositories.models import GatewayServer, Repository
@@ -44,6 +46,18 @@ class RepositoryForm(forms.ModelForm):
         if self.instance.pk:
             for name in ("encrypt", "passphrase", "passphrase_again"):
                 del self.fields[name]
+
+    def clean_ca_certificate(self) -> str:
+        pem = self.cleaned_data["ca_certificate"].strip()
+        if not pem:
+            return ""
+        try:
+            ssl.create_default_context(cadata=pem)
+        except (ssl.SSLError, ValueError) as exc:
+            raise forms.ValidationError(
+                f"This isn't a usable CA certificate ({exc}): paste its PEM form "
+                "(-----BEGIN CERTIFICATE----- ...).") from None
+        return pem + "\n"
 
     def clean_path(self) -> str:
         path = self.cleaned_data["path"].strip()

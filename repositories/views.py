@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from repositories.choices import RestorePointState
@@ -65,6 +66,7 @@ def row(request: HttpRequest, pk: int) -> HttpResponse:
         "repository": repository, "error": error, "can_manage": _can_manage(request)})
 
 
+@sensitive_post_parameters("token", "passphrase", "passphrase_again")
 @administrator_required
 def add(request: HttpRequest) -> HttpResponse:
     """Add a repository: a local one gets its chunk store created now."""
@@ -89,6 +91,7 @@ def add(request: HttpRequest) -> HttpResponse:
                   {"form": form, "repository": None, "title": "Add repository"})
 
 
+@sensitive_post_parameters("token")
 @administrator_required
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a repository; the token field stays empty and empty keeps it."""
@@ -102,6 +105,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
                   {"form": form, "repository": repository, "title": "Edit repository"})
 
 
+@sensitive_post_parameters("token")
 @require_POST
 @administrator_required
 def test(request: HttpRequest, pk: int | None = None) -> HttpResponse:

@@ -37,7 +37,8 @@ def administrator_required(view):
 
 
 def _workers():
-    return Worker.objects.select_related("manager", "cluster", "preferred_host", "storage_domain")
+    return (Worker.objects.select_related("manager", "cluster", "preferred_host", "storage_domain")
+            .defer("manager__password"))
 
 
 WORKER_SORTS = {"name": "name", "cluster": ("cluster__name", "name"), "state": ("state", "name"),
@@ -87,7 +88,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(_workers(), pk=pk)
     tasks = worker.disk_tasks.order_by("-created")[:RECENT_TASKS]
     running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
-    polling = bool(running) or worker.state not in (*WORKER_IDLE_STATES, WorkerState.READY)
+    queued = worker.disk_tasks.filter(state=DiskTaskState.PENDING).exists()
+    polling = bool(running) or queued or worker.state not in (*WORKER_IDLE_STATES, WorkerState.READY)
     context = {"title": f"Worker {worker.name}", "worker": worker, "tasks": tasks,
                "running": running, "polling": polling, "actions": CONFIRMED_ACTIONS,
                "can_manage": user_has_role(request.user, ADMINISTRATOR)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -50,8 +51,17 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_edit": can_edit(request.user), "can_run": can_run(request.user), "title": job.name})
 
 
+def _local(request: HttpRequest, url: str | None) -> str | None:
+    """``url`` when it points into this site (a ``next`` field can't send anyone elsewhere)."""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+        return url
+    return None
+
+
 def _back(request: HttpRequest, job: BackupJob, session: Session | None = None) -> HttpResponse:
-    target = session.get_absolute_url() if session else request.POST.get("next") or job.get_absolute_url()
+    target = session.get_absolute_url() if session else _local(request, request.POST.get("next")) \
+        or job.get_absolute_url()
     if request.htmx:
         return HttpResponseClientRedirect(target)
     return redirect(target)

@@ -66,7 +66,11 @@ class DataMoverClient:
         if parts.scheme == "https":
             # The CA that signed the data mover's certificate (a file or PEM text);
             # neither: the system's trust store.
-            self._tls = ssl.create_default_context(cafile=ca_file, cadata=ca_pem or None)
+            try:
+                self._tls = ssl.create_default_context(cafile=ca_file, cadata=ca_pem or None)
+            except (ssl.SSLError, ValueError, OSError) as exc:
+                raise DataMoverError(f"the CA certificate for {url} can't be used ({exc}): paste the "
+                                     "PEM of the CA that signed the data mover's certificate") from None
         self._headers = {"Authorization": f"Bearer {token}"}
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=pool_size)

@@ -238,3 +238,12 @@ def test_a_restore_operator_cancels_a_restore_session_but_not_a_backup(client_as
     assert client.post(reverse("jobs:session_cancel", args=[backup.pk])).status_code == 403
     assert Session.objects.get(pk=restore.pk).cancel_requested
     assert not Session.objects.get(pk=backup.pk).cancel_requested
+
+
+def test_the_next_field_only_leads_back_into_this_site(client_as, setup):
+    client = client_as(OPERATOR)
+    job = setup["job"]
+    away = client.post(reverse("jobs:enable", args=[job.pk]), {"enabled": "1", "next": "https://evil.example/x"})
+    assert away.status_code == 302 and away.url == job.get_absolute_url()
+    back = client.post(reverse("jobs:enable", args=[job.pk]), {"enabled": "1", "next": "/jobs/"})
+    assert back.url == "/jobs/"

@@ -282,3 +282,21 @@ def test_administrators_get_the_forms_and_the_admin_never_shows_secrets(client_a
     admin_page = client.get(reverse("admin:repositories_repository_change", args=[repository.pk]))
     assert admin_page.status_code == 200 and b"primary" in admin_page.content
     assert TOKEN_MARK.encode() not in admin_page.content
+
+
+def test_a_ca_certificate_that_isnt_one_is_refused_at_the_field(client_as, tmp_path):
+    response = client_as(ADMINISTRATOR).post(reverse("repositories:add"), {
+        "name": "tls", "kind": "local", "path": str(tmp_path / "tls"), "immutable_days": "0",
+        "datamover_url": "https://127.0.0.1:8100",
+        "ca_certificate": "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----"})
+    assert "usable CA certificate" in response.content.decode()
+    assert not Repository.objects.exists()
+
+
+def test_a_stored_ca_that_cant_be_used_is_an_error_the_pages_show(client_as, repository):
+    Repository.objects.filter(pk=repository.pk).update(datamover_url="https://127.0.0.1:9",
+                                                       ca_certificate="-----BEGIN CERTIFICATE-----\nx\n")
+    client = client_as(OPERATOR)
+    assert client.get(reverse("repositories:row", args=[repository.pk])).status_code == 200
+    page = client.get(reverse("repositories:detail", args=[repository.pk]))
+    assert page.status_code == 200 and "can&#x27;t be used" in page.content.decode()

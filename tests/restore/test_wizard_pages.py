@@ -176,3 +176,8 @@ def test_a_restore_point_whose_vm_left_the_inventory_restores_into_the_chosen_cl
 
     options = Session.objects.get(kind="restore").options["restore"]
     assert options["manager"] == Manager.objects.get().pk and options["cluster"] == "cl-1"
+
+
+@pytest.mark.parametrize("query", ["?point=abc", "?vm=abc", "?point=1e3"])
+def test_a_restore_link_with_an_id_that_isnt_a_number_is_not_found(client_as, point, query):
+    assert client_as(RESTORE_OPERATOR).get(reverse("jobs:restore") + query).status_code == 404

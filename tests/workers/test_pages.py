@@ -127,3 +127,22 @@ def test_the_workers_list_is_searched_and_sorted_and_its_polling_keeps_the_sort(
     assert 'hx-get="/workers/table/?sort=-name"' in page  # alpha deploys: the table polls
     page = client.get("/workers/?q=brav").content.decode()
     assert "bravo" in page and "alpha" not in page
+
+
+def test_the_worker_page_polls_while_a_task_waits_in_its_queue(client_as, worker):
+    task = running_task(worker)
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.PENDING, started=None)
+    page = client_as(OPERATOR).get(reverse("workers:detail", args=[worker.pk])).content
+    assert b'hx-trigger="every 2s"' in page  # it shows the task start without a reload
+
+
+def test_a_manager_password_that_cant_be_decrypted_breaks_no_workers_page(client_as, worker):
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # as if VBR_SECRETS_KEY had changed
+        cursor.execute("UPDATE inventory_manager SET password = 'fernet:stale' WHERE id = %s",
+                       [worker.manager.pk])
+    client = client_as(ADMINISTRATOR)
+    for url in (reverse("workers:index"), reverse("workers:detail", args=[worker.pk]),
+                reverse("workers:deploy"), "/"):
+        assert client.get(url).status_code == 200, url

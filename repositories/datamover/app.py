@@ -45,7 +45,10 @@ from repositories.store import (
 from vbrsite.heap import keep_block_buffers
 
 log = logging.getLogger("repositories.datamover")
-MAX_JSON_BODY = 64 * 1024 * 1024  # a manifest of a 16 TiB VM stays below this
+MAX_JSON_BODY = 64 * 1024 * 1024  # requests other than manifests (a missing batch is < 1 MiB)
+# A manifest holds about 67 bytes per stored 4 MiB block: 1 GiB is some 60 TiB of data
+# in one VM (a 4 TiB VM needs 70 MB; 64 MiB refused VMs of more than 3.8 TiB of data).
+MAX_MANIFEST_BODY = 1024 * 1024 * 1024
 MAX_MISSING_BATCH = 10000
 STATS_CACHE_SECONDS = 30
 
@@ -174,7 +177,7 @@ class DataMoverApp:
         return 200, _json({"manifests": self.store.list_manifests()}), "application/json"
 
     def put_manifest(self, environ, mid):
-        body = _read_body(environ, MAX_JSON_BODY)
+        body = _read_body(environ, MAX_MANIFEST_BODY)
         with _store_errors():
             manifest = self.store.put_manifest(body) if _id_of(body) == mid else None
         if manifest is None:

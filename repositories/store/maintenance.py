@@ -112,13 +112,15 @@ def collect_garbage(store: ChunkStore, grace_seconds: float = 6 * 3600, dry_run:
     can't be told from garbage.
     """
     report = GarbageReport(dry_run=dry_run)
+    # Time and leases before the mark: a backup that writes its manifest (touching its
+    # chunks) and closes its lease while the manifests are read keeps its chunks young.
+    leases = store.leases()
+    report.leases_open = len(leases)
+    cutoff = min([time.time() - grace_seconds] + [lease["created"] - 60 for lease in leases])
     referenced: set[str] = set()
     for manifest in store.manifests():
         referenced |= manifest.digests()
     report.referenced = len(referenced)
-    leases = store.leases()
-    report.leases_open = len(leases)
-    cutoff = min([time.time() - grace_seconds] + [lease["created"] - 60 for lease in leases])
     candidates = []
     for info in store.chunks():
         report.chunks_seen += 1

@@ -74,3 +74,15 @@ def test_malformed_manifests_are_refused(change, message):
 def test_a_block_outside_the_disk_is_refused():
     with pytest.raises(ManifestError, match="outside"):
         DiskIndex(id="d", size=BLOCK_SIZE).set_block(1, A)
+
+
+def test_the_data_mover_takes_the_manifest_of_a_vm_with_tens_of_tebibytes_of_data():
+    from repositories.datamover.app import MAX_MANIFEST_BODY
+
+    def size(blocks: int) -> int:
+        disk = DiskIndex(id="d", size=blocks * BLOCK_SIZE, blocks=[f"{i:064x}" for i in range(blocks)])
+        return len(serialize_manifest(build_manifest("rp-size", "vm", [disk])))
+
+    per_block = (size(2000) - size(1000)) / 1000
+    sixteen_tib = 16 * 2**40 // BLOCK_SIZE
+    assert size(1000) + per_block * sixteen_tib < MAX_MANIFEST_BODY  # 64 MiB stopped at ~3.8 TiB

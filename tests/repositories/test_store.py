@@ -302,6 +302,26 @@ def test_shortening_the_immutability_later_doesnt_unlock_restore_points(tmp_path
     relaxed.delete_manifest("rp-1", now=datetime.now(UTC) + timedelta(days=31))
 
 
+def test_a_backup_that_ends_while_garbage_collection_reads_the_manifests_keeps_its_chunks(store):
+    lease = store.open_lease("backup of vm-3", ttl=3600)
+    block = compressible_block(14)
+    digest = block_digest(block)
+    store.put_chunk(digest, encode_chunk(block))
+    age(store, 7200)  # a long backup: its first chunks are older than the grace period
+    listed = store.manifests
+
+    def manifests():  # the mark is slow; meanwhile the backup writes its manifest and lets go
+        yield from listed()
+        store.put_manifest(build_manifest("rp-late", "vm-3", [DiskIndex(id="d", size=BLOCK_SIZE,
+                                                                         blocks=[digest])]))
+        store.close_lease(lease["id"])
+
+    store.manifests = manifests
+    report = collect_garbage(store, grace_seconds=0)
+    assert report.deleted == 0
+    assert verify(store).ok
+
+
 def test_a_manifest_written_during_garbage_collection_keeps_its_old_chunks(store):
     block = compressible_block(13)
     back_up(store, "rp-parent", "vm", make_disk(block))

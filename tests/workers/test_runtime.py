@@ -255,3 +255,14 @@ def test_a_local_daemon_is_read_over_its_unix_socket_and_a_remote_one_over_tls(p
         connection.read(0, 4096)
     assert untrusted.unix_socket is None  # never skips the TLS check
     plane.dp.close_transfer(transfer_id)
+
+
+def test_errors_never_carry_the_transfer_ticket():
+    from workers.runtime.imageio import _error, without_ticket
+
+    url = "https://host1:54322/images/9f1c-secret-ticket"
+    assert without_ticket(url) == "https://host1:54322/images/…"
+    with pytest.raises(ImageioError) as caught:
+        ImageioClient("ftp://host1/images/9f1c-secret-ticket")
+    assert "secret-ticket" not in str(caught.value)
+    assert "secret-ticket" not in str(_error(500, b"boom", "GET", without_ticket(url)))

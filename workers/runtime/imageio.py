@@ -57,7 +57,7 @@ class ImageioClient:
                  backoff: float = DEFAULT_BACKOFF, prefer_unix_socket: bool = True):
         parts = urlsplit(transfer_url)
         if parts.scheme not in ("https", "http") or not parts.hostname or "/images/" not in parts.path:
-            raise ImageioError(f"bad transfer URL {transfer_url!r}: expected "
+            raise ImageioError(f"bad transfer URL {without_ticket(transfer_url)!r}: expected "
                                "https://HOST:PORT/images/TICKET")
         self.url = transfer_url
         self.host = parts.hostname
@@ -95,7 +95,7 @@ class ImageioClient:
                 sock = connection.sock
                 local = sock is not None and sock.getsockname()[0] == sock.getpeername()[0]
             except (ValueError, *_NETWORK_ERRORS) as exc:
-                log.debug("imageio OPTIONS failed (%s): staying on %s", exc, self.url)
+                log.debug("imageio OPTIONS failed (%s): staying on %s", exc, without_ticket(self.url))
                 return
             finally:
                 connection.close()
@@ -168,7 +168,7 @@ class ImageioConnection:
             if response.will_close:
                 self.close()
             if response.status not in expect:
-                raise _error(response.status, data, method, self.client.url)
+                raise _error(response.status, data, method, without_ticket(self.client.url))
             return data
 
     def _after_drop(self, exc: Exception, attempt: int, reused: bool) -> int:
@@ -224,6 +224,12 @@ class ImageioConnection:
     def _patch(self, message: dict) -> None:
         self.request("PATCH", body=json.dumps(message).encode(),
                      headers={"Content-Type": "application/json"})
+
+
+def without_ticket(url: str) -> str:
+    """A transfer URL fit for a log line or an error: the ticket (a key to the disk) cut out."""
+    head, sep, _ = url.partition("/images/")
+    return f"{head}{sep}…" if sep else url
 
 
 def _error(status: int, data: bytes, method: str, url: str) -> ImageioError:

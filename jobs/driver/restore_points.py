@@ -35,6 +35,12 @@ def disk_index_of(work, checkpoint_id: str | None) -> DiskIndex:
     return index
 
 
+def manifest_timeout(manifest) -> float:
+    """Seconds to allow for writing a manifest: the data mover touches every chunk it
+    references first, one file each (a synchronous round trip each on NFS)."""
+    return 60.0 + len(manifest.digests()) / 1000
+
+
 def write_restore_point(*, session: Session, vm, repository, works: list, ovf: str,
                         checkpoint_id: str | None, base: RestorePoint | None, incremental: bool,
                         started) -> RestorePoint:
@@ -49,7 +55,7 @@ def write_restore_point(*, session: Session, vm, repository, works: list, ovf: s
         key=repository.repository_key(), parent=base.manifest_id if incremental and base else None,
         figures=figures, labels={"job": session.job.name if session.job else "", "session": str(session.pk)},
     )
-    with repository.client() as client:
+    with repository.client(timeout=manifest_timeout(manifest)) as client:
         client.put_manifest(manifest)
     return RestorePoint.objects.create(
         vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository, job=session.job,

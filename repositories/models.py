@@ -10,7 +10,7 @@ from django.db import models
 from django.urls import reverse
 
 from repositories.choices import GatewayState, RepositoryKind
-from vbrsite.secrets import EncryptedTextField
+from vbrsite.secrets import EncryptedTextField, SecretError
 
 DEFAULT_DATAMOVER_PORT = 8100
 
@@ -112,10 +112,13 @@ class Repository(models.Model):
 
     def client(self, **options):
         """A DataMoverClient for this repository's data mover."""
-        from repositories.datamover.client import DataMoverClient
+        from repositories.datamover.client import DataMoverClient, DataMoverError
 
-        return DataMoverClient(self.datamover_url, self.token, ca_pem=self.ca_certificate or None,
-                               **options)
+        try:
+            token = self.token
+        except SecretError as exc:
+            raise DataMoverError(f"the token of repository {self.name}: {exc} (on its edit page)") from None
+        return DataMoverClient(self.datamover_url, token, ca_pem=self.ca_certificate or None, **options)
 
     def datamover_config(self):
         """What `manage.py datamover NAME` serves."""

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 PREFIX = "fernet:"
 
@@ -45,19 +46,46 @@ def decrypt(stored: str) -> str:
         ) from None
 
 
+class _Stored(str):
+    """A secret as the database holds it, not decrypted yet."""
+
+
+class _DecryptedOnRead(DeferredAttribute):
+    # Rows load without decrypting: a page that lists repositories or managers works
+    # after a key change, and only what uses the secret meets SecretError, which says
+    # what to do (enter it again, on the very edit page that now opens).
+    def __get__(self, instance, cls=None):
+        value = super().__get__(instance, cls)
+        if isinstance(value, _Stored):
+            value = decrypt(value)
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance, value):  # a data descriptor: reads always pass through __get__
+        instance.__dict__[self.field.attname] = value
+
+
 class EncryptedTextField(models.TextField):
-    """A text field stored encrypted; Python code sees the plain value.
+    """A text field stored encrypted; Python code sees the plain value, decrypted when read.
 
     Never render it in a form's initial value or a page: forms must ask for
     a new value and keep the old one when left empty.
     """
 
+    descriptor_class = _DecryptedOnRead
+
     def from_db_value(self, value, expression, connection):
         if value is None or value == "":
             return value
-        return decrypt(value)
+        return _Stored(value)
+
+    def pre_save(self, model_instance, add):
+        # The value as held: a secret never read is written back as it was stored.
+        return model_instance.__dict__.get(self.attname)
 
     def get_prep_value(self, value):
+        if isinstance(value, _Stored):
+            return str.__str__(value)
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

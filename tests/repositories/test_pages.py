@@ -300,3 +300,20 @@ def test_a_stored_ca_that_cant_be_used_is_an_error_the_pages_show(client_as, rep
     assert client.get(reverse("repositories:row", args=[repository.pk])).status_code == 200
     page = client.get(reverse("repositories:detail", args=[repository.pk]))
     assert page.status_code == 200 and "can&#x27;t be used" in page.content.decode()
+
+
+def test_a_token_that_cant_be_decrypted_any_more_breaks_no_page_and_can_be_entered_again(client_as, repository):
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # as if VBR_SECRETS_KEY had changed
+        cursor.execute("UPDATE repositories_repository SET token = 'fernet:stale' WHERE id = %s", [repository.pk])
+    client = client_as(ADMINISTRATOR)
+    for url in (reverse("repositories:index"), reverse("repositories:edit", args=[repository.pk]), "/",
+                reverse("repositories:detail", args=[repository.pk])):
+        assert client.get(url).status_code == 200, url
+    row = client.get(reverse("repositories:row", args=[repository.pk])).content.decode()
+    assert "enter the secret again" in row
+    client.post(reverse("repositories:edit", args=[repository.pk]), {
+        "name": "primary", "kind": "local", "path": repository.path, "token": "a fresh token",
+        "datamover_url": repository.datamover_url, "immutable_days": "0"})
+    assert Repository.objects.get(pk=repository.pk).token == "a fresh token"

@@ -92,14 +92,12 @@ def _vnic_profile_id(engine, value: str) -> str | None:
 
 
 def _spec(worker: Worker) -> ovirt.VmSpec:
-    cloud_init = launchers.launcher() == Launcher.CLOUD_INIT
     return ovirt.VmSpec(
         name=vm_name(worker), cluster_id=worker.cluster.engine_id, memory=worker.memory * MIB,
         cpus=worker.cpus, template=worker.template or "Blank",
         description=f"Backup worker {worker.name} (ovirt-backup-server); queue {worker.queue}",
         host_id=worker.preferred_host.engine_id if worker.preferred_host_id else None,
         host_name=vm_name(worker),
-        cloud_init_script=launchers.cloud_init_user_data(worker) if cloud_init else "",
     )
 
 
@@ -117,8 +115,11 @@ def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
     _set(worker, WorkerState.STARTING)
     vm = ovirt.get_vm(engine, worker.engine_vm_id)
     if vm.status != "up":
-        use_cloud_init = first_boot and launchers.launcher() == Launcher.CLOUD_INIT
-        ovirt.start_vm(engine, worker.engine_vm_id, use_cloud_init=use_cloud_init)
+        cloud_init = first_boot and launchers.launcher() == Launcher.CLOUD_INIT
+        # The script holds the server's database URL and keys: it goes with this one
+        # start, and cloud-init keeps what it wrote on the worker's own disk.
+        ovirt.start_vm(engine, worker.engine_vm_id,
+                       cloud_init_script=launchers.cloud_init_user_data(worker) if cloud_init else "")
         ovirt.wait_vm_status(engine, worker.engine_vm_id, {"up"}, timeout=600)
     if launchers.launcher() == Launcher.LOCAL:
         launchers.start_local_runner(worker)

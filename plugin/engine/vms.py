@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ovirtsdk4 as sdk
 from ovirtsdk4 import types
@@ -109,8 +109,8 @@ def create_vm_from_ovf(engine: Engine, *, ovf: str, name: str, cluster_id: str,
 class VmSpec:
     """A VM to create from a template ("Blank" for an empty one).
 
-    ``cloud_init_script`` is a cloud-init user-data document used on first start
-    (start_vm(..., use_cloud_init=True)); ``host_id`` pins the VM to a host.
+    ``host_id`` pins the VM to a host. A cloud-init script is given to start_vm,
+    for one run, never stored with the VM.
     """
 
     name: str
@@ -122,7 +122,6 @@ class VmSpec:
     os_type: str = "other_linux"
     host_id: str | None = None
     host_name: str = ""
-    cloud_init_script: str = field(default="", repr=False)
     authorized_ssh_keys: str = ""
 
 
@@ -130,10 +129,11 @@ class VmSpec:
 def create_vm(engine: Engine, spec: VmSpec) -> VmInfo:
     """Create a VM from a template (VM status "image_locked" or "down" at first)."""
     initialization = None
-    if spec.cloud_init_script or spec.host_name or spec.authorized_ssh_keys:
+    # The cloud-init script is not stored with the VM (engine users who may read the VM
+    # could read it): start_vm gives it for the first run only.
+    if spec.host_name or spec.authorized_ssh_keys:
         initialization = types.Initialization(
-            host_name=spec.host_name or spec.name, custom_script=spec.cloud_init_script or None,
-            authorized_ssh_keys=spec.authorized_ssh_keys or None,
+            host_name=spec.host_name or spec.name, authorized_ssh_keys=spec.authorized_ssh_keys or None,
         )
     placement = None
     if spec.host_id:
@@ -206,9 +206,17 @@ def update_vm(engine: Engine, vm_id: str, *, name: str | None = None,
 
 
 @translated("starting a VM")
-def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False) -> None:
-    """Power the VM on (with its cloud-init payload when ``use_cloud_init``)."""
-    _vm_service(engine, vm_id).start(use_cloud_init=use_cloud_init or None)
+def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False, cloud_init_script: str = "") -> None:
+    """Power the VM on; with ``cloud_init_script``, run cloud-init with it for this run only.
+
+    The script goes with the start request ("run once"): the engine doesn't keep
+    it with the VM, where anyone who may read the VM could read the secrets in it.
+    """
+    run_once = None
+    if cloud_init_script:
+        run_once = types.Vm(initialization=types.Initialization(custom_script=cloud_init_script))
+    _vm_service(engine, vm_id).start(use_cloud_init=(use_cloud_init or bool(cloud_init_script)) or None,
+                                     vm=run_once)
 
 
 @translated("stopping a VM")

@@ -288,6 +288,18 @@ def remove_vm(engine: Engine, request: Request):
         return removed()
 
 
+def _note_run_once(vm: dict, request: Request) -> None:
+    """Keep the cloud-init payload a start gave for this run ("run once") in the state file only.
+
+    oVirt doesn't store it with the VM, so the API never shows it; tests read it
+    from the state, as a guest's cloud-init would have received it.
+    """
+    body = request.xml() if request.body else None
+    script = body.findtext("vm/initialization/custom_script") if body is not None else None
+    use_cloud_init = body is not None and find_bool(body, "use_cloud_init", False)
+    vm["run_once"] = {"use_cloud_init": use_cloud_init, "custom_script": script or ""}
+
+
 def power_action(engine: Engine, request: Request, action: str):
     """start, stop, shutdown and reboot, with oVirt's refusals."""
     with engine.lock:
@@ -307,6 +319,7 @@ def power_action(engine: Engine, request: Request, action: str):
                 raise conflict("Cannot run VM. There is no host that satisfies current "
                                "scheduling constraints.")
             vm["status"], vm["host"], vm["start_time"] = "powering_up", hosts[0], now()
+            _note_run_once(vm, request)
             engine.later(_set_status, engine, vm["id"], "powering_up", "up")
             engine.add_event(f"VM {vm['name']} was started by admin@internal-authz.", code=153,
                              vm=vm["id"])

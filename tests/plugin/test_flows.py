@@ -138,7 +138,7 @@ def test_deleting_what_is_gone_already_is_fine(conn, vm):
 def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
     profile = ovirt.list_vnic_profiles(conn)[0]
     spec = ovirt.VmSpec(name="worker-test", cluster_id=vm.cluster_id, memory=512 * MiB, cpus=1,
-                        description=ovirt.description_tag("t5"), cloud_init_script="#cloud-config\n")
+                        description=ovirt.description_tag("t5"))
     worker = ovirt.create_worker_vm(conn, spec, vnic_profile_id=profile.id)
     try:
         assert [n.vnic_profile_id for n in worker.nics] == [profile.id] or \
@@ -148,7 +148,7 @@ def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
         ovirt.wait_disk_ok(conn, disk.id, timeout=60)
         ovirt.attach_disk(conn, worker.id, disk.id, interface="virtio_scsi", bootable=True)
         ovirt.wait_vm_status(conn, worker.id, {"down"}, timeout=60)
-        ovirt.start_vm(conn, worker.id, use_cloud_init=True)
+        ovirt.start_vm(conn, worker.id, cloud_init_script="#cloud-config\n")  # for this run only
         assert ovirt.wait_vm_status(conn, worker.id, {"up"}, timeout=60).status == "up"
         assert ovirt.ensure_vm_down(conn, worker.id, timeout=60).status == "down"
         ovirt.start_vm(conn, worker.id)

@@ -7,7 +7,7 @@ VM task of a session ended so.
 
 from __future__ import annotations
 
-from jobs.choices import RestorePointState, SessionState
+from jobs.choices import RestorePointState, SessionKind, SessionState
 from jobs.models import RestorePoint, TaskSession
 
 
@@ -19,7 +19,8 @@ def protection_for_vms(vms: list) -> dict[int, dict]:
     latest: dict[int, RestorePoint] = {}
     for point in points:
         latest.setdefault(point.vm_id, point)
-    tasks = (TaskSession.objects.filter(vm_id__in=latest.keys(), finished__isnull=False)
+    tasks = (TaskSession.objects.filter(vm_id__in=latest.keys(), finished__isnull=False,
+                                        session__kind=SessionKind.BACKUP)  # a restore isn't a backup
              .order_by("vm_id", "-finished").values("vm_id", "state"))
     last_state: dict[int, str] = {}
     for task in tasks:

@@ -1,4 +1,5 @@
-"""Keep each job's django-q2 Schedule in step with the job, and reconcile when a control runner starts."""
+"""Keep each job's django-q2 Schedule in step with the job, mark restore points as verification
+finds them, and reconcile when a control runner starts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from jobs.models import BackupJob
+from jobs.choices import RestorePointState
+from jobs.models import BackupJob, RestorePoint
+from repositories.signals import repository_verified
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,19 @@ def job_deleted(sender, instance: BackupJob, **kwargs) -> None:
     from jobs.scheduling import remove_schedule
 
     remove_schedule(instance.pk)
+
+
+@receiver(repository_verified, dispatch_uid="jobs.restore_points_verified")
+def repository_verified_marks_restore_points(sender, repository, report: dict, **kwargs) -> None:
+    """Damaged restore points become "corrupted", the others "ok" again.
+
+    A corrupted one no longer protects its VM, and the next incremental doesn't
+    build on it (the plan takes the newest ok restore point as its base).
+    """
+    affected = set(report.get("affected_manifests") or [])
+    points = RestorePoint.objects.filter(repository=repository)
+    points.filter(manifest_id__in=affected).update(state=RestorePointState.CORRUPTED)
+    points.exclude(manifest_id__in=affected).update(state=RestorePointState.OK)
 
 
 def runner_spawned(sender, proc_name: str = "", **kwargs) -> None:

@@ -270,3 +270,29 @@ def test_gfs_months_begin_at_local_midnight(settings):
         assert apply_job_retention(job) == []
     client.assert_not_called()  # nothing doomed: no data mover call
     assert RestorePoint.objects.filter(pk=october.pk).exists()
+
+
+def test_a_verification_marks_damaged_restore_points_and_they_no_longer_protect_or_serve_as_base():
+    from jobs.choices import BackupType, RestorePointState, SessionKind
+    from jobs.driver.plan import last_restore_point
+    from jobs.protection import protection_for_vms
+    from repositories.models import Repository
+    from repositories.signals import repository_verified
+
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    repo = factories.repository()
+    older = factories.restore_point(vm, repo, timezone.now() - timedelta(days=1), type=BackupType.FULL)
+    newer = factories.restore_point(vm, repo, timezone.now(), type=BackupType.INCREMENTAL)
+    repository_verified.send(sender=Repository, repository=repo, report={"affected_manifests": [newer.manifest_id]})
+    newer.refresh_from_db()
+    assert newer.state == RestorePointState.CORRUPTED
+    assert last_restore_point(vm, repo) == older  # the next incremental builds on the intact one
+    assert protection_for_vms([vm])[vm.pk]["last_restore_point"] == older.pk
+    repository_verified.send(sender=Repository, repository=repo, report={"affected_manifests": []})
+    newer.refresh_from_db()
+    assert newer.state == RestorePointState.OK  # repaired (or a false alarm): ok again
+
+    # A restore's outcome is not the VM's last backup.
+    restore = Session.objects.create(name="restore", kind=SessionKind.RESTORE)
+    restore.tasks.create(vm=vm, vm_name=vm.name, state=SessionState.FAILED, finished=timezone.now())
+    assert protection_for_vms([vm])[vm.pk]["state"] == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -169,7 +170,7 @@ def _filtered_vms(request: HttpRequest):
         vms = vms.filter(status=filters["status"])
     if filters["tag"]:
         vms = vms.filter(tags__contains=[filters["tag"]]) if _json_contains_supported() else vms.filter(
-            tags__icontains=f'"{filters["tag"]}"')
+            tags__icontains=json.dumps(filters["tag"]))  # SQLite's JSON text escapes non-ASCII
     return vms.prefetch_related(Prefetch("disks", queryset=disks)), filters
 
 

@@ -86,6 +86,10 @@ def targets(session: Session):
 def run_backup(run: SessionRun) -> tuple[str, str]:
     session = run.session
     repository, vms = targets(session)
+    gone = session.job.chosen_vms_gone() if session.job is not None else []
+    for vm in gone:
+        session.warn(f"VM {vm.name}, chosen in this job, is gone from the engine (deleted, or re-created "
+                     "with a new id, as an in-place restore does): choose it again in the job.")
     if not vms:
         session.warn("The job selects no VMs right now: nothing to back up.")
         return SessionState.WARNING, "no VMs selected"
@@ -101,6 +105,9 @@ def run_backup(run: SessionRun) -> tuple[str, str]:
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     summary = f"{len(states)} VM(s): " + ", ".join(f"{n} {SessionState(s).label.lower()}"
                                                   for s, n in counts.items())
+    if gone:
+        summary += f"; {len(gone)} chosen VM(s) gone from the engine"
+        states.append(SessionState.WARNING)  # not a silent success: one of them is unprotected now
     return worst_state(states), summary
 
 

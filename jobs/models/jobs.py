@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -23,7 +24,8 @@ def _tagged(queryset, tag: str):
 
     if connection.features.supports_json_field_contains:
         return queryset.filter(tags__contains=[tag])
-    return queryset.filter(tags__icontains=tag)
+    # SQLite holds the JSON text with non-ASCII escaped ("été" as "\u00e9t\u00e9"): match that form.
+    return queryset.filter(tags__icontains=json.dumps(tag))
 
 
 class BackupJob(models.Model):
@@ -132,6 +134,12 @@ class BackupJob(models.Model):
             return [vm for vm in queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password")
                     .order_by("name") if self.tag in (vm.tags or [])]
         return list(queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password").order_by("name"))
+
+    def chosen_vms_gone(self) -> list:
+        """VMs chosen by name that the engine no longer has (deleted, or re-created with a new id)."""
+        if self.selection != VmSelection.EXPLICIT:
+            return []
+        return list(self.vms.filter(removed=True).order_by("name"))
 
     def vm_count(self) -> int:
         """How many VMs the job selects now (what the jobs list shows), without loading them."""

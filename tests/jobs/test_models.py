@@ -296,3 +296,23 @@ def test_a_verification_marks_damaged_restore_points_and_they_no_longer_protect_
     restore = Session.objects.create(name="restore", kind=SessionKind.RESTORE)
     restore.tasks.create(vm=vm, vm_name=vm.name, state=SessionState.FAILED, finished=timezone.now())
     assert protection_for_vms([vm])[vm.pk]["state"] == "ok"
+
+
+def test_a_job_by_tag_finds_vms_whose_tag_is_not_ascii():
+    _, _, vms = factories.inventory(vm_names=("web1",), tags=("été",))
+    job = factories.job(selection=VmSelection.TAG, tag="été")
+    assert [vm.name for vm in job.resolve_vms()] == ["web1"]
+
+
+def test_a_vm_chosen_by_name_that_left_the_engine_is_said_not_skipped_silently():
+    from jobs.driver.backup_session import run_backup
+    from jobs.driver.context import SessionRun
+
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    job = factories.job(vms=[vm])
+    vm.removed = True  # deleted in the engine, or re-created with a new id by an in-place restore
+    vm.save()
+    session = Session.objects.create(job=job, name=job.name, state=SessionState.RUNNING)
+    state, _ = run_backup(SessionRun(session))
+    assert state == SessionState.WARNING
+    assert "VM web1, chosen in this job, is gone from the engine" in session.log_lines.first().message

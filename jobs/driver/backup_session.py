@@ -28,7 +28,11 @@ def drive(session_id: int) -> str:
         state, summary = _run_restore(session)
     else:
         state, summary = _run_backup_session(session)
-    session.terminate(state, summary)
+    if not session.terminate(state, summary):
+        # Reconcile took it for dead meanwhile (a heartbeat stalled too long): its verdict
+        # and its mail stand; say what the driver found, once.
+        session.warn(f"The driver ended after reconcile had failed this session: {summary}")
+        return f"{state} (after reconcile): {summary}"
     session.log(f"Session ended: {SessionState(state).label}. {summary}",
                 LogLevel.ERROR if state == SessionState.FAILED else LogLevel.INFO)
     from jobs.notifications import notify_session_end

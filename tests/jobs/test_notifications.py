@@ -68,3 +68,37 @@ def test_an_unreachable_mail_server_is_logged_in_the_session_and_changes_nothing
     session.refresh_from_db()
     assert session.state == SessionState.WARNING
     assert "Could not send the notification to ops@example.com" in session.log_lines.last().message
+
+
+def test_a_session_whose_driver_died_is_mailed_when_reconcile_fails_it(mailoutbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.reconcile import fail_dead_sessions
+
+    job = factories.job(notification_address="ops@example.org")
+    session = Session.objects.create(job=job, name=job.name, state=SessionState.RUNNING,
+                                     heartbeat=timezone.now() - timedelta(hours=1))
+    assert fail_dead_sessions() == [session.pk]
+    assert len(mailoutbox) == 1 and mailoutbox[0].subject == f"[backup] {job.name}: Failed"
+    assert "its driver stopped" in mailoutbox[0].body
+
+
+def test_a_driver_that_ends_after_reconcile_failed_its_session_doesnt_overwrite_or_mail(mailoutbox):
+    from unittest import mock
+
+    from jobs.driver.backup_session import drive
+
+    job = factories.job(notification_address="ops@example.org")
+    session = Session.objects.create(job=job, name=job.name)
+
+    def failed_meanwhile(session):  # reconcile's verdict lands while the driver works
+        Session.objects.filter(pk=session.pk).update(state=SessionState.FAILED, summary="driver died")
+        return SessionState.SUCCESS, "1 VM(s): 1 success"
+
+    with mock.patch("jobs.driver.backup_session._run_backup_session", side_effect=failed_meanwhile):
+        assert "after reconcile" in drive(session.pk)
+    session.refresh_from_db()
+    assert session.state == SessionState.FAILED and mailoutbox == []
+    assert "after reconcile had failed this session" in session.log_lines.last().message

@@ -19,6 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -177,16 +178,43 @@ def cancel_and_wait(tasks: list[DiskTask], grace_seconds: float = 20.0, poll_sec
 PENDING_TIMEOUT_SECONDS = 900.0
 
 
+class LivenessCheck:
+    """Runs workers.services.check_workers now and then from a driver's polling loop.
+
+    The periodic check runs on the control cluster, whose processes long sessions
+    may all hold: a driver waiting on a lost worker's disk must not wait for it.
+    """
+
+    def __init__(self, every: float | None = None):
+        self.every = every if every is not None else settings.VBR_WORKER_HEARTBEAT_TIMEOUT / 3
+        self._next = time.monotonic() + self.every
+
+    def __call__(self) -> None:
+        if time.monotonic() >= self._next:
+            from workers.services import check_workers
+
+            check_workers()
+            self._next = time.monotonic() + self.every
+
+
+def _queue_busy(queue: str) -> bool:
+    """A runner of the queue is alive and busy with other disks: the task waits its turn."""
+    limit = Now() - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT)
+    return DiskTask.objects.filter(queue=queue, state=DiskTaskState.RUNNING, heartbeat__gte=limit).exists()
+
+
 def not_taken(task: DiskTask, disk_name: str) -> str:
     """Why a task still pending has waited too long for a runner, or "" while it may still wait.
 
     Measured from when it was last queued: a task sent again after its worker
-    was lost starts waiting anew, however long its first run took.
+    was lost starts waiting anew, however long its first run took. A queue whose
+    runner is busy with other disks (each runner takes a few at a time) isn't
+    missing a runner: its tasks wait.
     """
     if task.state != DiskTaskState.PENDING:
         return ""
     waited = (timezone.now() - task.queued_since()).total_seconds()
-    if waited <= PENDING_TIMEOUT_SECONDS:
+    if waited <= PENDING_TIMEOUT_SECONDS or _queue_busy(task.queue):
         return ""
     return (f"disk {disk_name}: no worker runner took it from queue {task.queue} in {waited:.0f} s; "
             "start the worker runner (Procfile line 'worker') or a worker VM")

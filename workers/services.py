@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from workers.choices import (
@@ -43,7 +44,8 @@ def heartbeat(worker: Worker, *, version: str = "", runner_host: str = "") -> bo
     stopped or gone: the runner should then exit.
     """
     now = timezone.now()
-    fields = {"last_heartbeat": now}
+    # The database's clock, which every check compares with: a worker VM's clock may be off.
+    fields = {"last_heartbeat": Now()}
     if version:
         fields["software_version"] = version
     if runner_host:
@@ -69,8 +71,9 @@ def check_workers(now=None) -> dict:
     """
     from workers import dispatch
 
-    now = now or timezone.now()
-    limit = now - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT)
+    # Heartbeats carry the database's time (a worker VM's clock may be off): compare with it.
+    limit = (now - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT) if now is not None
+             else Now() - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT))
     silent = Worker.objects.filter(Q(last_heartbeat__lt=limit) | Q(last_heartbeat__isnull=True),
                                    state__in=(WorkerState.READY, WorkerState.BUSY))
     lost = []
@@ -93,14 +96,19 @@ def check_workers(now=None) -> dict:
 
 
 def _check_orphaned_tasks(limit) -> int:
-    """Running tasks of the embedded worker (or any) whose own heartbeat stopped."""
+    """Running tasks whose own heartbeat stopped, on any worker.
+
+    The worker's heartbeat comes from its runner's parent process: a task process
+    that died (out of memory, a timeout) leaves a worker that looks fine and a task
+    that would show "running" for good.
+    """
     from workers import dispatch
 
     count = 0
-    stale = DiskTask.objects.filter(state=DiskTaskState.RUNNING, heartbeat__lt=limit,
-                                    worker__isnull=True).select_related("manager")
+    stale = DiskTask.objects.filter(state=DiskTaskState.RUNNING, heartbeat__lt=limit).select_related(
+        "manager", "worker")
     for task in stale:
-        dispatch.resend(task, "the embedded worker's runner stopped reporting")
+        dispatch.resend(task, f"{task.worker_name}: its runner stopped reporting on this disk")
         count += 1
     return count
 

@@ -12,6 +12,7 @@ import socket
 import time
 
 from django.conf import settings
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from workers.choices import DiskTaskKind, DiskTaskState
@@ -50,7 +51,7 @@ class TaskMonitor:
         # session page shows bytes sent and stored while the disk moves.
         live = {"result": {"figures": figures}} if figures else {}
         updated = self._mine().update(bytes_done=done, bytes_total=total, rate=rate,
-                                      heartbeat=timezone.now(), **live)
+                                      heartbeat=Now(), **live)
         self.lost = self.lost or updated == 0
 
     def should_cancel(self) -> bool:
@@ -59,7 +60,7 @@ class TaskMonitor:
         # Long waits (extents of a huge sparse disk) report no progress: beat here too.
         if time.monotonic() - self._last_beat >= 2.0:
             self._last_beat = time.monotonic()
-            self.lost = self._mine().update(heartbeat=timezone.now()) == 0
+            self.lost = self._mine().update(heartbeat=Now()) == 0
             if self.lost:
                 return True
         return self._mine().filter(cancel_requested=True).exists()
@@ -78,7 +79,7 @@ def claim(task_id: int, attempt: int | None) -> DiskTask | None:
     # Asked to stop before it started (a session cancelled or reconciled): end it here.
     tasks.filter(cancel_requested=True).update(state=DiskTaskState.CANCELLED, finished=now,
                                                error="cancelled before it started")
-    if not tasks.update(state=DiskTaskState.RUNNING, started=now, heartbeat=now,
+    if not tasks.update(state=DiskTaskState.RUNNING, started=now, heartbeat=Now(),
                         runner=_runner_name()):
         return None
     return DiskTask.objects.select_related("manager", "repository", "worker").get(pk=task_id)
@@ -117,7 +118,7 @@ def run_disk_task(task_id: int, attempt: int | None = None) -> str:
 def finish(task: DiskTask, state: str, error: str, result: dict) -> None:
     """Store the outcome, only if this run still holds the task."""
     fields = {"state": state, "error": error, "result": result, "finished": timezone.now(),
-              "heartbeat": timezone.now()}
+              "heartbeat": Now()}
     if state == DiskTaskState.SUCCEEDED:
         fields["rate"] = _rate(result)
     DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(

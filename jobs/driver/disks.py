@@ -89,8 +89,10 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     from workers import dispatch
 
     pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS)
+    check_workers = dispatch.LivenessCheck()
     try:
         while True:
+            check_workers()
             _refresh(works)
             _record(task_session, works)
             failed = [w for w in works if w.task.state in ("failed", "cancelled")]

@@ -135,8 +135,10 @@ def follow(run: RestoreRun, jobs: list[DiskJob]) -> None:
     from workers import dispatch
 
     pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS)
+    check_workers = dispatch.LivenessCheck()
     try:
         while True:
+            check_workers()
             for job in jobs:
                 job.task.refresh_from_db()
             record(run, jobs)

@@ -256,3 +256,29 @@ def test_the_poll_pace_is_quick_for_a_moment_then_backs_off_but_not_past_a_tasks
     task = DiskTask(state=DiskTaskState.RUNNING, bytes_total=100, bytes_done=90, rate=100.0,
                     heartbeat=timezone.now())
     assert 0.02 <= pace.next([task]) <= 0.1
+
+
+def test_a_running_task_whose_own_heartbeat_stopped_is_sent_again_whatever_its_worker(
+        make_worker, inventory_manager, repository, disk):
+    # The worker's runner still beats: only the process moving this disk died.
+    worker, spare = make_worker("w1"), make_worker("spare")
+    task = submit(inventory_manager, repository, disk, worker)
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING, started=timezone.now(),
+                                               heartbeat=timezone.now() - timedelta(hours=1))
+    assert check_workers()["tasks_moved"] == 1
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.PENDING and task.attempt == 2
+    assert "its runner stopped reporting on this disk" in task.attempts[0]["error"]
+
+
+def test_a_task_waiting_behind_a_busy_runner_is_not_called_untaken(make_worker, inventory_manager,
+                                                                   repository, disk):
+    worker = make_worker("w1")
+    busy = submit(inventory_manager, repository, disk, worker)
+    DiskTask.objects.filter(pk=busy.pk).update(state=DiskTaskState.RUNNING, heartbeat=timezone.now())
+    waiting = submit(inventory_manager, repository, disk, worker)
+    DiskTask.objects.filter(pk=waiting.pk).update(created=timezone.now() - timedelta(hours=1))
+    waiting.refresh_from_db()
+    assert dispatch.not_taken(waiting, "web1_data") == ""  # its runner works on another disk
+    DiskTask.objects.filter(pk=busy.pk).update(heartbeat=timezone.now() - timedelta(hours=1))
+    assert "no worker runner took it" in dispatch.not_taken(waiting, "web1_data")

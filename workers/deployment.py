@@ -9,6 +9,7 @@ state, and a failure leaves the worker "failed" with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from contextlib import contextmanager
@@ -106,8 +107,14 @@ def _add_boot_disk(engine, worker: Worker) -> None:
                              storage_domain_id=worker.storage_domain.engine_id,
                              provisioned_size=BOOT_DISK_SIZE, format="cow", sparse=True,
                              description=f"Boot disk of backup worker {worker.name}")
-    ovirt.wait_disk_ok(engine, disk.id)
-    ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
+    try:
+        ovirt.wait_disk_ok(engine, disk.id)
+        ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
+    except BaseException:
+        # Not attached yet, so removing the VM wouldn't take it along: remove it here.
+        with contextlib.suppress(EngineError):
+            ovirt.remove_disk(engine, disk.id, timeout=120)
+        raise
 
 
 def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
@@ -115,7 +122,10 @@ def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
     _set(worker, WorkerState.STARTING)
     vm = ovirt.get_vm(engine, worker.engine_vm_id)
     if vm.status != "up":
-        cloud_init = first_boot and launchers.launcher() == Launcher.CLOUD_INIT
+        # Until its runner has beaten once, every start carries the payload: a first
+        # start that failed (no host with room) must not leave a VM that runs nothing.
+        never_ran = first_boot or worker.last_heartbeat is None
+        cloud_init = never_ran and launchers.launcher() == Launcher.CLOUD_INIT
         # The script holds the server's database URL and keys: it goes with this one
         # start, and cloud-init keeps what it wrote on the worker's own disk.
         ovirt.start_vm(engine, worker.engine_vm_id,

@@ -233,7 +233,11 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool
                                 "error": error, "state": DiskTaskState.FAILED,
                                 "started": task.started.isoformat() if task.started else None,
                                 "finished": now.isoformat()}]
-    if task.cancel_requested or task.attempt >= settings.VBR_DISK_TASK_ATTEMPTS:
+    # Runs that started count against the attempts; a move of a task no runner had taken yet
+    # (its worker was lost while it waited) doesn't, within reason.
+    runs = sum(1 for a in history if a.get("started"))
+    limit = settings.VBR_DISK_TASK_ATTEMPTS
+    if task.cancel_requested or runs >= limit or task.attempt >= 3 * limit:
         state = DiskTaskState.CANCELLED if task.cancel_requested else DiskTaskState.FAILED
         DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
             state=state, error=error, finished=now, attempts=history)

@@ -127,11 +127,22 @@ def test_a_task_fails_for_good_after_its_last_attempt(make_worker, inventory_man
     settings.VBR_DISK_TASK_ATTEMPTS = 1
     lost = make_worker("lost")
     task = submit(inventory_manager, repository, disk, lost)
-    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING)
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING, started=timezone.now())
     Worker.objects.filter(pk=lost.pk).update(last_heartbeat=timezone.now() - timedelta(hours=1))
     check_workers()
     task.refresh_from_db()
     assert task.state == DiskTaskState.FAILED and "lost" in task.error and task.finished
+
+
+def test_moving_a_task_no_runner_had_taken_yet_uses_up_no_attempt(make_worker, inventory_manager,
+                                                                  repository, disk, settings):
+    settings.VBR_DISK_TASK_ATTEMPTS = 1
+    first, second, third = make_worker("first"), make_worker("second"), make_worker("third")
+    task = submit(inventory_manager, repository, disk, first)
+    assert dispatch.resend(task, "worker first was lost", exclude=(first.pk,))  # it waited, never ran
+    assert dispatch.resend(task, "worker second was lost", exclude=(task.worker_id,))
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.PENDING and task.attempt == 3
 
 
 def test_a_heartbeat_makes_a_starting_worker_ready_and_brings_back_a_lost_one(make_worker):

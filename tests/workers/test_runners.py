@@ -212,6 +212,11 @@ def test_a_cloud_init_worker_vm_carries_the_payload_that_starts_its_runner(sim, 
         deployment.wait_ready(worker, timeout=2)
     worker.refresh_from_db()
     assert worker.state == WorkerState.FAILED
+    # Started again from the page before its runner ever beat: the payload goes again.
+    deployment.stop(worker)
+    deployment.start(worker, wait=False)  # each start writes what it carried, or nothing
+    run_once = json.loads((sim.state_dir / "state.json").read_text())["vms"][worker.engine_vm_id]["run_once"]
+    assert "runworker cloudy" in run_once["custom_script"]
 
 
 def test_deploy_worker_command_deploys_a_ready_worker_with_its_network(sim, manager,

@@ -137,7 +137,8 @@ def test_a_task_fails_for_good_after_its_last_attempt(make_worker, inventory_man
 def test_moving_a_task_no_runner_had_taken_yet_uses_up_no_attempt(make_worker, inventory_manager,
                                                                   repository, disk, settings):
     settings.VBR_DISK_TASK_ATTEMPTS = 1
-    first, second, third = make_worker("first"), make_worker("second"), make_worker("third")
+    first = make_worker("first")
+    make_worker("second"), make_worker("third")  # where it goes next
     task = submit(inventory_manager, repository, disk, first)
     assert dispatch.resend(task, "worker first was lost", exclude=(first.pk,))  # it waited, never ran
     assert dispatch.resend(task, "worker second was lost", exclude=(task.worker_id,))
@@ -272,7 +273,8 @@ def test_the_poll_pace_is_quick_for_a_moment_then_backs_off_but_not_past_a_tasks
 def test_a_running_task_whose_own_heartbeat_stopped_is_sent_again_whatever_its_worker(
         make_worker, inventory_manager, repository, disk):
     # The worker's runner still beats: only the process moving this disk died.
-    worker, spare = make_worker("w1"), make_worker("spare")
+    worker = make_worker("w1")
+    make_worker("spare")
     task = submit(inventory_manager, repository, disk, worker)
     DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING, started=timezone.now(),
                                                heartbeat=timezone.now() - timedelta(hours=1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,26 @@ def _gateway_key(repository: Repository, passphrase: str, *, probe: bool):
                 raise RepositoryError(f"the repository at {repository.datamover_url}: {exc}") from None
     kdf = new_kdf_parameters()
     return derive_key(passphrase, kdf), kdf
+
+
+@contextmanager
+def reading_lease(repository: Repository, label: str, manifest_ids: list[str], ttl: float = 24 * 3600):
+    """Hold the restore points being read (a restore, an export) against deletion meanwhile.
+
+    Retention (and so garbage collection) can't delete a manifest an open lease
+    names: a long restore never meets a chunk that went away under it. Raises
+    DataMoverError when the data mover can't be reached (the read would fail too).
+    """
+    with repository.client() as client:
+        lease = client.open_lease(label=label, ttl=ttl, manifests=manifest_ids)
+    try:
+        yield lease
+    finally:
+        try:
+            with repository.client() as client:
+                client.close_lease(lease["id"])
+        except DataMoverError as exc:  # it expires on its own after ttl
+            log.warning("could not close lease %s of repository %s: %s", lease["id"], repository.name, exc)
 
 
 @dataclass

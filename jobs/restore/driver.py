@@ -21,7 +21,7 @@ from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
-from jobs.restore.points import RestoreError, get_point, load_manifest, manifest_disk
+from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun, pulse
 from jobs.restore.vm import restore_vm, source_domain
@@ -52,8 +52,9 @@ def run_restore_session(session: Session) -> tuple[str, str]:
         session.log(f"Restoring from restore point {point.pk} of {point.vm_name} "
                     f"({point.get_type_display().lower()}, {point.time:%Y-%m-%d %H:%M}) "
                     f"in repository {point.repository.name}.")
-        run.manifest = load_manifest(point)
-        with pulse(session):
+        with held(point, f"restore session {session.pk} {point.vm_name}", ttl=settings.TASK_TIMEOUT), \
+                pulse(session):
+            run.manifest = load_manifest(point)
             summary = _restore(run)
     except Cancelled:
         return _finish(run, SessionState.CANCELLED, "Cancelled; what it created was removed.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.restore.blocks import data_runs, read_blocks
-from jobs.restore.points import RestoreError, find_disk, load_manifest, manifest_disk
+from jobs.restore.points import RestoreError, find_disk, held, load_manifest, manifest_disk
 from repositories.datamover.client import DataMoverError
 from repositories.store import ChunkError, DiskIndex, RepositoryKeyError
 
@@ -60,7 +60,8 @@ def export_disk(point, disk: str, output: str | os.PathLike, *, format: str = "r
         raise RestoreError(f"the folder {output.parent} doesn't exist: create it first")
     source = find_disk(point, disk)
     started = time.monotonic()
-    with point.repository.client() as client:
+    with held(point, f"export of {point.vm_name} {source.get('name') or source['id']}"), \
+            point.repository.client() as client:
         index = manifest_disk(load_manifest(point, client), source["id"])
         writer = _write_raw if format == "raw" else _write_qcow2
         try:

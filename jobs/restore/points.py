@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
+
 from jobs.models import RestorePoint
 from repositories.store import DiskIndex, Manifest
 
@@ -36,6 +38,20 @@ def find_disk(point: RestorePoint, value: str) -> dict:
         raise RestoreError(f"restore point {point.pk} has no disk {value!r}; its disks: {names}")
     raise RestoreError(f"restore point {point.pk} has several disks named {value!r}: "
                        f"give the disk's id ({names})")
+
+
+@contextmanager
+def held(point: RestorePoint, label: str, ttl: float = 24 * 3600):
+    """Keep the restore point from being deleted while it is read (a lease on its manifest)."""
+    from repositories.datamover.client import DataMoverError
+    from repositories.services import reading_lease
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(reading_lease(point.repository, label, [point.manifest_id], ttl=ttl))
+        except DataMoverError as exc:
+            raise RestoreError(f"repository {point.repository.name} can't be reached: {exc}") from None
+        yield
 
 
 def load_manifest(point: RestorePoint, client=None) -> Manifest:

@@ -117,3 +117,16 @@ def test_a_damaged_chunk_fails_the_export_and_removes_the_partial_file(point, re
         export_disk(point, DISK_ID, output)
 
     assert not output.exists()
+
+
+def test_a_restore_point_being_read_cant_be_deleted_until_the_read_ends(point, tmp_path):
+    # Retention running during a long export or restore would leave it missing chunks.
+    from jobs.restore.points import held
+    from repositories.datamover.client import DataMoverError
+
+    with held(point, "export in progress"):
+        with point.repository.client() as client, pytest.raises(DataMoverError, match="lease|leased|backup"):
+            client.delete_manifest(point.manifest_id)
+        assert export_disk(point, DISK_ID, tmp_path / "out.raw").bytes_written > 0
+    with point.repository.client() as client:
+        client.delete_manifest(point.manifest_id)  # the lease ended with the read

@@ -35,6 +35,8 @@ class Manager(models.Model):
                            help_text="e.g. https://engine.example.com/ovirt-engine/api")
     username = models.CharField(max_length=200, default="admin@internal")
     password = EncryptedTextField(blank=True)
+    # When the read of the last stored sync began: an older read arriving later is dropped.
+    inventory_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     ca_certificate = models.TextField(
         "CA certificate (PEM)", blank=True,
         help_text="The engine's CA, from https://ENGINE/ovirt-engine/services/pki-resource"

@@ -33,8 +33,11 @@ class SyncResult:
     updated: dict[str, int] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    stale: bool = False  # a newer read was stored meanwhile: this one was dropped
 
     def summary(self) -> str:
+        if self.stale:
+            return "dropped: a sync that began later had stored its read already"
         parts = []
         for name in self.created:
             parts.append(f"{name}: +{self.created[name]} ~{self.updated[name]} -{self.removed[name]}")
@@ -51,10 +54,11 @@ def sync_manager(manager: Manager, *, timeout: float | None = None) -> SyncResul
     started = time.monotonic()
     Manager.objects.filter(pk=manager.pk).update(state=ManagerState.SYNCING)
     try:
+        read_at = timezone.now()
         with ovirt.connect(manager.credentials(), timeout=timeout or settings.VBR_ENGINE_TIMEOUT) as conn:
             info = ovirt.api_info(conn)
             inventory = ovirt.read_inventory(conn)
-        result = store_inventory(manager, inventory)
+        result = store_inventory(manager, inventory, read_at=read_at)
     except EngineError as exc:
         Manager.objects.filter(pk=manager.pk).update(
             state=ManagerState.ERROR, last_error=str(exc), sync_requested_at=None)
@@ -74,14 +78,24 @@ def sync_manager(manager: Manager, *, timeout: float | None = None) -> SyncResul
     return result
 
 
-def store_inventory(manager: Manager, inventory: ovirt.Inventory) -> SyncResult:
-    """Write an inventory read from the engine into the database, in one transaction."""
+def store_inventory(manager: Manager, inventory: ovirt.Inventory, *, read_at=None) -> SyncResult:
+    """Write an inventory read from the engine into the database, in one transaction.
+
+    ``read_at`` is when the read began: a read older than the one stored last is
+    dropped (``result.stale``), so two syncs that overlap can't let the older
+    read mark a VM created in between removed.
+    """
     result = SyncResult()
     now = timezone.now()
+    read_at = read_at or now
     with transaction.atomic():
         # Two syncs of one manager (the schedule and "Sync now") must not both
         # insert the same new rows: the second waits here and then only updates.
-        Manager.objects.select_for_update().filter(pk=manager.pk).first()
+        locked = Manager.objects.select_for_update().filter(pk=manager.pk).only("inventory_read_at").first()
+        if locked is not None and locked.inventory_read_at and locked.inventory_read_at > read_at:
+            result.stale = True
+            return result
+        Manager.objects.filter(pk=manager.pk).update(inventory_read_at=read_at)
         dcs = _sync(DataCenter, manager, {
             dc.id: {"name": dc.name, "status": dc.status, "description": dc.description}
             for dc in inventory.data_centers}, now, result)

@@ -100,3 +100,19 @@ def test_two_syncs_of_one_manager_at_once_both_succeed(transactional_db):
         thread.join()
     assert errors == []
     assert VM.objects.filter(manager=manager).count() == 200
+
+
+def test_an_older_read_stored_after_a_newer_one_is_dropped(manager):
+    # The schedule's sync read the engine, a VM was created, "Sync now" read and stored;
+    # then the schedule's older read arrives: it must not mark the new VM removed.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    store_inventory(manager, inventory(3), read_at=now)
+    older = inventory(3)
+    older = dataclasses.replace(older, vms=older.vms[:2], disks=older.disks[:2])
+    result = store_inventory(manager, older, read_at=now - timedelta(seconds=5))
+    assert result.stale and "dropped" in result.summary()
+    assert not VM.objects.get(engine_id="id-vm-2").removed

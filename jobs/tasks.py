@@ -23,13 +23,25 @@ def run_scheduled_job(job_id: int) -> str:
     from jobs.services import running_session_of
 
     running = running_session_of(job)
-    if running is not None:  # the last run overran the schedule: its VMs are still locked
+    if running is not None and _holds_the_job(running):  # the last run overran the schedule
         running.warn(f"The schedule fired again ({job.schedule_label()}) while this session ran: "
                      "that run was skipped.")
         return f"job {job.name} is still running (session {running.pk}): this run was skipped"
     session = Session.objects.create(job=job, name=job.name, trigger=Trigger.SCHEDULE)
     session.log(f"Started by the schedule ({job.schedule_label()}).")
     return run_session(session.pk)
+
+
+def _holds_the_job(session: Session) -> bool:
+    """A running session, or one queued lately: a session stuck in the queue (its task was
+    lost) must not hold the job's schedule back for good."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.choices import SessionState
+
+    return session.state == SessionState.RUNNING or session.created > timezone.now() - timedelta(minutes=10)
 
 
 def reconcile() -> str:

@@ -204,14 +204,16 @@ def _source_networks(point: RestorePoint, errors: list | None) -> list[str]:
     """The networks the VM's NICs were on, from the restore point's OVF (read from the repository)."""
     from jobs.restore.ovf import read_ovf
     from jobs.restore.points import load_manifest
+    from repositories.datamover.client import DataMoverError
     from repositories.store import StoreError
+    from vbrsite.secrets import SecretError
 
     try:
         # A page must not hang on an unreachable data mover: no retries, a short timeout.
         with point.repository.client(timeout=10, retries=0) as client:
             manifest = load_manifest(point, client)
         config = read_ovf(manifest.read_ovf(point.repository.repository_key()))
-    except (RestoreError, StoreError) as exc:
+    except (RestoreError, StoreError, DataMoverError, SecretError) as exc:
         if errors is not None:
             errors.append(f"The VM's networks can't be read ({exc}); NICs go to networks of the same name.")
         return []

@@ -7,6 +7,7 @@ import ssl
 from django import forms
 
 from repositories.models import GatewayServer, Repository
+from vbrsite.secrets import SecretError
 
 GIB = 1024**3
 
@@ -107,7 +108,10 @@ class ConnectionTestForm(forms.Form):
         data = self.cleaned_data
         url = data["datamover_url"] or (data["gateway"].default_datamover_url()
                                         if data["gateway"] else "http://127.0.0.1:8100")
-        token = data["token"] or (self.repository.token if self.repository else "")
+        try:
+            token = data["token"] or (self.repository.token if self.repository else "")
+        except SecretError as exc:
+            raise forms.ValidationError(f"The stored token can't be used ({exc}): type it in the form.") from None
         if not token:
             raise forms.ValidationError("Give the data mover token to test a new repository "
                                         "(a token is generated only when it is saved).")

@@ -80,8 +80,11 @@ class EncryptedTextField(models.TextField):
         return _Stored(value)
 
     def pre_save(self, model_instance, add):
-        # The value as held: a secret never read is written back as it was stored.
-        return model_instance.__dict__.get(self.attname)
+        # The value as held: a secret never read is written back as it was stored
+        # (one not loaded at all, a deferred field saved by name, is loaded first).
+        if self.attname in model_instance.__dict__:
+            return model_instance.__dict__[self.attname]
+        return getattr(model_instance, self.attname)
 
     def get_prep_value(self, value):
         if isinstance(value, _Stored):

@@ -128,7 +128,7 @@ def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
         cloud_init = never_ran and launchers.launcher() == Launcher.CLOUD_INIT
         # The script holds the server's database URL and keys: it goes with this one
         # start, and cloud-init keeps what it wrote on the worker's own disk.
-        ovirt.start_vm(engine, worker.engine_vm_id,
+        ovirt.start_vm(engine, worker.engine_vm_id, host_name=vm_name(worker),
                        cloud_init_script=launchers.cloud_init_user_data(worker) if cloud_init else "")
         ovirt.wait_vm_status(engine, worker.engine_vm_id, {"up"}, timeout=600)
     if launchers.launcher() == Launcher.LOCAL:

@@ -39,7 +39,7 @@ RUN_DISK_TASK = "workers.tasks.run_disk_task"
 
 
 def _available(manager, exclude: tuple[int, ...] = ()):
-    fresh = timezone.now() - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT)
+    fresh = Now() - timedelta(seconds=settings.VBR_WORKER_HEARTBEAT_TIMEOUT)  # heartbeats are the database's time
     return (Worker.objects.filter(manager=manager, state__in=WORKER_SERVING_STATES,
                                   last_heartbeat__gte=fresh)
             .exclude(pk__in=exclude)

@@ -148,7 +148,8 @@ def last_full_of(vm, repository) -> datetime | None:
     """
     point = (RestorePoint.objects.filter(vm=vm, repository=repository, type=BackupType.FULL)
              .aggregate(last=Max("time"))["last"])
-    task = (TaskSession.objects.filter(vm=vm, restore_point__isnull=True, mode=BackupType.FULL,
+    # error="": a VM skipped (busy) or failed was planned full but never backed up.
+    task = (TaskSession.objects.filter(vm=vm, restore_point__isnull=True, mode=BackupType.FULL, error="",
                                        state__in=DONE_STATES, session__job__repository=repository)
             .aggregate(last=Max("started"))["last"])
     return max((t for t in (point, task) if t is not None), default=None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack, contextmanager
 
 from jobs.models import RestorePoint
 from repositories.store import DiskIndex, Manifest
+
+log = logging.getLogger(__name__)
 
 
 class RestoreError(Exception):
@@ -42,15 +45,22 @@ def find_disk(point: RestorePoint, value: str) -> dict:
 
 @contextmanager
 def held(point: RestorePoint, label: str, ttl: float = 24 * 3600):
-    """Keep the restore point from being deleted while it is read (a lease on its manifest)."""
-    from repositories.datamover.client import DataMoverError
+    """Keep the restore point from being deleted while it is read (a lease on its manifest).
+
+    A repository that can't take the lease (full, read-only) still serves the read:
+    a full repository is when restores matter most. One that can't be reached fails it.
+    """
+    from repositories.datamover.client import DataMoverError, Unreachable
     from repositories.services import reading_lease
 
     with ExitStack() as stack:
         try:
             stack.enter_context(reading_lease(point.repository, label, [point.manifest_id], ttl=ttl))
-        except DataMoverError as exc:
+        except Unreachable as exc:
             raise RestoreError(f"repository {point.repository.name} can't be reached: {exc}") from None
+        except DataMoverError as exc:
+            log.warning("reading restore point %s without a lease (retention may delete it meanwhile): %s",
+                        point.pk, exc)
         yield
 
 

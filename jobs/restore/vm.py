@@ -150,6 +150,10 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
         ovirt.delete_vm(engine, original.id)
     except (EngineUnreachable, EngineTimeout):
         _keep_restored(run)  # the removal may have been accepted: keep both rather than neither
+        run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}: "
+                         "the restored VM is kept beside it; check which one to keep.")
+        if was_running:
+            _restart_if_still_there(run, original.id)
         raise
     except EngineError:
         _restart_if(run, original.id, was_running)  # refused: the original stays as it was
@@ -165,6 +169,15 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
 def _restart_if(run: RestoreRun, vm_id: str, was_running: bool) -> None:
     if was_running:
         _start_quietly(run, vm_id)
+
+
+def _restart_if_still_there(run: RestoreRun, vm_id: str) -> None:
+    """Start the original again if the engine still has it, switched off (the removal never came)."""
+    try:
+        if ovirt.get_vm(run.engine, vm_id).status == "down":
+            _start_quietly(run, vm_id)
+    except EngineError:
+        pass  # gone, or still unreachable: nothing to start
 
 
 def _keep_restored(run: RestoreRun) -> None:

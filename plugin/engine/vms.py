@@ -206,15 +206,19 @@ def update_vm(engine: Engine, vm_id: str, *, name: str | None = None,
 
 
 @translated("starting a VM")
-def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False, cloud_init_script: str = "") -> None:
+def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False, cloud_init_script: str = "",
+             host_name: str = "") -> None:
     """Power the VM on; with ``cloud_init_script``, run cloud-init with it for this run only.
 
     The script goes with the start request ("run once"): the engine doesn't keep
     it with the VM, where anyone who may read the VM could read the secrets in it.
+    A run-once initialization replaces the stored one for that run: give the host
+    name again.
     """
     run_once = None
     if cloud_init_script:
-        run_once = types.Vm(initialization=types.Initialization(custom_script=cloud_init_script))
+        run_once = types.Vm(initialization=types.Initialization(custom_script=cloud_init_script,
+                                                                host_name=host_name or None))
     _vm_service(engine, vm_id).start(use_cloud_init=(use_cloud_init or bool(cloud_init_script)) or None,
                                      vm=run_once)
 

@@ -1,6 +1,7 @@
 """Job rules, schedules kept in step with jobs, session lifecycle and the worst-state rule."""
 
 from datetime import datetime, time, timedelta
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -316,3 +317,27 @@ def test_a_vm_chosen_by_name_that_left_the_engine_is_said_not_skipped_silently()
     state, _ = run_backup(SessionRun(session))
     assert state == SessionState.WARNING
     assert "VM web1, chosen in this job, is gone from the engine" in session.log_lines.first().message
+
+
+def test_a_full_that_was_planned_but_skipped_is_not_the_last_full():
+    from jobs.choices import BackupType
+    from jobs.driver.backup_session import last_full_of
+
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    repo = factories.repository()
+    job = factories.job(repository=repo, vms=[vm])
+    session = Session.objects.create(job=job, name=job.name)
+    session.tasks.create(vm=vm, vm_name=vm.name, mode=BackupType.FULL, state=SessionState.WARNING,
+                         error="already in a backup", started=timezone.now())
+    assert last_full_of(vm, repo) is None
+
+
+def test_a_session_stuck_in_the_queue_doesnt_hold_the_schedule_back():
+    from jobs.tasks import run_scheduled_job
+
+    job = factories.job()
+    stuck = Session.objects.create(job=job, name=job.name)  # its task was lost: pending for good
+    Session.objects.filter(pk=stuck.pk).update(created=timezone.now() - timedelta(hours=1))
+    with mock.patch("jobs.tasks.run_session", return_value="success") as run:
+        run_scheduled_job(job.pk)
+    assert run.called and Session.objects.filter(job=job).count() == 2

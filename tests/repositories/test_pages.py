@@ -313,6 +313,9 @@ def test_a_token_that_cant_be_decrypted_any_more_breaks_no_page_and_can_be_enter
         assert client.get(url).status_code == 200, url
     row = client.get(reverse("repositories:row", args=[repository.pk])).content.decode()
     assert "enter the secret again" in row
+    tested = client.post(reverse("repositories:test_existing", args=[repository.pk]),
+                         {"datamover_url": repository.datamover_url, "token": ""})
+    assert tested.status_code == 200 and "type it in the form" in tested.content.decode()
     client.post(reverse("repositories:edit", args=[repository.pk]), {
         "name": "primary", "kind": "local", "path": repository.path, "token": "a fresh token",
         "datamover_url": repository.datamover_url, "immutable_days": "0"})

@@ -27,7 +27,7 @@ def run():
 def engine_calls():
     with mock.patch.multiple("jobs.restore.vm.ovirt", autospec=True, ensure_vm_down=mock.DEFAULT,
                              delete_vm=mock.DEFAULT, wait_vm_gone=mock.DEFAULT, rename_vm=mock.DEFAULT,
-                             start_vm=mock.DEFAULT) as calls:
+                             start_vm=mock.DEFAULT, get_vm=mock.DEFAULT) as calls:
         yield calls
 
 
@@ -45,9 +45,12 @@ def test_once_the_removal_is_accepted_a_failure_keeps_the_restored_vm(run, engin
 
 def test_a_removal_that_timed_out_may_have_been_accepted_so_both_vms_stay(run, engine_calls):
     engine_calls["delete_vm"].side_effect = EngineTimeout("The engine did not answer in time")
+    engine_calls["get_vm"].return_value = SimpleNamespace(id="vm-1", status="down")  # it never came
     with pytest.raises(EngineTimeout):
         _replace_original(run, ORIGINAL, "vm-2", "web1")
     assert run.past_point_of_no_return
+    engine_calls["start_vm"].assert_called_once_with(run.engine, "vm-1")  # running again, as it was
+    assert "check which one to keep" in run.session.log_lines.last().message
 
 
 def test_a_refused_removal_keeps_the_original_running_and_lets_cleanup_remove_the_restored_vm(run, engine_calls):

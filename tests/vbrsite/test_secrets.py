@@ -31,3 +31,12 @@ def test_a_secret_never_read_is_written_back_as_it_was_stored():
     assert stored(repository, "token") == "fernet:stale"  # kept for a restored key to open again
     with pytest.raises(SecretError, match="enter the secret again"):
         loaded.token  # noqa: B018 - reading it is what fails
+
+
+def test_a_deferred_secret_saved_by_name_is_loaded_not_erased():
+    from inventory.models import Manager
+
+    Manager.objects.create(name="m", url="https://engine/ovirt-engine/api", password="pw")
+    manager = Manager.objects.get(name="m")  # the default manager defers the password
+    manager.save(update_fields=["password"])
+    assert Manager.objects.get(name="m").credentials().password == "pw"

@@ -138,10 +138,13 @@ def embedded_record() -> dict:
     active = DiskTask.objects.filter(worker__isnull=True, state__in=(DiskTaskState.PENDING,
                                                                      DiskTaskState.RUNNING))
     running = active.filter(state=DiskTaskState.RUNNING)
-    return {"name": "embedded", "state": "embedded", "queue": EMBEDDED_QUEUE,
-            "active_tasks": active.count(),
-            "running_tasks": running.count(),
-            "throughput": float(sum(running.values_list("rate", flat=True)))}
+    # The same keys as worker_record: scripts read every row alike.
+    return {"name": "embedded", "manager": None, "cluster": None, "preferred_host": None,
+            "state": "embedded", "queue": EMBEDDED_QUEUE, "engine_vm_id": None, "template": None,
+            "cpus": None, "memory_mib": None, "vnic_profile": None, "storage_domain": None,
+            "max_tasks": None, "active_tasks": active.count(), "running_tasks": running.count(),
+            "throughput": float(sum(running.values_list("rate", flat=True))),
+            "software_version": None, "last_heartbeat": None, "last_error": None}
 
 
 WORKER_ACTIONS = ("deploy", "start", "stop", "redeploy", "remove")

@@ -21,13 +21,14 @@ def policy_of(job: BackupJob) -> RetentionPolicy:
                            immutable_days=job.repository.immutable_days)
 
 
-def apply_job_retention(job: BackupJob, session: Session | None = None) -> list[RestorePoint]:
+def apply_job_retention(job: BackupJob, session: Session | None = None, say=None) -> list[RestorePoint]:
     """Delete the job's restore points its policy no longer keeps; the ones deleted.
 
     Each VM's restore points in the job's repository form one group. A manifest
     the data mover refuses to delete (still immutable) stays, row and all.
     """
-    say = session.log if session is not None else (lambda message, level=LogLevel.INFO: None)
+    if say is None:
+        say = session.log if session is not None else (lambda message, level=LogLevel.INFO: None)
     groups: dict = defaultdict(list)
     points = {p.pk: p for p in RestorePoint.objects.filter(job=job, repository=job.repository)}
     for point in points.values():

@@ -69,7 +69,7 @@ def export_disk(point, disk: str, output: str | os.PathLike, *, format: str = "r
                              progress, threads)
         except BaseException as exc:
             output.unlink(missing_ok=True)
-            if isinstance(exc, (DataMoverError, ChunkError, RepositoryKeyError)):
+            if isinstance(exc, (DataMoverError, ChunkError, RepositoryKeyError, OSError)):
                 raise RestoreError(f"export of disk {source.get('name') or source['id']} failed: "
                                    f"{exc}") from None
             raise

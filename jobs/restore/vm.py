@@ -31,6 +31,9 @@ def restore_vm(run: RestoreRun) -> str:
         run.log(f"The original VM {point.vm_name} is no longer in the engine: it comes back as itself.")
     cluster = _cluster(run, config, original)
     name = _final_name(run, original, replace)
+    # Before anything is created: a mapping that names no vNIC profile must fail the
+    # restore while the original VM is still untouched, not after it was replaced.
+    profiles = _nic_profiles(run, config)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id)) for disk in run.manifest.disks]
     create_disks(run, jobs)
     upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
@@ -51,7 +54,7 @@ def restore_vm(run: RestoreRun) -> str:
     if replace:
         _replace_original(run, original, vm.id, name)
     keep_macs = replace or (original is None and not request.new_macs)
-    _add_nics(run, vm.id, config, keep_macs)
+    _add_nics(run, vm.id, config, keep_macs, profiles)
     _give_back_description(run, vm.id, config)
     if request.power_on:
         ovirt.start_vm(engine, vm.id)
@@ -192,17 +195,26 @@ def _start_quietly(run: RestoreRun, vm_id: str) -> None:
         run.session.warn(f"The original VM could not be started again: {exc}")
 
 
-def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool) -> None:
-    profiles = targets.vnic_profiles_by_network(run.engine)
-    for nic in config.nics:
-        mapped = run.request.networks.get(nic.network)
+def _nic_profiles(run: RestoreRun, config: OvfVm) -> dict[str, str | None]:
+    """The vNIC profile for each network the VM's NICs were on (None: unplugged)."""
+    by_network = targets.vnic_profiles_by_network(run.engine)
+    profiles: dict[str, str | None] = {}
+    for network in {nic.network for nic in config.nics}:
+        mapped = run.request.networks.get(network)
         if mapped is not None:
-            profile = targets.vnic_profile(run.engine, mapped) if mapped else None
+            profiles[network] = targets.vnic_profile(run.engine, mapped) if mapped else None
         else:
-            profile = profiles.get(nic.network)
-            if profile is None and nic.network:
-                run.session.warn(f"NIC {nic.name}: the network {nic.network} doesn't exist here; "
-                                 "the NIC is left without a network.")
+            profiles[network] = by_network.get(network)
+    return profiles
+
+
+def _add_nics(run: RestoreRun, vm_id: str, config: OvfVm, keep_macs: bool,
+              profiles: dict[str, str | None]) -> None:
+    for nic in config.nics:
+        profile = profiles.get(nic.network)
+        if profile is None and nic.network and nic.network not in run.request.networks:
+            run.session.warn(f"NIC {nic.name}: the network {nic.network} doesn't exist here; "
+                             "the NIC is left without a network.")
         _add_nic(run, vm_id, nic, profile, nic.mac if keep_macs and nic.mac else None)
     unused = set(run.request.networks) - {nic.network for nic in config.nics}
     for network in sorted(unused):

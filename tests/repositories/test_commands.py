@@ -68,6 +68,14 @@ def test_add_repository_on_a_gateway_writes_the_token_file(db, tmp_path, capsys)
     assert "python -m repositories.datamover" in capsys.readouterr().out
 
 
+def test_a_token_file_that_cant_be_written_stops_add_repository_before_anything_is_made(db, tmp_path):
+    GatewayServer.objects.create(name="gw", address="10.1.1.1")
+    with pytest.raises(CommandError, match="can't write the token file"):
+        call_command("add_repository", "nas", "--path", "/mnt/nas/repo", "--gateway", "gw",
+                     "--token-file", str(tmp_path / "no-such-folder" / "token"))
+    assert not Repository.objects.exists()
+
+
 def test_the_default_repository_is_created_once(db, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     first = ensure_default_repository()

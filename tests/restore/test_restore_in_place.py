@@ -128,3 +128,18 @@ def test_an_in_place_restore_is_refused_while_a_backup_holds_the_vm(stack):
     assert f"held by session {backup.pk} (nightly)" in session.summary
     with stack.engine() as engine:
         assert ovirt.find_vm(engine, "small-vm1").id == point.vm_engine_id
+
+
+def test_a_network_mapping_that_names_no_profile_fails_before_anything_is_created(stack):
+    point, _ = stack.back_up("small-vm1", label="typo")
+    with stack.engine() as engine:
+        disks_before = {d.id for d in ovirt.list_disks(engine)}
+
+    session = stack.restore(RestoreRequest(point=point.pk, replace=True, networks={"ovirtmgmt": "bakend"}))
+
+    assert session.state == "failed" and "bakend" in session.summary
+    assert "Created disk" not in "\n".join(line.message for line in session.log_lines.all())
+    with stack.engine() as engine:
+        original = ovirt.find_vm(engine, "small-vm1")
+        assert original.id == point.vm_engine_id and original.status == "up"
+        assert {d.id for d in ovirt.list_disks(engine)} == disks_before

@@ -19,6 +19,7 @@ def test_list_workers_json_has_every_worker_and_the_embedded_one_last(make_worke
     assert alpha["state"] == "ready" and alpha["cluster"] == "Cluster1" and alpha["max_tasks"] == 2
     assert alpha["queue"] == "worker-alpha" and alpha["active_tasks"] == 0
     assert records[1]["queue"] == "embedded"
+    assert records[1].keys() == alpha.keys()  # a script reads every row alike
     table = StringIO()
     call_command("list_workers", stdout=table)
     assert "alpha" in table.getvalue() and "embedded" in table.getvalue()

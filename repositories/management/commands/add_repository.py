@@ -41,6 +41,7 @@ class Command(BaseCommand):
             if not token_file:
                 raise CommandError("a repository on a gateway needs --token-file: its data "
                                    "mover reads the token from that file")
+        token_out = self._open_token_file(token_file) if token_file else None
         self.stdout.write(f"Preparing repository {name} at {path}"
                           + (" (deriving the key, a second)" if passphrase else "") + "...")
         try:
@@ -48,12 +49,22 @@ class Command(BaseCommand):
                                            gateway=gateway_server, kind=kind, capacity=capacity,
                                            immutable_days=immutable_days)
         except RepositoryError as exc:
+            if token_out is not None:
+                token_out.close()
+                os.unlink(token_file)  # nothing was added: leave no empty token file behind
             raise CommandError(str(exc)) from None
-        if token_file:
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(repository.token + "\n")
+        if token_out is not None:
+            with token_out:
+                token_out.write(repository.token + "\n")
         self._summary(repository, token_file)
+
+    def _open_token_file(self, token_file: str):
+        """Opened before anything is made: a path that can't be written stops the command first."""
+        try:
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise CommandError(f"can't write the token file {token_file}: {exc.strerror}") from None
+        return os.fdopen(fd, "w")
 
     def _passphrase(self, encrypt: bool, passphrase_file: str | None) -> str | None:
         if not encrypt:

@@ -62,9 +62,18 @@ def existing_disk(engine, disk_id: str):
         return None
 
 
-def vnic_profiles_by_network(engine) -> dict[str, str]:
-    """Network name → the vNIC profile to plug a restored NIC into (the profile named as its network first)."""
-    networks = {n.id: n.name for n in ovirt.list_networks(engine)}
+def _networks(engine, data_center_id: str | None) -> dict[str, str]:
+    """Network id → name, of the data center given (every data center has its own ovirtmgmt)."""
+    return {n.id: n.name for n in ovirt.list_networks(engine)
+            if data_center_id is None or n.data_center_id in (None, data_center_id)}
+
+
+def vnic_profiles_by_network(engine, data_center_id: str | None = None) -> dict[str, str]:
+    """Network name → the vNIC profile to plug a restored NIC into (the profile named as its network first).
+
+    With ``data_center_id`` (the target cluster's), only that data center's networks count.
+    """
+    networks = _networks(engine, data_center_id)
     chosen: dict[str, str] = {}
     for profile in ovirt.list_vnic_profiles(engine):
         network = networks.get(profile.network_id or "")
@@ -73,17 +82,24 @@ def vnic_profiles_by_network(engine) -> dict[str, str]:
     return chosen
 
 
-def vnic_profile(engine, value: str) -> str:
-    """The vNIC profile with this id or name (a network's name picks its profile)."""
-    profiles = ovirt.list_vnic_profiles(engine)
+def vnic_profile(engine, value: str, data_center_id: str | None = None) -> str:
+    """The vNIC profile with this id or name (a network's name picks its profile).
+
+    With ``data_center_id``, only profiles of that data center's networks: a name
+    that exists in two data centers picks the target cluster's.
+    """
+    networks = _networks(engine, data_center_id)
+    profiles = [p for p in ovirt.list_vnic_profiles(engine)
+                if data_center_id is None or (p.network_id or "") in networks]
     for profile in profiles:
         if profile.id == value:
             return profile.id
-    by_network = vnic_profiles_by_network(engine)
+    by_network = vnic_profiles_by_network(engine, data_center_id)
     named = [p for p in profiles if p.name == value]
     if len(named) == 1:
         return named[0].id
     if value in by_network:
         return by_network[value]
     names = ", ".join(sorted({p.name for p in profiles})) or "none"
-    raise RestoreError(f"there is no vNIC profile or network {value!r} in the engine (profiles: {names})")
+    where = "the target cluster's data center" if data_center_id else "the engine"
+    raise RestoreError(f"there is no vNIC profile or network {value!r} in {where} (profiles: {names})")

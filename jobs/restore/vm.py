@@ -33,7 +33,7 @@ def restore_vm(run: RestoreRun) -> str:
     name = _final_name(run, original, replace)
     # Before anything is created: a mapping that names no vNIC profile must fail the
     # restore while the original VM is still untouched, not after it was replaced.
-    profiles = _nic_profiles(run, config)
+    profiles = _nic_profiles(run, config, cluster.data_center_id)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id)) for disk in run.manifest.disks]
     create_disks(run, jobs)
     upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
@@ -195,14 +195,15 @@ def _start_quietly(run: RestoreRun, vm_id: str) -> None:
         run.session.warn(f"The original VM could not be started again: {exc}")
 
 
-def _nic_profiles(run: RestoreRun, config: OvfVm) -> dict[str, str | None]:
-    """The vNIC profile for each network the VM's NICs were on (None: unplugged)."""
-    by_network = targets.vnic_profiles_by_network(run.engine)
+def _nic_profiles(run: RestoreRun, config: OvfVm, data_center_id: str | None) -> dict[str, str | None]:
+    """The vNIC profile for each network the VM's NICs were on (None: unplugged), in the
+    target cluster's data center."""
+    by_network = targets.vnic_profiles_by_network(run.engine, data_center_id)
     profiles: dict[str, str | None] = {}
     for network in {nic.network for nic in config.nics}:
         mapped = run.request.networks.get(network)
         if mapped is not None:
-            profiles[network] = targets.vnic_profile(run.engine, mapped) if mapped else None
+            profiles[network] = targets.vnic_profile(run.engine, mapped, data_center_id) if mapped else None
         else:
             profiles[network] = by_network.get(network)
     return profiles

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,24 +116,34 @@ def _gateway_key(repository: Repository, passphrase: str, *, probe: bool):
     return derive_key(passphrase, kdf), kdf
 
 
-@contextmanager
-def reading_lease(repository: Repository, label: str, manifest_ids: list[str], ttl: float = 24 * 3600):
-    """Hold the restore points being read (a restore, an export) against deletion meanwhile.
-
-    Retention (and so garbage collection) can't delete a manifest an open lease
-    names: a long restore never meets a chunk that went away under it. Raises
-    DataMoverError when the data mover can't be reached (the read would fail too).
+@dataclass
+class RepositoryLease:
+    """An open lease on a repository: the manifests it names can't be deleted (retention,
+    and so garbage collection, leave their chunks alone), and chunks stored since it was
+    opened are kept. ``with lease:`` closes it; a lease never closed expires after its ttl.
     """
-    with repository.client() as client:
-        lease = client.open_lease(label=label, ttl=ttl, manifests=manifest_ids)
-    try:
-        yield lease
-    finally:
+
+    repository: Repository
+    id: str
+    warn: Callable[[str], None]
+
+    @classmethod
+    def open(cls, repository: Repository, label: str, manifest_ids: list[str], *, ttl: float = 24 * 3600,
+             warn: Callable[[str], None] | None = None) -> RepositoryLease:
+        """Raises DataMoverError when the data mover refuses or can't be reached."""
+        with repository.client() as client:
+            lease = client.open_lease(label=label, ttl=ttl, manifests=manifest_ids)
+        return cls(repository, lease["id"], warn or log.warning)
+
+    def __enter__(self) -> RepositoryLease:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         try:
-            with repository.client() as client:
-                client.close_lease(lease["id"])
-        except DataMoverError as exc:  # it expires on its own after ttl
-            log.warning("could not close lease %s of repository %s: %s", lease["id"], repository.name, exc)
+            with self.repository.client() as client:
+                client.close_lease(self.id)
+        except DataMoverError as exc:  # it expires on its own after its ttl
+            self.warn(f"could not close the repository lease {self.id}: {exc}")
 
 
 @dataclass

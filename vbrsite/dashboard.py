@@ -166,7 +166,6 @@ def reconcile(now=None) -> dict:
     counts = [(labels.get(kind, kind), n) for kind, n in
               recent.values_list("kind").annotate(n=Count("pk")).values_list("kind", "n")]
     return {"counts": sorted(counts), "actions": list(recent.select_related("manager", "session")
-                                                      .defer("manager__password")
                                                       .order_by("-time")[:RECONCILE_SHOWN])}
 
 

@@ -21,8 +21,7 @@ class WorkerForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["cluster"].queryset = (Cluster.objects.filter(removed=False)
-                                           .select_related("manager").defer("manager__password")
-                                           .order_by("manager__name", "name"))
+                                           .select_related("manager").order_by("manager__name", "name"))
         self.fields["cluster"].label_from_instance = lambda c: f"{c.manager.name} / {c.name}"
         self.fields["preferred_host"].queryset = Host.objects.filter(removed=False).order_by("name")
         self.fields["storage_domain"].queryset = (StorageDomain.objects.filter(removed=False)

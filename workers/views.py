@@ -37,8 +37,7 @@ def administrator_required(view):
 
 
 def _workers():
-    return (Worker.objects.select_related("manager", "cluster", "preferred_host", "storage_domain")
-            .defer("manager__password"))
+    return Worker.objects.select_related("manager", "cluster", "preferred_host", "storage_domain")
 
 
 WORKER_SORTS = {"name": "name", "cluster": ("cluster__name", "name"), "state": ("state", "name"),

@@ -33,6 +33,7 @@ from plugin.errors import (
     WaitAborted,
 )
 from repositories.datamover.client import DataMoverError
+from repositories.services import RepositoryLease
 from repositories.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ class VmBackup:
         ovf = ovirt.get_vm_ovf(engine, self.vm.engine_id)
         plan = plan_backup(engine, self.vm, self.repository, disks, full_reason=self.full_reason)
         self.run.check_cancelled()
-        lease = self._open_lease(plan)
-        try:
+        with self._open_lease(plan):
             if settings.VBR_BACKUP_METHOD == "snapshot":
                 works, checkpoint_id = self._snapshot_flow(engine, holdings, disks, plan,
                                                            "VBR_BACKUP_METHOD is snapshot")
@@ -124,8 +124,6 @@ class VmBackup:
             point = write_restore_point(
                 session=self.run.session, vm=self.vm, repository=self.repository, works=works, ovf=ovf,
                 checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental, started=self.started)
-        finally:
-            self._close_lease(lease)
         self._update(restore_point=point, mode=point.type)
         self.say(f"restore point {point.manifest_id} recorded ({point.type}): read "
                  f"{_mib(point.bytes_read)}, sent {_mib(point.bytes_sent)}, stored {_mib(point.bytes_stored)}.")
@@ -323,25 +321,15 @@ class VmBackup:
     def _tag(self) -> str:
         return ovirt.description_tag(self.run.session.pk, f"backup of {self.vm.name}")
 
-    def _open_lease(self, plan: BackupPlan) -> str | None:
+    def _open_lease(self, plan: BackupPlan) -> RepositoryLease:
         """Keep garbage collection off the chunks in flight and the base restore point."""
         try:
-            with self.repository.client() as client:
-                lease = client.open_lease(label=f"session {self.run.session.pk} {self.vm.name}",
-                                          ttl=settings.TASK_TIMEOUT,
-                                          manifests=[plan.base.manifest_id] if plan.base else [])
-            return lease.get("id")
+            return RepositoryLease.open(
+                self.repository, f"session {self.run.session.pk} {self.vm.name}",
+                [plan.base.manifest_id] if plan.base else [], ttl=settings.TASK_TIMEOUT,
+                warn=lambda message: self.say(message, LogLevel.WARNING))
         except DataMoverError as exc:
             raise VmFailed(f"the repository {self.repository.name} can't be reached: {exc}") from exc
-
-    def _close_lease(self, lease_id: str | None) -> None:
-        if not lease_id:
-            return
-        try:
-            with self.repository.client() as client:
-                client.close_lease(lease_id)
-        except DataMoverError as exc:
-            self.say(f"could not close the repository lease {lease_id}: {exc}", LogLevel.WARNING)
 
 
 def _mib(n: int) -> str:

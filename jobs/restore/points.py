@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 
 from jobs.models import RestorePoint
 from repositories.store import DiskIndex, Manifest
@@ -51,16 +51,17 @@ def held(point: RestorePoint, label: str, ttl: float = 24 * 3600):
     a full repository is when restores matter most. One that can't be reached fails it.
     """
     from repositories.datamover.client import DataMoverError, Unreachable
-    from repositories.services import reading_lease
+    from repositories.services import RepositoryLease
 
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(reading_lease(point.repository, label, [point.manifest_id], ttl=ttl))
-        except Unreachable as exc:
-            raise RestoreError(f"repository {point.repository.name} can't be reached: {exc}") from None
-        except DataMoverError as exc:
-            log.warning("reading restore point %s without a lease (retention may delete it meanwhile): %s",
-                        point.pk, exc)
+    try:
+        lease = RepositoryLease.open(point.repository, label, [point.manifest_id], ttl=ttl)
+    except Unreachable as exc:
+        raise RestoreError(f"repository {point.repository.name} can't be reached: {exc}") from None
+    except DataMoverError as exc:
+        log.warning("reading restore point %s without a lease (retention may delete it meanwhile): %s",
+                    point.pk, exc)
+        lease = nullcontext()
+    with lease:
         yield
 
 

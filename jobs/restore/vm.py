@@ -147,7 +147,8 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
     try:
         ovirt.ensure_vm_down(engine, original.id, timeout=run.wait_timeout)
     except EngineError:
-        _restart_if(run, original.id, was_running)
+        if was_running:
+            _start_quietly(run, original.id)
         raise
     try:
         ovirt.delete_vm(engine, original.id)
@@ -159,7 +160,8 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
             _restart_if_still_there(run, original.id)
         raise
     except EngineError:
-        _restart_if(run, original.id, was_running)  # refused: the original stays as it was
+        if was_running:  # refused: the original stays as it was
+            _start_quietly(run, original.id)
         raise
     _keep_restored(run)
     ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
@@ -167,11 +169,6 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
     ovirt.rename_vm(engine, vm_id, name)
     run.log("The restored VM has a new engine id: jobs that chose the VM by itself need it "
             "chosen again (jobs by tag or cluster find it on their own).")
-
-
-def _restart_if(run: RestoreRun, vm_id: str, was_running: bool) -> None:
-    if was_running:
-        _start_quietly(run, vm_id)
 
 
 def _restart_if_still_there(run: RestoreRun, vm_id: str) -> None:

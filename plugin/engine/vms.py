@@ -206,8 +206,7 @@ def update_vm(engine: Engine, vm_id: str, *, name: str | None = None,
 
 
 @translated("starting a VM")
-def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False, cloud_init_script: str = "",
-             host_name: str = "") -> None:
+def start_vm(engine: Engine, vm_id: str, *, cloud_init_script: str = "", host_name: str = "") -> None:
     """Power the VM on; with ``cloud_init_script``, run cloud-init with it for this run only.
 
     The script goes with the start request ("run once"): the engine doesn't keep
@@ -219,8 +218,7 @@ def start_vm(engine: Engine, vm_id: str, *, use_cloud_init: bool = False, cloud_
     if cloud_init_script:
         run_once = types.Vm(initialization=types.Initialization(custom_script=cloud_init_script,
                                                                 host_name=host_name or None))
-    _vm_service(engine, vm_id).start(use_cloud_init=(use_cloud_init or bool(cloud_init_script)) or None,
-                                     vm=run_once)
+    _vm_service(engine, vm_id).start(use_cloud_init=True if run_once else None, vm=run_once)
 
 
 @translated("stopping a VM")
@@ -308,7 +306,7 @@ def remove_disk(engine: Engine, disk_id: str, *, timeout: float = 300) -> bool:
 def create_worker_vm(engine: Engine, spec: VmSpec, *, vnic_profile_id: str | None = None) -> VmInfo:
     """Create a worker VM from ``spec`` (template or Blank with cloud-init) with one NIC.
 
-    Start it with start_vm(..., use_cloud_init=True) so the payload runs on first boot.
+    Start it with start_vm(..., cloud_init_script=...) so the payload runs on its first boot.
     """
     vm = create_vm(engine, spec)
     if vnic_profile_id:

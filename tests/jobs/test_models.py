@@ -254,22 +254,21 @@ def test_session_progress_weighs_each_vm_by_the_bytes_it_has_to_move():
     assert session_figures(session.pk)["progress"] == pytest.approx(41.7, abs=0.05)  # no sizes yet: equal
 
 
-def test_gfs_months_begin_at_local_midnight(settings):
-    from unittest import mock
-
+def test_gfs_months_begin_at_local_midnight(settings, datamover):
     from jobs.choices import RetentionKind
     from jobs.driver.retention import apply_job_retention
 
     settings.TIME_ZONE = "Europe/Berlin"
     _, _, (vm,) = factories.inventory(vm_names=("web1",))
-    job = factories.job(vms=[vm], retention_kind=RetentionKind.POINTS, retain=1, gfs_monthly=2)
+    repo = factories.repository()
+    repo.datamover_url, repo.token = datamover.url, datamover.token  # a doomed point would go
+    repo.save()
+    job = factories.job(vms=[vm], repository=repo, retention_kind=RetentionKind.POINTS, retain=1, gfs_monthly=2)
     utc = timezone.get_fixed_timezone(0)
-    october = factories.restore_point(vm, job.repository, datetime(2026, 10, 31, 10, 0, tzinfo=utc), job=job)
+    october = factories.restore_point(vm, repo, datetime(2026, 10, 31, 10, 0, tzinfo=utc), job=job)
     # 23:30 UTC on 31 October is 00:30 on 1 November in Berlin: November's restore point.
-    factories.restore_point(vm, job.repository, datetime(2026, 10, 31, 23, 30, tzinfo=utc), job=job)
-    with mock.patch("repositories.models.Repository.client", autospec=True) as client:
-        assert apply_job_retention(job) == []
-    client.assert_not_called()  # nothing doomed: no data mover call
+    factories.restore_point(vm, repo, datetime(2026, 10, 31, 23, 30, tzinfo=utc), job=job)
+    assert apply_job_retention(job) == []
     assert RestorePoint.objects.filter(pk=october.pk).exists()
 
 

@@ -28,10 +28,10 @@ def disk_index_of(work, checkpoint_id: str | None) -> DiskIndex:
                           blocks=list(raw.get("blocks") or []))
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"the worker returned no usable index for disk {work.disk.name}: {exc}") from None
-    expected = -(-index.size // index.block_size)
-    if len(index.blocks) != expected:
-        raise ManifestError(f"the worker's index of disk {work.disk.name} has {len(index.blocks)} "
-                            f"blocks, {expected} expected")
+    try:
+        index.check()
+    except ManifestError as exc:
+        raise ManifestError(f"the worker's index of disk {work.disk.name} is unusable: {exc}") from None
     return index
 
 

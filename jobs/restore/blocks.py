@@ -8,13 +8,13 @@ most ``window`` blocks are held at once, so memory stays near
 
 from __future__ import annotations
 
-import hmac
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from repositories.store import ChunkError, DiskIndex, block_digest, block_length, decode_chunk
+from repositories.store import ChunkError, DiskIndex, block_length, decode_named
+from repositories.store.patches import read_entry
 
 DEFAULT_THREADS = 4
 DEFAULT_WINDOW = 8
@@ -34,23 +34,21 @@ class Block:
 
 
 def _fetch(client, disk: DiskIndex, index: int, key) -> Block:
-    digest = disk.blocks[index]
-    data = decode_chunk(client.get_chunk(digest), key)
-    if len(data) != block_length(disk.size, index, disk.block_size):
-        raise ChunkError(f"block {index} of disk {disk.id} holds {len(data)} bytes, "
-                         f"expected {block_length(disk.size, index, disk.block_size)}")
-    # Check content against its name: a damaged or wrong chunk must never be
+    length = block_length(disk.size, index, disk.block_size)
+    # Every chunk is checked against its name: a damaged or wrong chunk must never be
     # written into a disk silently.
-    if not hmac.compare_digest(block_digest(data, key), digest):
-        raise ChunkError(f"chunk {digest} (block {index} of disk {disk.id}) does not match its name: "
-                         "the repository is damaged; verify it")
+    try:
+        data = read_entry(disk.blocks[index], length,
+                          lambda digest, size: decode_named(client.get_chunk(digest), digest, key, size))
+    except ChunkError as exc:
+        raise ChunkError(f"block {index} of disk {disk.id}: {exc}") from None
     return Block(index, index * disk.block_size, data)
 
 
 def read_blocks(client, disk: DiskIndex, key=None, *, threads: int = DEFAULT_THREADS,
                 window: int = DEFAULT_WINDOW) -> Iterator[Block]:
     """Yield every stored (non-zero) block of the disk in order; zero blocks are skipped."""
-    indexes = iter([i for i, digest in enumerate(disk.blocks) if digest is not None])
+    indexes = iter([i for i, entry in enumerate(disk.blocks) if entry is not None])
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as pool:
         pending: deque = deque()
         try:

@@ -11,6 +11,8 @@ from plugin.errors import EngineTimeout, WaitAborted
 T = TypeVar("T")
 
 FIRST_POLL = 0.025
+# Polls stay at FIRST_POLL this long before backing off.
+QUICK_SECONDS = 0.5
 MAX_POLL = 1.0
 
 ShouldStop = Callable[[], bool] | None
@@ -21,13 +23,15 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
              should_stop: ShouldStop = None) -> T:
     """Call ``fetch`` until ``done(result)``; the result, or EngineTimeout after ``timeout`` s.
 
-    Polls quickly at first (phases of small operations change within tens of
-    milliseconds, and a session makes several waits per VM) and backs off by
-    1.5× to every second: a long wait costs the engine a GET a second and
-    sees the change at most a second late (each VM of a session waits several times).
+    Polls every FIRST_POLL for the first QUICK_SECONDS (phases of small
+    operations change within tens of milliseconds, and each VM of a session
+    waits four times: backing off from the first poll made every wait see its
+    change up to 80 ms late), then backs off by 1.5× to every second: a long wait
+    costs the engine a GET a second and sees the change at most a second late.
     ``should_stop`` is asked between polls; when it says True, WaitAborted.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     interval = FIRST_POLL
     while True:
         result = fetch()
@@ -40,4 +44,5 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
             raise EngineTimeout(f"Gave up waiting for {what} after {timeout:g} s "
                                 f"(last seen: {describe(result)}).")
         time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, MAX_POLL)
+        if time.monotonic() - started >= QUICK_SECONDS:
+            interval = min(interval * 1.5, MAX_POLL)

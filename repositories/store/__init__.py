@@ -23,8 +23,10 @@ refuses a manifest that references a chunk it doesn't hold)::
     client.put_manifest(manifest)
 
 An incremental restore point starts from its parent's index and replaces the
-blocks that changed: ``incremental_disk(parent.disk(disk_id), size, {i: digest})``.
-Restore reads ``manifest.disks[n].blocks`` and ``decode_chunk(client.get_chunk(d), key)``.
+blocks that changed: ``incremental_disk(parent.disk(disk_id), size, {i: digest})``;
+a block changed in a few small ranges gets a *patched* entry instead (patches.py).
+Restore reads ``manifest.disks[n].blocks`` through ``patches.read_entry`` with
+``decode_named(client.get_chunk(d), d, key, length)``.
 
 Keys: ``derive_key(passphrase, kdf_parameters)`` (scrypt) gives a
 ``RepositoryKey``; ``unlock()`` also checks it against the repository's key
@@ -42,6 +44,7 @@ from repositories.store.chunks import (
     block_digest,
     check_chunk,
     decode_chunk,
+    decode_named,
     encode_chunk,
     encode_chunk_parts,
     is_digest,
@@ -82,7 +85,7 @@ __all__ = [
     "EncryptionParameters",
     "Immutable", "LocalBackend", "Manifest", "ManifestError", "MissingChunks", "NotARepository",
     "NotFound", "RepositoryKey", "RepositoryKeyError", "StoreError", "block_count",
-    "block_digest", "block_length", "build_manifest", "check_chunk", "decode_chunk",
+    "block_digest", "block_length", "build_manifest", "check_chunk", "decode_chunk", "decode_named",
     "derive_key", "encode_chunk", "encode_chunk_parts", "incremental_disk", "is_digest", "is_zero",
     "new_kdf_parameters", "parse_manifest", "serialize_manifest", "unlock", "verify_chunk",
 ]

@@ -160,6 +160,22 @@ def decode_chunk(blob: bytes | memoryview, key: RepositoryKey | bytes | None = N
     return bytes(_decode_checked(blob, flags, plain_size, key))
 
 
+def decode_named(blob: bytes | memoryview, digest: str, key: RepositoryKey | bytes | None = None,
+                 length: int | None = None) -> bytes:
+    """decode_chunk, then check the plain bytes against the chunk's name and, when given, length.
+
+    The CRC catches damage since the chunk was stored; only this catches a chunk
+    stored under a wrong name (the data mover trusts workers' names unless started
+    with --verify-content, and can't check encrypted chunks without the key).
+    """
+    data = decode_chunk(blob, key)
+    if length is not None and len(data) != length:
+        raise ChunkError(f"chunk {digest} holds {len(data)} bytes, {length} expected")
+    if not hmac.compare_digest(block_digest(data, key), digest):
+        raise ChunkError(f"chunk {digest} does not match its name: the repository is damaged; verify it")
+    return data
+
+
 def _decode_checked(blob: bytes | memoryview, flags: int, plain_size: int,
                     key: RepositoryKey | bytes | None) -> bytes | memoryview:
     # The framing and CRC are checked already: decode without copying a raw payload.

@@ -12,12 +12,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from repositories.store.chunks import BLOCK_SIZE, decode_chunk, encode_chunk, is_digest
+from repositories.store.chunks import BLOCK_SIZE, decode_chunk, encode_chunk
 from repositories.store.errors import ManifestError, RepositoryKeyError
 from repositories.store.keys import RepositoryKey, as_key
+from repositories.store.patches import Entry, check_entry, entry_digests, is_patched
 
 MANIFEST_FORMAT = "vbr-manifest"
-MANIFEST_VERSION = 1
+# Version 2 adds patched blocks; a manifest without one is still written as version 1,
+# which every reader understands.
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -51,24 +55,45 @@ class DiskIndex:
     format: str = "raw"
     checkpoint_id: str | None = None
     block_size: int = BLOCK_SIZE
-    blocks: list[str | None] = field(default_factory=list)
+    # Per block: a chunk id, None for zeros, or a patched block (see patches.py).
+    blocks: list[Entry] = field(default_factory=list)
 
     def __post_init__(self):
         if not self.blocks:
             self.blocks = [None] * block_count(self.size, self.block_size)
 
-    def set_block(self, index: int, digest: str | None) -> None:
-        """Record the chunk id (or None for zeros) of block ``index``."""
+    def set_block(self, index: int, entry: Entry) -> None:
+        """Record the chunk id (None for zeros, or a patched block) of block ``index``."""
         if not 0 <= index < len(self.blocks):
             raise ManifestError(f"block {index} is outside disk {self.id} of {self.size} bytes")
-        if digest is not None and not is_digest(digest):
-            raise ManifestError(f"bad chunk id {digest!r} for block {index} of disk {self.id}")
-        self.blocks[index] = digest
+        check_entry(entry, block_length(self.size, index, self.block_size),
+                    f"block {index} of disk {self.id}")
+        self.blocks[index] = entry
+
+    def check(self) -> None:
+        """ManifestError unless the index has one valid entry per block."""
+        if self.size < 0 or self.block_size <= 0:
+            raise ManifestError(f"disk {self.id} has a bad size or block size")
+        if len(self.blocks) != block_count(self.size, self.block_size):
+            raise ManifestError(
+                f"disk {self.id} of {self.size} bytes needs {block_count(self.size, self.block_size)} "
+                f"index entries, the manifest has {len(self.blocks)}"
+            )
+        for index, entry in enumerate(self.blocks):
+            check_entry(entry, block_length(self.size, index, self.block_size),
+                        f"block {index} of disk {self.id}")
+
+    def digests(self) -> set[str]:
+        """Every chunk id this disk needs."""
+        return {digest for entry in self.blocks for digest in entry_digests(entry)}
+
+    def patched_blocks(self) -> int:
+        return sum(1 for entry in self.blocks if is_patched(entry))
 
     def allocated_bytes(self) -> int:
         """Bytes of the disk held in chunks (zero blocks excluded)."""
         return sum(block_length(self.size, i, self.block_size)
-                   for i, digest in enumerate(self.blocks) if digest is not None)
+                   for i, entry in enumerate(self.blocks) if entry is not None)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "size": self.size, "format": self.format,
@@ -98,7 +123,7 @@ class Manifest:
 
     def digests(self) -> set[str]:
         """Every chunk id this restore point needs."""
-        return {digest for disk in self.disks for digest in disk.blocks if digest is not None}
+        return {digest for disk in self.disks for digest in disk.digests()}
 
     def disk(self, disk_id: str) -> DiskIndex:
         """The index of one disk by its id."""
@@ -133,7 +158,8 @@ class Manifest:
 
     def to_dict(self) -> dict:
         return {
-            "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "id": self.id,
+            "format": MANIFEST_FORMAT, "id": self.id,
+            "version": MANIFEST_VERSION if any(d.patched_blocks() for d in self.disks) else 1,
             "created": self.created.astimezone(UTC).isoformat(), "type": self.type,
             "parent": self.parent, "vm": {"id": self.vm_id, "name": self.vm_name},
             "ovf": self.ovf, "sealed_ovf": self.sealed_ovf, "labels": self.labels,
@@ -172,7 +198,7 @@ def build_manifest(manifest_id: str, vm_id: str, disks: list[DiskIndex], *, vm_n
 
 
 def incremental_disk(previous: DiskIndex, size: int | None = None,
-                     changes: dict[int, str | None] | None = None,
+                     changes: dict[int, Entry] | None = None,
                      checkpoint_id: str | None = None) -> DiskIndex:
     """A copy of the previous index with changed blocks replaced.
 
@@ -199,16 +225,7 @@ def _parse_disk(raw: dict) -> DiskIndex:
     disk = DiskIndex(id=str(raw["id"]), size=int(raw["size"]), name=raw.get("name", ""),
                      format=raw.get("format", "raw"), checkpoint_id=raw.get("checkpoint_id"),
                      block_size=int(raw.get("block_size", BLOCK_SIZE)), blocks=list(raw["blocks"]))
-    if disk.size < 0 or disk.block_size <= 0:
-        raise ManifestError(f"disk {disk.id} has a bad size or block size")
-    if len(disk.blocks) != block_count(disk.size, disk.block_size):
-        raise ManifestError(
-            f"disk {disk.id} of {disk.size} bytes needs {block_count(disk.size, disk.block_size)} "
-            f"index entries, the manifest has {len(disk.blocks)}"
-        )
-    for digest in disk.blocks:
-        if digest is not None and not is_digest(digest):
-            raise ManifestError(f"disk {disk.id} has a bad chunk id {digest!r}")
+    disk.check()
     return disk
 
 
@@ -218,7 +235,7 @@ def parse_manifest(data: bytes | str | dict) -> Manifest:
         raw = data if isinstance(data, dict) else json.loads(data)
         if raw.get("format") != MANIFEST_FORMAT:
             raise ManifestError("not a manifest (format is not vbr-manifest)")
-        if raw.get("version") != MANIFEST_VERSION:
+        if raw.get("version") not in READABLE_VERSIONS:
             raise ManifestError(f"manifest version {raw.get('version')} is not supported")
         manifest = Manifest(
             id=check_manifest_id(raw["id"]), vm_id=str(raw["vm"]["id"]),

@@ -174,17 +174,24 @@ def session_log(session) -> str:
 
 def export_disk(repository, manifest_id: str, disk_id: str, target: Path) -> Path:
     """A restore point's disk read back from the repository into a raw file (manifest + chunks)."""
-    from repositories.store import decode_chunk
+    from repositories.store import block_length, decode_chunk
+    from repositories.store.patches import read_entry
 
     with repository.client() as client:
         manifest = client.get_manifest(manifest_id)
         disk = manifest.disk(disk_id)
+
+        def read(digest: str, length: int) -> bytes:
+            data = decode_chunk(client.get_chunk(digest), repository.repository_key())
+            assert len(data) == length, f"chunk {digest}: {len(data)} bytes, {length} expected"
+            return data
+
         with open(target, "wb") as f:
             f.truncate(disk.size)
-            for index, digest in enumerate(disk.blocks):
-                if digest is not None:
+            for index, entry in enumerate(disk.blocks):
+                if entry is not None:
                     f.seek(index * disk.block_size)
-                    f.write(decode_chunk(client.get_chunk(digest), repository.repository_key()))
+                    f.write(read_entry(entry, block_length(disk.size, index, disk.block_size), read))
     return target
 
 

@@ -50,3 +50,30 @@ def test_credentials_must_be_https_and_pem_and_hide_the_password():
     with pytest.raises(EngineError, match="PEM"):
         ovirt.ManagerCredentials("https://e/ovirt-engine/api", "a", "p", ca_pem="garbage").validate()
     assert "s3cret" not in repr(creds)
+
+
+def test_waiting_polls_quickly_at_first_then_backs_off_to_a_second(monkeypatch):
+    from plugin.engine import waiting
+
+    class Clock:
+        now, sleeps = 0.0, []
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.sleeps.append(round(seconds, 4))
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(waiting, "time", clock)
+    with pytest.raises(EngineTimeout):
+        wait_for(lambda: "locked", lambda s: False, timeout=30, what="x")
+    quick = [s for s in clock.sleeps if s == waiting.FIRST_POLL]
+    # Every poll of the first half second is a quick one: a phase that changes within
+    # tens of milliseconds is seen within one of them ...
+    assert len(quick) == int(waiting.QUICK_SECONDS / waiting.FIRST_POLL)
+    assert clock.sleeps[:len(quick)] == quick
+    # ... then the polls thin out to one a second.
+    later = clock.sleeps[len(quick):-1]
+    assert later == sorted(later) and later[-1] == waiting.MAX_POLL

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from repositories.store import BLOCK_SIZE, block_digest, decode_chunk, is_zero
+from repositories.store.patches import read_entry
 from tests.workers.conftest import MIB, blocks_of, raw_image
 from workers.runtime import (
     Cancelled,
@@ -133,13 +134,46 @@ def test_an_incremental_reads_only_the_dirty_blocks(plane, mover, tmp_path):
     full = full_backup(plane, mover, volume)
     plane.dp.add_bitmap(volume, "checkpoint-1")
     plane.dp.guest_write(volume, "cow", 7 * MIB + 4096, MIB, seed=99)
-    _, url = plane.transfer(volume, "download", size=SIZE, dirty_bitmap="checkpoint-1")
+    # The guest zeroes 128 KiB of block 3 (a patch of zeros, no chunk) ...
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -z {12 * MIB} {128 * 1024}", str(volume)],
+                   check=True, capture_output=True)
+    # ... and rewrites block 4 nearly whole (read whole again).
+    plane.dp.guest_write(volume, "cow", 16 * MIB, 3 * MIB, seed=98)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE, dirty_bitmap="checkpoint-1")
     with mover.client() as client:
         result = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None,
                              disk_id="disk-1", base=full.index, monitor=NullMonitor())
+    plane.dp.close_transfer(transfer_id)
     assert result.figures["extents_context"] == "dirty"
-    assert result.figures["bytes_read"] == 2 * BLOCK_SIZE  # the write spans blocks 1 and 2
-    assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "inc.raw"))
+    # The write spans blocks 1 and 2: only its dirty ranges (64 KiB granules) are read,
+    # and stored as patches over the full's blocks.
+    assert result.figures["bytes_read"] == MIB + 64 * 1024 + 128 * 1024 + BLOCK_SIZE
+    assert result.figures["blocks_patched"] == 3
+    patched_blocks = {b: e for b, e in enumerate(result.index.blocks) if isinstance(e, dict)}
+    assert sorted(patched_blocks) == [1, 2, 3]
+    assert patched_blocks[3]["patches"] == [[0, 128 * 1024, None]]
+    image = raw_image(volume, "cow", tmp_path / "inc.raw")
+    assert_index_reads_back(result.index, image, mover.store())
+    # The worker's restore composes the patched blocks back into the same disk.
+    target = plane.disk("incremental-target", SIZE)
+    transfer_id, url = plane.transfer(target, "upload", size=SIZE)
+    with mover.client() as client:
+        restore_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None, result.index,
+                     monitor=NullMonitor())
+    plane.dp.close_transfer(transfer_id)
+    assert raw_image(target, "cow", tmp_path / "restored.raw") == image
+
+
+def assert_index_reads_back(index, image: bytes, store):
+    def read(digest, length):
+        data = decode_chunk(store.get_chunk(digest))
+        assert len(data) == length and block_digest(data) == digest
+        return data
+
+    assert index.size == len(image)
+    for number, block in enumerate(blocks_of(image)):
+        data = read_entry(index.blocks[number], len(block), read)
+        assert (data or bytes(len(block))) == block, f"block {number}"
 
 
 def test_a_dropped_imageio_connection_is_retried_without_damage(plane, mover, tmp_path):

@@ -6,7 +6,8 @@ report to a Monitor (progress, cancellation) from the calling thread only, so
 the Django task that calls them may write the database there.
 """
 
-from workers.runtime.backup import BackupResult, backup_disk, block_runs, disk_size
+from workers.runtime.backup import BackupResult, backup_disk, disk_size
+from workers.runtime.backup_plan import block_runs
 from workers.runtime.common import Cancelled, Monitor, MoverError, NullMonitor
 from workers.runtime.imageio import (
     ImageioClient,

@@ -3,19 +3,20 @@
 Zero blocks are never written: consecutive zero blocks become one
 ``PATCH {"op": "zero"}``, and ranges the target already reads as zero (a new
 sparse disk) are left alone. Data blocks are fetched, decoded and checked
-against their name (SHA-256, or the keyed hash), then written with ``PUT`` + ``Content-Range`` over
+against their name (SHA-256, or the keyed hash), patched blocks composed from
+their chunks (repositories/store/patches.py), then written with ``PUT`` + ``Content-Range`` over
 several keep-alive connections, without a flush per request; one flush at the
 end makes them durable.
 """
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Iterator
 
-from repositories.store import BLOCK_SIZE, DiskIndex, block_digest, block_length, decode_chunk
+from repositories.store import BLOCK_SIZE, DiskIndex, block_length, decode_named
 from repositories.store.errors import ChunkError
+from repositories.store.patches import read_entry
 from vbrsite.heap import keep_block_buffers
 from workers.runtime.backup import disk_size
 from workers.runtime.common import (
@@ -33,8 +34,8 @@ from workers.runtime.imageio import ImageioClient, ImageioError
 def zero_runs(index: DiskIndex) -> list[tuple[int, int]]:
     """Byte ranges (offset, length) of consecutive zero blocks, coalesced."""
     runs: list[tuple[int, int]] = []
-    for block, digest in enumerate(index.blocks):
-        if digest is not None:
+    for block, entry in enumerate(index.blocks):
+        if entry is not None:
             continue
         offset, length = block * index.block_size, block_length(index.size, block, index.block_size)
         if runs and runs[-1][0] + runs[-1][1] == offset:
@@ -75,7 +76,7 @@ class _DiskRestore:
         self.target, self.mover, self.key, self.index = target, mover, key, index
         self.throttle = throttle
         self.counters = counters
-        self._blocks: Iterator[int] = (i for i, d in enumerate(index.blocks) if d is not None)
+        self._blocks: Iterator[int] = (i for i, entry in enumerate(index.blocks) if entry is not None)
         self._lock = threading.Lock()
 
     def _next(self) -> int | None:
@@ -92,23 +93,21 @@ class _DiskRestore:
             self.counters.add(retried_requests=connection.retried)
 
     def _restore(self, connection, block: int) -> None:
-        digest = self.index.blocks[block]
-        blob = self.mover.get_chunk(digest)
+        received = 0
+
+        def read(digest: str, length: int) -> bytes:
+            nonlocal received
+            blob = self.mover.get_chunk(digest)
+            received += len(blob)
+            return decode_named(blob, digest, self.key, length)
+
         try:
-            data = decode_chunk(blob, self.key)
+            data = read_entry(self.index.blocks[block],
+                              block_length(self.index.size, block, self.index.block_size), read)
         except ChunkError as exc:
-            raise MoverError(f"chunk {digest} of block {block} is damaged: {exc}") from None
-        # The CRC above catches damage since the chunk was stored; only this catches a
-        # chunk stored under a wrong name: the data mover trusts workers' names unless
-        # started with --verify-content, and can't check encrypted chunks without the key.
-        if not hmac.compare_digest(block_digest(data, self.key), digest):
-            raise MoverError(f"chunk {digest} of block {block} does not match its name: "
-                             "the repository is damaged; verify it")
-        expected = block_length(self.index.size, block, self.index.block_size)
-        if len(data) != expected:
-            raise MoverError(f"chunk {digest} holds {len(data)} bytes, block {block} has {expected}")
+            raise MoverError(f"block {block} can't be restored: {exc}") from None
         connection.write(block * self.index.block_size, data)
-        self.counters.add(bytes_received=len(blob), bytes_written=len(data),
+        self.counters.add(bytes_received=received, bytes_written=len(data),
                           bytes_done=len(data), blocks_written=1)
 
 

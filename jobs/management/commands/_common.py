@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 from jobs import services
 from jobs.choices import SessionState
 from jobs.models import Session
+from jobs.restore.terminal import clock
 
 QUEUED_HINT_SECONDS = 15
 EXIT_CODES = {SessionState.SUCCESS: 0, SessionState.WARNING: 2}
@@ -38,7 +39,7 @@ def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
         for line in lines:
             if tty:
                 stdout.write("\r\033[K", ending="")
-            stdout.write(f"{line.time:%H:%M:%S} {line.level:7} {line.message}")
+            stdout.write(f"{clock(line.time)} {line.level:7} {line.message}")
             last_line = line.pk
         if session.progress != shown or lines:
             shown = session.progress

@@ -1,6 +1,7 @@
 """The jobs commands: create_job, list_restore_points, cancel_session, apply_retention, run_job --wait."""
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -10,7 +11,7 @@ from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
 from jobs.choices import ScheduleKind, SessionState, VmSelection
-from jobs.management.commands._common import follow_session
+from jobs.management.commands._common import follow_session, quiet_task_queue
 from jobs.models import BackupJob, RestorePoint, Session, VmLock
 from jobs.restore.terminal import wait_for_session
 from tests.jobs import factories
@@ -155,3 +156,21 @@ def test_run_job_wait_exits_2_when_a_vm_is_skipped_because_it_is_busy(stack, cap
     assert session.state == SessionState.WARNING
     assert f"already being backed up by session {holder.pk}" in session_log(session)
     assert "Session" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["run_job", "nightly"], ["backup_vm", "web1", "--repository", "repo1"]])
+def test_queueing_a_session_leaves_stderr_empty(setup, transactional_db, caplog, args):
+    factories.job("nightly", vms=setup["vms"][:1], repository=setup["repo"])
+    call_command(*args)  # committed for real, so the session is sent to the runner's queue
+    assert Session.objects.get().task_id  # sent all the same
+    assert [r.getMessage() for r in caplog.records if r.name == "django-q"] == []  # no "Enqueued [control] ..."
+
+
+def test_the_quiet_queue_keeps_warnings_and_leaves_the_runners_logging_as_it_was(caplog):
+    queue = logging.getLogger("django-q")
+    with quiet_task_queue():
+        queue.info("Enqueued [control] 1")
+        queue.warning("the broker did not answer")
+    queue.info("Process-1 processing [session-1]")
+    assert [r.getMessage() for r in caplog.records if r.name == "django-q"] == [
+        "the broker did not answer", "Process-1 processing [session-1]"]

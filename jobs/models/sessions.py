@@ -135,12 +135,20 @@ class Session(Figures):
         return self.cancel_requested
 
     def request_cancel(self) -> bool:
-        """Ask the session to stop; a queued one ends at once. False if it had ended already."""
+        """Ask the session to stop; a queued one ends at once. False if it had ended already.
+
+        A queued session never reaches its driver (``start()`` finds it cancelled), so the
+        mail the driver sends at a session's end is sent here, by whoever won the update.
+        """
         now = timezone.now()
         if Session.objects.filter(pk=self.pk, state=SessionState.PENDING).update(
-                state=SessionState.CANCELLED, cancel_requested=True, finished=now):
+                state=SessionState.CANCELLED, cancel_requested=True, finished=now,
+                summary="Cancelled while queued: nothing ran."):
             self.log("Cancelled before it started.", LogLevel.WARNING)
             self.refresh_from_db()
+            from jobs.notifications import notify_session_end
+
+            notify_session_end(self)
             return True
         updated = Session.objects.filter(pk=self.pk, state=SessionState.RUNNING).update(cancel_requested=True)
         if updated:

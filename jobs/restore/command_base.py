@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from jobs.choices import SessionState
+from jobs.management.commands._common import QueueingCommand
 from jobs.restore.points import RestoreError
 from jobs.restore.requests import RestoreRequest, submit_restore
 from jobs.restore.terminal import wait_for_session
 
 
-class RestoreCommand(BaseCommand):
+class RestoreCommand(QueueingCommand):
     """A command that submits one restore session; ``--wait`` follows it to its end."""
 
     def add_wait_argument(self, parser) -> None:

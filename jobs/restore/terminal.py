@@ -1,10 +1,24 @@
-"""A progress line for the restore commands: a bar on a terminal, a few lines otherwise."""
+"""What the commands print: a progress line (a bar on a terminal, a few lines otherwise) and times."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
+
+from django.utils import timezone
 
 MIB = 1024 * 1024
+
+
+def clock(when: datetime) -> str:
+    """``10:42:07+02:00``: the time of day the pages show (the server's time zone, VBR_TIME_ZONE),
+    with its offset, so a script reading the output can't take it for UTC or its own zone."""
+    return timezone.localtime(when).isoformat(timespec="seconds").partition("T")[2]
+
+
+def stamp(when: datetime) -> str:
+    """``2025-03-30 10:42:07+02:00``: a date and time as ``clock`` gives the time."""
+    return timezone.localtime(when).isoformat(sep=" ", timespec="seconds")
 
 
 class ProgressLine:
@@ -72,7 +86,7 @@ def wait_for_session(session, stream, poll: float = 1.0, queued_hint_after: floa
             if line.tty:
                 stream.write("")
             for entry in logs:
-                stream.write(f"  {entry.time:%H:%M:%S} {entry.level:<7} {entry.message}")
+                stream.write(f"  {clock(entry.time)} {entry.level:<7} {entry.message}")
             seen_logs += len(logs)
         if session.state in TERMINAL_STATES:
             line.done()

@@ -1,14 +1,19 @@
 """The jobs commands: create_job, list_restore_points, cancel_session, apply_retention, run_job --wait."""
 
 import json
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
 from jobs.choices import ScheduleKind, SessionState, VmSelection
+from jobs.management.commands._common import follow_session, quiet_task_queue
 from jobs.models import BackupJob, RestorePoint, Session, VmLock
+from jobs.restore.terminal import wait_for_session
 from tests.jobs import factories
 from tests.jobs.conftest import session_log
 
@@ -17,6 +22,11 @@ from tests.jobs.conftest import session_log
 def setup(db):
     manager, cluster, vms = factories.inventory()
     return {"vms": vms, "cluster": cluster, "repo": factories.repository()}
+
+
+# The pages show times in VBR_TIME_ZONE; one without summer time keeps the expected text fixed.
+LOCAL_ZONE = "Asia/Kolkata"
+A_MORNING = datetime(2025, 1, 15, 9, 30, 5, tzinfo=UTC)  # 15:00:05+05:30 there
 
 
 def test_create_job_with_vms_tag_or_cluster(setup, capsys):
@@ -68,6 +78,25 @@ def test_list_restore_points_json_has_exactly_the_promised_keys_oldest_first(set
     assert "web1" in capsys.readouterr().out
 
 
+def test_list_restore_points_shows_the_pages_time_zone_and_json_stays_utc(setup, settings, capsys):
+    settings.TIME_ZONE = LOCAL_ZONE
+    factories.restore_point(setup["vms"][0], setup["repo"], A_MORNING)
+    call_command("list_restore_points")
+    assert "2025-01-15 15:00:05+05:30" in capsys.readouterr().out
+    call_command("list_restore_points", "--json")
+    assert json.loads(capsys.readouterr().out)[0]["time"] == "2025-01-15T09:30:05+00:00"
+
+
+@pytest.mark.parametrize("follow", [follow_session, wait_for_session])
+def test_wait_prints_log_times_in_the_pages_time_zone_with_the_offset(db, settings, follow):
+    settings.TIME_ZONE = LOCAL_ZONE
+    session = Session.objects.create(name="s", state=SessionState.SUCCESS, summary="1 VM(s): 1 success")
+    session.log_lines.create(time=A_MORNING, message="Backup of web1 started.")
+    out = StringIO()
+    follow(session, OutputWrapper(out))
+    assert "15:00:05+05:30 info" in out.getvalue() and "09:30" not in out.getvalue()
+
+
 def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
     session = Session.objects.create(name="s")
     call_command("cancel_session", str(session.pk))
@@ -79,9 +108,10 @@ def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
 
 
 @pytest.mark.integration
-def test_apply_retention_deletes_manifests_then_rows_and_keeps_the_newest(setup, datamover, capsys):
+def test_apply_retention_deletes_manifests_then_rows_and_keeps_the_newest(setup, datamover, settings, capsys):
     from repositories.store import DiskIndex, build_manifest
 
+    settings.TIME_ZONE = LOCAL_ZONE
     repo = setup["repo"]
     repo.datamover_url, repo.token = datamover.url, datamover.token
     repo.save()
@@ -95,7 +125,9 @@ def test_apply_retention_deletes_manifests_then_rows_and_keeps_the_newest(setup,
             client.put_manifest(manifest)
             factories.restore_point(setup["vms"][0], repo, when, job=job, manifest_id=manifest.id)
     call_command("apply_retention", "keep2")
-    assert "2 restore point(s) deleted" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 restore point(s) deleted" in out
+    assert out.count("+05:30)") == 2  # the deleted points' times, in the pages' time zone
     assert sorted(RestorePoint.objects.values_list("manifest_id", flat=True)) == ["rp-keep2-0", "rp-keep2-1"]
     with repo.client() as client:
         assert sorted(m["id"] for m in client.list_manifests()) == ["rp-keep2-0", "rp-keep2-1"]
@@ -124,3 +156,21 @@ def test_run_job_wait_exits_2_when_a_vm_is_skipped_because_it_is_busy(stack, cap
     assert session.state == SessionState.WARNING
     assert f"already being backed up by session {holder.pk}" in session_log(session)
     assert "Session" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["run_job", "nightly"], ["backup_vm", "web1", "--repository", "repo1"]])
+def test_queueing_a_session_leaves_stderr_empty(setup, transactional_db, caplog, args):
+    factories.job("nightly", vms=setup["vms"][:1], repository=setup["repo"])
+    call_command(*args)  # committed for real, so the session is sent to the runner's queue
+    assert Session.objects.get().task_id  # sent all the same
+    assert [r.getMessage() for r in caplog.records if r.name == "django-q"] == []  # no "Enqueued [control] ..."
+
+
+def test_the_quiet_queue_keeps_warnings_and_leaves_the_runners_logging_as_it_was(caplog):
+    queue = logging.getLogger("django-q")
+    with quiet_task_queue():
+        queue.info("Enqueued [control] 1")
+        queue.warning("the broker did not answer")
+    queue.info("Process-1 processing [session-1]")
+    assert [r.getMessage() for r in caplog.records if r.name == "django-q"] == [
+        "the broker did not answer", "Process-1 processing [session-1]"]

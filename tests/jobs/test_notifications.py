@@ -102,3 +102,19 @@ def test_a_driver_that_ends_after_reconcile_failed_its_session_doesnt_overwrite_
     session.refresh_from_db()
     assert session.state == SessionState.FAILED and mailoutbox == []
     assert "after reconcile had failed this session" in session.log_lines.last().message
+
+
+def test_a_session_cancelled_while_queued_is_mailed_once_even_if_its_driver_starts_later(mailoutbox):
+    from django.core.management import call_command
+
+    from jobs.driver.backup_session import drive
+
+    job = factories.job(notification_address="ops@example.org")
+    session = Session.objects.create(job=job, name=job.name)
+
+    call_command("cancel_session", str(session.pk))
+    assert "not started again" in drive(session.pk)  # its task was already in the queue
+
+    [mail] = mailoutbox
+    assert mail.to == ["ops@example.org"] and mail.subject == f"[backup] {job.name}: Cancelled"
+    assert f"session {session.pk} ended cancelled." in mail.body and "Cancelled while queued" in mail.body

@@ -1,15 +1,19 @@
-"""Helpers shared by the jobs commands: lookups as CommandErrors, and following a session."""
+"""Helpers shared by the jobs commands: lookups as CommandErrors, a quiet queue, following a session."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from jobs import services
 from jobs.choices import SessionState
 from jobs.models import Session
+from jobs.restore.terminal import clock
 
 QUEUED_HINT_SECONDS = 15
 EXIT_CODES = {SessionState.SUCCESS: 0, SessionState.WARNING: 2}
@@ -21,6 +25,32 @@ def lookup(function, *args):
         return function(*args)
     except services.LookupError_ as exc:
         raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def quiet_task_queue() -> Iterator[None]:
+    """Keep django-q2's INFO lines ("Enqueued [control] ...") off a command's stderr.
+
+    Scripts take anything on stderr for an error. Its warnings and errors still show, and
+    so does everything at VBR_LOG_LEVEL=DEBUG; the runners are other processes and keep
+    their logs.
+    """
+    logger = logging.getLogger("django-q")  # the name django_q.conf logs under
+    level = logger.level
+    if logging.DEBUG < logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class QueueingCommand(BaseCommand):
+    """A command that sends work to a runner (a session): nothing on stderr when all goes well."""
+
+    def execute(self, *args, **options):
+        with quiet_task_queue():
+            return super().execute(*args, **options)
 
 
 def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
@@ -38,7 +68,7 @@ def follow_session(session: Session, stdout, poll: float = 1.0) -> int:
         for line in lines:
             if tty:
                 stdout.write("\r\033[K", ending="")
-            stdout.write(f"{line.time:%H:%M:%S} {line.level:7} {line.message}")
+            stdout.write(f"{clock(line.time)} {line.level:7} {line.message}")
             last_line = line.pk
         if session.progress != shown or lines:
             shown = session.progress

@@ -7,6 +7,7 @@ from jobs.choices import LogLevel
 from jobs.driver.retention import apply_job_retention
 from jobs.management.commands._common import lookup
 from jobs.models import BackupJob
+from jobs.restore.terminal import stamp
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             total += len(deleted)
             for point in deleted:
                 self.stdout.write(f"{each.name}: deleted {point.manifest_id} of {point.vm_name} "
-                                  f"({point.time:%Y-%m-%d %H:%M})")
+                                  f"({stamp(point.time)})")
         self.stdout.write(f"{total} restore point(s) deleted.")
         if kept:
             raise CommandError(f"{len(kept)} restore point(s) the policy lets go could not be deleted (above)")

@@ -1,12 +1,10 @@
 """Back up one VM outside any job."""
 
-from django.core.management.base import BaseCommand
-
 from jobs import services
-from jobs.management.commands._common import follow_session, lookup
+from jobs.management.commands._common import QueueingCommand, follow_session, lookup
 
 
-class Command(BaseCommand):
+class Command(QueueingCommand):
     help = "Back up one VM to a repository now (--wait: show progress; exit 0 success, 2 warning, 1 failed)."
 
     def add_arguments(self, parser):

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from jobs import services
 from jobs.management.commands._common import lookup
 from jobs.models import RestorePoint
+from jobs.restore.terminal import stamp
 
 
 class Command(BaseCommand):
@@ -21,11 +22,10 @@ class Command(BaseCommand):
         if vm:
             found = lookup(services.find_vm, vm)
             points = points.filter(vm_engine_id=found.engine_id)
-        records = [p.as_json() for p in points]
         if options["json"]:
-            self.stdout.write(json.dumps(records, indent=2))
+            self.stdout.write(json.dumps([p.as_json() for p in points], indent=2))
             return
         self.stdout.write(f"{'ID':>6} {'VM':24} {'TIME':25} {'TYPE':11} {'STATE':9} {'REPOSITORY':16} DISKS")
-        for r in records:
-            self.stdout.write(f"{r['id']:>6} {r['vm'][:24]:24} {r['time'][:25]:25} {r['type']:11} "
-                              f"{r['state']:9} {r['repository'][:16]:16} {len(r['disks'])}")
+        for p in points:  # the time as the pages show it (the JSON keeps ISO 8601 in UTC)
+            self.stdout.write(f"{p.pk:>6} {p.vm_name[:24]:24} {stamp(p.time):25} {p.type:11} "
+                              f"{p.state:9} {p.repository.name[:16]:16} {len(p.disks)}")

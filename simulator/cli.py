@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _state_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8443, help="0 picks a free port")
-    serve.add_argument("--seed", default="demo", help="demo, small or inventory:N")
+    serve.add_argument("--seed", default="demo", help="demo, small, two-dc or inventory:N")
     serve.add_argument("--password", help="admin@internal's password (random on first start)")
     serve.add_argument("--delay", type=float, default=0.5,
                        help="seconds that long operations (snapshots, transfers) take")

@@ -1,4 +1,4 @@
-"""Seeds: the model a fresh state directory starts with (`demo`, `small`, `inventory:N`).
+"""Seeds: the model a fresh state directory starts with (`demo`, `small`, `two-dc`, `inventory:N`).
 
 Ids are derived from the seed's names, so two fresh starts of one seed agree. Disk contents are
 generated deterministically by the data plane (a mix of zero, compressible and random data),
@@ -24,10 +24,10 @@ def stable_id(*names) -> str:
 
 
 def parse_seed(seed: str) -> tuple[str, int]:
-    """('demo'|'small'|'inventory', N); ValueError with what to write otherwise."""
-    match = re.fullmatch(r"(demo|small)|inventory:(\d+)", seed)
+    """('demo'|'small'|'two-dc'|'inventory', N); ValueError with what to write otherwise."""
+    match = re.fullmatch(r"(demo|small|two-dc)|inventory:(\d+)", seed)
     if match is None:
-        raise ValueError(f"Unknown seed '{seed}'; use demo, small or inventory:N.")
+        raise ValueError(f"Unknown seed '{seed}'; use demo, small, two-dc or inventory:N.")
     if match.group(1):
         return match.group(1), 0
     return "inventory", int(match.group(2))
@@ -41,6 +41,9 @@ def apply_seed(engine: Engine, seed: str) -> None:
         _demo_vms(engine)
     elif name == "small":
         _small_vms(engine)
+    elif name == "two-dc":
+        _small_vms(engine)
+        _remote_data_center(engine)
     else:
         _inventory_vms(engine, count)
     engine.store.meta["seed"] = seed
@@ -82,8 +85,12 @@ def _infrastructure(engine: Engine, two_clusters: bool) -> None:
 
 def _vm(engine: Engine, name: str, cluster: str, status: str, disks: list[tuple],
         cpus: int = 1, memory: int = 2 * GiB, os: str = "rhel_8x64", tags=(),
-        materialize: bool = True) -> dict:
-    """A VM with a NIC and disks given as (alias, format, size, allocated_fraction)."""
+        materialize: bool = True, domains=("data1", "data2"),
+        profile: str = stable_id("profile", "ovirtmgmt")) -> dict:
+    """A VM with a NIC and disks given as (alias, format, size, allocated_fraction).
+
+    Its disks alternate between the storage domains named in ``domains``.
+    """
     hosts = [h for h in engine.store["hosts"].values() if h["cluster"] == stable_id("cluster",
                                                                                     cluster)]
     vm = new_vm(engine, name, stable_id("cluster", cluster), id=stable_id("vm", name),
@@ -95,9 +102,9 @@ def _vm(engine: Engine, name: str, cluster: str, status: str, disks: list[tuple]
     vm["nics"].append({"id": stable_id("nic", name), "name": "nic1", "interface": "virtio",
                        "mac": f"{MAC_PREFIX}:{(seq >> 16) & 255:02x}:{(seq >> 8) & 255:02x}:"
                               f"{seq & 255:02x}",
-                       "vnic_profile": stable_id("profile", "ovirtmgmt")})
+                       "vnic_profile": profile})
     for index, (alias, fmt, size, fraction) in enumerate(disks):
-        sd = stable_id("sd", "data1" if index % 2 == 0 else "data2")
+        sd = stable_id("sd", domains[index % len(domains)])
         disk = new_disk(engine, alias, sd, size, fmt, id=stable_id("disk", alias))
         disk["volumes"][0]["id"] = stable_id("volume", alias)
         disk["volumes"][0]["seed"] = {"seed": int(stable_id("s", alias)[:8], 16),
@@ -129,6 +136,25 @@ def _small_vms(engine: Engine) -> None:
         ("small-vm1_os", "cow", 64 * MiB, 0.5), ("small-vm1_data", "raw", 128 * MiB, 0.25)])
     _vm(engine, "small-vm2", "Default", "down", [
         ("small-vm2_os", "cow", 256 * MiB, 0.125), ("small-vm2_data", "cow", 64 * MiB, 0.5)])
+
+
+def _remote_data_center(engine: Engine) -> None:
+    """A second data center, Remote, with a cluster, a host, a storage domain, its own
+    ovirtmgmt and a VM: what a disk or network of one data center can't be used from the other."""
+    dc = _add(engine, "datacenters", {"id": stable_id("dc", "Remote"), "name": "Remote",
+                                      "description": "A second data center"})
+    cluster = _add(engine, "clusters", {"id": stable_id("cluster", "Remote"), "name": "Remote",
+                                        "data_center": dc})
+    _add(engine, "hosts", {"id": stable_id("host", "remote-host1"), "name": "remote-host1",
+                           "address": engine.host, "cluster": cluster})
+    _add(engine, "storagedomains", {"id": stable_id("sd", "remote1"), "name": "remote1",
+                                    "data_center": dc, "capacity": 2048 * GiB, "master": True})
+    net = _add(engine, "networks", {"id": stable_id("net", "Remote", "ovirtmgmt"), "name": "ovirtmgmt",
+                                    "data_center": dc, "vlan": None})
+    profile = _add(engine, "vnicprofiles", {"id": stable_id("profile", "Remote", "ovirtmgmt"),
+                                            "name": "ovirtmgmt", "network": net})
+    _vm(engine, "remote-vm1", "Remote", "down", [("remote-vm1_os", "cow", 64 * MiB, 0.25)],
+        domains=("remote1",), profile=profile)
 
 
 def _inventory_vms(engine: Engine, count: int) -> None:

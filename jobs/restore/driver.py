@@ -21,6 +21,7 @@ from jobs.models import Session, TaskSession, VmLock
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
+from jobs.restore.placement import Placement, check_vm_takes_disks
 from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun, pulse
@@ -128,23 +129,36 @@ def restore_disks(run: RestoreRun) -> str:
     request, engine = run.request, run.engine
     target_vm = targets.vm(engine, request.vm) if request.vm else None
     config = _ovf_or_none(run)
-    jobs = []
-    for disk_id in request.disks:
-        index = manifest_disk(run.manifest, disk_id)
-        ovf_disk = config.disks.get(disk_id) if config else None
-        domain = (targets.storage_domain(engine, request.storage_domain).id if request.storage_domain
-                  else source_domain(run, disk_id))
-        name = f"{(ovf_disk.alias if ovf_disk else '') or index.name or disk_id[:8]}_restored"
-        jobs.append(disk_job(run, index, ovf_disk, domain, name))
+    placement = Placement.for_vm(engine, target_vm) if target_vm else Placement.floating(engine)
+    jobs = [_disk_job(run, disk_id, config, placement) for disk_id in request.disks]
+    if target_vm is not None:
+        # Before anything is created: the engine would refuse the attach only after the upload.
+        check_vm_takes_disks(target_vm, {job.name: _interface(config, job.source.id) for job in jobs})
     create_disks(run, jobs)
     upload_disks(run, jobs, _cluster_row(run, target_vm))
     if target_vm is None:
         return f"Restored {len(jobs)} disk(s) as floating disks: " + ", ".join(j.name for j in jobs) + "."
     for job in jobs:
-        ovf_disk = config.disks.get(job.source.id) if config else None
-        ovirt.attach_disk(engine, target_vm.id, job.disk_id,
-                          interface=ovf_disk.interface if ovf_disk else "virtio_scsi", bootable=False)
+        ovirt.attach_disk(engine, target_vm.id, job.disk_id, interface=_interface(config, job.source.id),
+                          bootable=False)
     return f"Restored {len(jobs)} disk(s) and attached them to VM {target_vm.name}."
+
+
+def _disk_job(run: RestoreRun, disk_id: str, config, placement: Placement):
+    """The disk to make for source disk ``disk_id``, on a storage domain ``placement`` can use."""
+    index = manifest_disk(run.manifest, disk_id)
+    ovf_disk = config.disks.get(disk_id) if config else None
+    source_name = (ovf_disk.alias if ovf_disk else "") or index.name or disk_id[:8]
+    chosen = run.request.storage_domain
+    domain = (placement.chosen(chosen) if chosen
+              else placement.source(source_domain(run, disk_id, placement), source_name))
+    return disk_job(run, index, ovf_disk, domain, f"{source_name}_restored")
+
+
+def _interface(config, disk_id: str) -> str:
+    """The interface the source disk had (virtio_scsi when the restore point has no OVF)."""
+    ovf_disk = config.disks.get(disk_id) if config else None
+    return ovf_disk.interface if ovf_disk else "virtio_scsi"
 
 
 def _ovf_or_none(run: RestoreRun):

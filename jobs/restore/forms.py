@@ -81,10 +81,35 @@ class NewLocationForm(DiskOptionsMixin):
                 choices=choices, label=f"Network {network} maps to",
                 initial=network if network in names else UNPLUGGED)
         self.networks = networks
+        self.point, self.manager = point, manager
         self.order_fields(["name", "cluster", "storage_domain",
                            *[f"disk_sd_{d['id']}" for d in point.disks],
                            "disk_format", "allocation", *[f"net_{n}" for n in networks],
                            "new_macs", "power_on"])
+
+    def clean(self):
+        data = super().clean()
+        cluster = data.get("cluster")
+        if cluster is None or cluster.data_center is None:
+            return data
+        target, data_center = f"cluster {cluster.name}", cluster.data_center
+        chosen = data.get("storage_domain")
+        if problem := _placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
+            self.add_error("storage_domain", problem)
+        sources = _source_domains(self.manager, [disk["id"] for disk in self.point.disks])
+        for disk in self.point.disks:
+            field = f"disk_sd_{disk['id']}"
+            own, was = data.get(field), sources.get(disk["id"])
+            if own is not None:
+                problem = _placement_problem(f"Storage domain {own} is", own, data_center, target)
+            elif chosen is None:  # where the disk was
+                problem = _placement_problem(f"{disk.get('name') or disk['id']} was on storage domain "
+                                             f"{was}, which is", was, data_center, target)
+            else:
+                continue  # the domain chosen for every disk, checked above
+            if problem:
+                self.add_error(field, problem)
+        return data
 
     def disk_storage_domains(self) -> dict[str, str]:
         return {name.removeprefix("disk_sd_"): value.engine_id for name, value in self.cleaned_data.items()
@@ -114,3 +139,51 @@ class DisksForm(DiskOptionsMixin):
         self.fields["storage_domain"].queryset = StorageDomain.objects.filter(
             removed=False, **scope).exclude(type__in=["iso", "export"])
         self.fields["vm"].queryset = VM.objects.filter(removed=False, **scope)
+        self.point, self.manager = point, manager
+
+    def clean(self):
+        data = super().clean()
+        vm = data.get("vm")
+        if vm is None or vm.cluster is None or vm.cluster.data_center is None:
+            return data
+        target, data_center = f"VM {vm.name} (cluster {vm.cluster.name})", vm.cluster.data_center
+        chosen = data.get("storage_domain")
+        if chosen is not None:
+            if problem := _placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
+                self.add_error("storage_domain", problem)
+            return data
+        names = {disk["id"]: disk.get("name") or disk["id"] for disk in self.point.disks}
+        sources = _source_domains(self.manager, data.get("disks") or [])
+        for disk_id, was in sources.items():
+            if problem := _placement_problem(f"{names.get(disk_id, disk_id)} was on storage domain {was}, "
+                                             "which is", was, data_center, target):
+                self.add_error("storage_domain", problem)
+        return data
+
+
+def _source_domains(manager, disk_ids: list[str]) -> dict:
+    """Source disk id → the storage domain the inventory last saw it on."""
+    from inventory.models import Disk
+
+    rows = Disk.objects.filter(engine_id__in=disk_ids, storage_domain__isnull=False,
+                               storage_domain__removed=False).select_related("storage_domain")
+    if manager is not None:
+        rows = rows.filter(manager=manager)
+    return {row.engine_id: row.storage_domain for row in rows}
+
+
+def _placement_problem(subject: str, domain, data_center, target: str) -> str | None:
+    """Why a disk on ``domain`` can't serve a VM in ``data_center``, as the inventory knows them.
+
+    The engine attaches a disk only to a VM of its storage domain's data center. A domain
+    the inventory knows no data center of is left to the restore to check against the engine.
+    """
+    if domain is None or domain.data_center_id in (None, data_center.pk):
+        return None
+    from inventory.models import StorageDomain
+
+    usable = sorted(StorageDomain.objects.filter(data_center=data_center, removed=False)
+                    .exclude(type__in=["iso", "export"]).values_list("name", flat=True))
+    choices = f"usable there: {', '.join(usable)}" if usable else "it has no data storage domain"
+    return (f"{subject} not attached to data center {data_center.name}, where {target} is: choose a "
+            f"storage domain of that data center ({choices}).")

@@ -31,8 +31,8 @@ class RestoreRequest:
     ("" = where the original disk was), ``networks`` maps source network names
     to vNIC profiles ("" = leave the NIC unplugged), ``new_macs``, ``power_on``,
     ``replace`` (stop and replace the original VM once every disk is restored).
-    Disks: ``disks`` (source disk ids), attached to ``vm`` or floating on
-    ``storage_domain``. ``disk_format`` "" keeps each disk's format, else cow/raw;
+    Disks: ``disks`` (source disk ids), on ``storage_domain`` ("" = where each
+    original disk was), attached to ``vm`` or floating. ``disk_format`` "" keeps each disk's format, else cow/raw;
     ``allocation`` "" keeps each disk's, else thin/preallocated (raw disks; qcow2 is always thin).
     """
 

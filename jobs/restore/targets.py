@@ -1,6 +1,7 @@
 """Finding in the engine what a restore request names: clusters, storage domains, VMs, vNIC profiles.
 
 Each may be given as the engine's id or by name; the error lists what exists.
+Storage domains are resolved and checked against the target's data center in placement.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from plugin import engine as ovirt
 from plugin.errors import EngineError, NotFound
 
 
-def _pick(items, value: str, what: str):
+def pick(items, value: str, what: str):
+    """The item with this id, or the only one with this name; RestoreError naming what exists."""
     for item in items:
         if item.id == value:
             return item
@@ -25,13 +27,13 @@ def _pick(items, value: str, what: str):
 
 def cluster(engine, value: str):
     """The cluster with this id or name."""
-    return _pick(ovirt.list_clusters(engine), value, "cluster")
+    return pick(ovirt.list_clusters(engine), value, "cluster")
 
 
-def storage_domain(engine, value: str):
-    """The data storage domain with this id or name."""
-    domains = [sd for sd in ovirt.list_storage_domains(engine) if sd.type in ("", "data")]
-    return _pick(domains, value, "storage domain")
+def data_domains(engine) -> list:
+    """Every data storage domain (the kind disks are created on)."""
+    return [sd for sd in ovirt.list_storage_domains(engine) if sd.type in ("", "data")]
+
 
 
 def vm(engine, value: str):

@@ -14,6 +14,7 @@ import uuid
 from jobs.restore import targets
 from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
+from jobs.restore.placement import Placement
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin import engine as ovirt
@@ -31,10 +32,12 @@ def restore_vm(run: RestoreRun) -> str:
         run.log(f"The original VM {point.vm_name} is no longer in the engine: it comes back as itself.")
     cluster = _cluster(run, config, original)
     name = _final_name(run, original, replace)
-    # Before anything is created: a mapping that names no vNIC profile must fail the
-    # restore while the original VM is still untouched, not after it was replaced.
+    # Before anything is created: a mapping that names no vNIC profile, or a storage domain
+    # the target cluster's data center can't use, must fail the restore while the original
+    # VM is still untouched, not after the upload (or after the original was replaced).
     profiles = _nic_profiles(run, config, cluster.data_center_id)
-    jobs = [_disk_job(run, disk, config.disks.get(disk.id)) for disk in run.manifest.disks]
+    placement = Placement.for_cluster(engine, cluster)
+    jobs = [_disk_job(run, disk, config.disks.get(disk.id), placement) for disk in run.manifest.disks]
     create_disks(run, jobs)
     upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
     run.check_cancelled()
@@ -95,16 +98,17 @@ def _final_name(run: RestoreRun, original, replace: bool) -> str:
     raise RestoreError(f"no free name for the restored VM {wanted}: give one")
 
 
-def _disk_job(run: RestoreRun, disk, ovf_disk: OvfDisk | None) -> DiskJob:
+def _disk_job(run: RestoreRun, disk, ovf_disk: OvfDisk | None, placement: Placement) -> DiskJob:
     request = run.request
     chosen = request.disk_storage_domains.get(disk.id) or request.storage_domain
-    domain_id = targets.storage_domain(run.engine, chosen).id if chosen else source_domain(run, disk.id)
     name = (ovf_disk.alias if ovf_disk else "") or disk.name or disk.id[:8]
+    domain_id = (placement.chosen(chosen) if chosen
+                 else placement.source(source_domain(run, disk.id, placement), name))
     return disk_job(run, disk, ovf_disk, domain_id, name)
 
 
-def source_domain(run: RestoreRun, disk_id: str) -> str:
-    """The storage domain the source disk is (or was) on."""
+def source_domain(run: RestoreRun, disk_id: str, placement: Placement) -> str:
+    """The storage domain the source disk is (or was) on; unknown, the only one ``placement`` can use."""
     existing = targets.existing_disk(run.engine, disk_id)
     if existing is not None and existing.storage_domain_id:
         return existing.storage_domain_id
@@ -114,9 +118,8 @@ def source_domain(run: RestoreRun, disk_id: str) -> str:
            .select_related("storage_domain").first())
     if row is not None and row.storage_domain is not None and not row.storage_domain.removed:
         return row.storage_domain.engine_id
-    domains = [sd for sd in ovirt.list_storage_domains(run.engine) if sd.type in ("", "data")]
-    if len(domains) == 1:
-        return domains[0].id
+    if len(placement.usable) == 1:
+        return placement.usable[0].id
     raise RestoreError(f"the storage domain of disk {disk_id} is unknown: choose a storage domain")
 
 

@@ -135,11 +135,32 @@ def add_attachment(engine: Engine, request: Request):
         attachment = {"disk": disk["id"], "interface": interface,
                       "bootable": find_bool(body, "bootable", False),
                       "active": find_bool(body, "active", True)}
+        _refuse_what_ovirt_cannot_attach(engine, vm, disk, attachment)
         vm["disk_attachments"].append(attachment)
         engine.add_event(f"Disk {disk['alias']} was successfully attached to VM {vm['name']} by "
                          "admin@internal-authz.", code=2016, vm=vm["id"])
         engine.save()
         return created("disk_attachment", render_attachment(vm["id"], attachment))
+
+
+# Disk interfaces oVirt never hot plugs, whatever the guest OS.
+NOT_HOT_PLUGGABLE = ("ide", "spapr_vscsi")
+
+
+def _refuse_what_ovirt_cannot_attach(engine: Engine, vm: dict, disk: dict, attachment: dict) -> None:
+    """409, as oVirt answers: a VM neither up, paused nor down; a disk whose storage domain is
+    not in the VM's data center; an IDE or sPAPR VSCSI disk plugged into a running VM."""
+    if vm["status"] not in ("up", "paused", "down"):
+        raise conflict(f"Cannot attach Virtual Disk. VM {vm['name']} is {vm['status']}: disks are "
+                       "attached only to VMs that are up, paused or down.")
+    cluster = engine.store["clusters"].get(vm["cluster"], {})
+    domain = engine.store["storagedomains"].get(disk["storage_domain"], {})
+    if domain.get("data_center") != cluster.get("data_center"):
+        raise conflict("Cannot attach Virtual Disk. The target Data Center does not contain the "
+                       "Virtual Disk.")
+    if attachment["active"] and vm["status"] != "down" and attachment["interface"] in NOT_HOT_PLUGGABLE:
+        raise conflict(f"Cannot attach Virtual Disk. Hot plugging disk {disk['alias']} with interface "
+                       f"{attachment['interface']} into VM {vm['name']} is not supported.")
 
 
 def remove_attachment(engine: Engine, request: Request):

@@ -53,6 +53,14 @@ def test_restore_disk_takes_the_disk_by_name_and_records_its_id(point):
     assert options["kind"] == "disks" and options["disks"] == ["d-1"] and options["vm"] == "web2"
 
 
+def test_restore_disk_puts_a_disk_for_a_vm_on_the_storage_domain_given(point):
+    # A VM of another data center than the original disk's takes it only from a domain there.
+    run("restore_disk", str(point.pk), "web1_os", "--vm", "remote-web", "--storage-domain", "remote1")
+
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["vm"] == "remote-web" and options["storage_domain"] == "remote1"
+
+
 @pytest.mark.parametrize("args, message", [
     (["restore_vm", "nope"], "not a restore point id"),
     (["restore_vm", "999"], "no restore point 999"),
@@ -60,7 +68,6 @@ def test_restore_disk_takes_the_disk_by_name_and_records_its_id(point):
     (["restore_vm", "{pk}", "--network", "backend"], "write SOURCE=PROFILE"),
     (["restore_vm", "{pk}", "--network", "a=b", "--network", "a=c"], "mapped twice"),
     (["restore_disk", "{pk}", "nope"], "has no disk 'nope'"),
-    (["restore_disk", "{pk}", "web1_os", "--vm", "a", "--storage-domain", "b"], "not both"),
 ])
 def test_bad_input_is_refused_with_what_to_do_and_nothing_is_queued(point, args, message):
     with pytest.raises(CommandError, match=message):

@@ -137,6 +137,59 @@ def test_a_new_location_needs_a_name_and_says_when_the_networks_cant_be_read(cli
     assert options["disk_format"] == "raw" and options["allocation"] == "preallocated"
 
 
+def remote_data_center(point) -> tuple:
+    """Production and data1 (where web1_os is) in data center Default; cluster Remote and remote1 in Remote."""
+    from inventory.models import DataCenter, Disk
+
+    manager = point.vm.manager
+    default = DataCenter.objects.create(manager=manager, engine_id="dc-1", name="Default")
+    remote = DataCenter.objects.create(manager=manager, engine_id="dc-2", name="Remote")
+    Cluster.objects.filter(engine_id="cl-1").update(data_center=default)
+    StorageDomain.objects.filter(engine_id="sd-1").update(data_center=default)
+    Disk.objects.create(manager=manager, engine_id="d-1", name="web1_os",
+                        storage_domain=StorageDomain.objects.get(engine_id="sd-1"))
+    cluster = Cluster.objects.create(manager=manager, engine_id="cl-2", name="Remote", data_center=remote)
+    domain = StorageDomain.objects.create(manager=manager, engine_id="sd-2", name="remote1", type="data",
+                                          data_center=remote)
+    return cluster, domain
+
+
+def test_a_new_location_takes_only_storage_domains_of_the_clusters_data_center(client_as, point):
+    cluster, remote1 = remote_data_center(point)
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "new"})
+    target = {"name": "web1-remote", "cluster": cluster.pk, "new_macs": "on"}
+
+    # Where the disk was: data1, in Default.
+    response = client.post(step("target"), target)
+    assert b"disk_sd_d-1-error" in response.content
+    assert (b"web1_os was on storage domain data1, which is not attached to data center Remote, where cluster "
+            b"Remote is: choose a storage domain of that data center (usable there: remote1)") in response.content
+    response = client.post(step("target"), {**target, "storage_domain": StorageDomain.objects.get(name="data1").pk})
+    assert b"storage_domain-error" in response.content and b"Storage domain data1 is not attached" in response.content
+
+    assert client.post(step("target"), {**target, "storage_domain": remote1.pk}).url == step("summary")
+
+
+def test_disks_for_a_vm_go_only_to_a_storage_domain_of_its_data_center(client_as, point):
+    cluster, remote1 = remote_data_center(point)
+    remote_vm = VM.objects.create(manager=point.vm.manager, engine_id="vm-2", name="remote-web", cluster=cluster)
+    client = client_as(ADMINISTRATOR)
+    client.get(reverse("jobs:restore"), {"point": point.pk})
+    client.post(step("kind"), {"kind": "disks"})
+    target = {"disks": ["d-1"], "vm": remote_vm.pk}
+
+    response = client.post(step("target"), target)
+    assert b"storage_domain-error" in response.content
+    assert b"where VM remote-web (cluster Remote) is" in response.content and b"usable there: remote1" in response.content
+
+    assert client.post(step("target"), {**target, "storage_domain": remote1.pk}).url == step("summary")
+    client.post(step("summary"))
+    options = Session.objects.get(kind="restore").options["restore"]
+    assert options["vm"] == "vm-2" and options["storage_domain"] == "sd-2"
+
+
 def test_replacing_while_renaming_is_refused_with_what_to_do(client_as, point):
     client = client_as(ADMINISTRATOR)
     client.get(reverse("jobs:restore"), {"point": point.pk})

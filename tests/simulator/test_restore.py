@@ -76,3 +76,53 @@ def test_it_creates_a_vm_from_blank_and_refuses_a_used_name(connection):
     vms.vm_service(vm.id).remove()
     with pytest.raises(sdk.NotFoundError):
         vms.vm_service(vm.id).get()
+
+
+def _disk_on(connection, name: str, domain_name: str):
+    domain = connection.system_service().storage_domains_service().list(search=f"name={domain_name}")[0]
+    disk = connection.system_service().disks_service().add(types.Disk(
+        name=name, format=types.DiskFormat.COW, provisioned_size=16 * MiB,
+        storage_domains=[types.StorageDomain(id=domain.id)]))
+    return wait_disk_ok(connection, disk.id)
+
+
+def _attach(connection, vm_name: str, disk, interface=types.DiskInterface.VIRTIO_SCSI):
+    vm = vm_named(connection, vm_name)
+    service = connection.system_service().vms_service().vm_service(vm.id).disk_attachments_service()
+    return service.add(types.DiskAttachment(disk=types.Disk(id=disk.id), interface=interface, active=True))
+
+
+def test_an_ide_disk_is_not_hot_plugged_into_a_running_vm(connection):
+    assert vm_named(connection, "small-vm1").status == types.VmStatus.UP
+    disk = _disk_on(connection, "ide-data", "data1")
+
+    with pytest.raises(sdk.Error) as refused:
+        _attach(connection, "small-vm1", disk, types.DiskInterface.IDE)
+
+    assert refused.value.code == 409 and "Hot plugging" in str(refused.value)
+    # Into a VM that is down it goes: nothing is plugged.
+    assert _attach(connection, "small-vm2", disk, types.DiskInterface.IDE).interface == types.DiskInterface.IDE
+
+
+@pytest.fixture
+def two_dc(tmp_path):
+    """A simulator seeded with two data centers (Default and Remote)."""
+    from simulator.testing import leftover_processes, running_simulator
+
+    with running_simulator(tmp_path / "sim", seed="two-dc", delays=0.1) as handle:
+        conn = handle.connection()
+        yield conn
+        conn.close()
+    assert leftover_processes(tmp_path / "sim") == []
+
+
+def test_a_disk_is_attached_only_to_a_vm_of_its_storage_domains_data_center(two_dc):
+    system = two_dc.system_service()
+    assert sorted(dc.name for dc in system.data_centers_service().list()) == ["Default", "Remote"]
+    disk = _disk_on(two_dc, "remote-data", "remote1")
+
+    with pytest.raises(sdk.Error) as refused:
+        _attach(two_dc, "small-vm2", disk)
+
+    assert refused.value.code == 409 and "Data Center does not contain" in str(refused.value)
+    assert _attach(two_dc, "remote-vm1", disk).disk.id == disk.id

@@ -1,6 +1,4 @@
-"""manage.py restore_disk POINT DISK [--vm VM | --storage-domain SD] [--wait]."""
-
-from django.core.management.base import CommandError
+"""manage.py restore_disk POINT DISK [--vm VM] [--storage-domain SD] [--wait]."""
 
 from jobs.restore.command_base import RestoreCommand
 from jobs.restore.requests import DISKS, RestoreRequest
@@ -15,12 +13,11 @@ class Command(RestoreCommand):
         parser.add_argument("disk", help="the source disk's engine id or name")
         parser.add_argument("--vm", default="", help="attach the restored disk to this VM (name or id)")
         parser.add_argument("--storage-domain", default="",
-                            help="storage domain name or id (default: the original disk's)")
+                            help="storage domain name or id (default: the original disk's); with --vm, "
+                                 "one of the VM's data center")
         self.add_wait_argument(parser)
 
     def handle(self, *args, point, disk, vm, storage_domain, wait, **options):
-        if vm and storage_domain:
-            raise CommandError("give --vm or --storage-domain, not both")
         request = RestoreRequest(point=point, kind=DISKS, disks=[disk], vm=vm,
                                  storage_domain=storage_domain)
         self.submit(request, wait)

@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from jobs.models import BackupJob, ReconcileAction, RestorePoint, Session, SessionLog, TaskSession
+from jobs.models import (
+    BackupJob,
+    ReconcileAction,
+    ReplacedVm,
+    RestorePoint,
+    Session,
+    SessionLog,
+    TaskSession,
+)
 
 
 @admin.register(BackupJob)
@@ -29,6 +37,11 @@ class TaskSessionAdmin(admin.ModelAdmin):
 class RestorePointAdmin(admin.ModelAdmin):
     list_display = ("pk", "vm_name", "time", "type", "state", "repository")
     list_filter = ("type", "state", "repository")
+
+
+@admin.register(ReplacedVm)
+class ReplacedVmAdmin(admin.ModelAdmin):
+    list_display = ("vm_name", "old_engine_id", "engine_id", "time", "session")
 
 
 @admin.register(ReconcileAction)

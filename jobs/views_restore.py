@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from jobs.models import RestorePoint
+from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore.forms import (
     DISKS,
     NEW_LOCATION,
@@ -79,13 +80,13 @@ def restore(request: HttpRequest) -> HttpResponse:
     """The wizard's entry: start over, at the VM, or at a given VM's or restore point's step."""
     if request.GET.get("point"):
         point = get_object_or_404(RestorePoint, pk=_number(request.GET["point"]))
-        _save(request, {"vm": point.vm_engine_id, "point": point.pk})
+        _save(request, {"vm": current_vm_engine_id(point.vm_engine_id), "point": point.pk})
         return _go("kind")
     if request.GET.get("vm"):
         from inventory.models import VM
 
         vm = get_object_or_404(VM, pk=_number(request.GET["vm"]))
-        _save(request, {"vm": vm.engine_id})
+        _save(request, {"vm": current_vm_engine_id(vm.engine_id)})
         return _go("point")
     _save(request, {})
     return _go("vm")
@@ -130,16 +131,18 @@ def _step_vm(request: HttpRequest, state: dict) -> HttpResponse:
     if request.GET.get("choose"):
         _save(request, {"vm": request.GET["choose"]})
         return _go("point")
-    rows = RestorePoint.objects.values("vm_engine_id").annotate(
-        points=Count("pk"), last=Max("time"), name=Max("vm_name"))
+    # One row per VM as the engine knows it now: restore points taken before an in-place
+    # restore re-created the VM (with a new id) are listed with it.
+    rows = RestorePoint.objects.with_vm_key()
     query = request.GET.get("q", "").strip()
     if query:
-        rows = rows.filter(Q(vm_name__icontains=query) | Q(vm_engine_id=query))
-    listing = Listing(request, rows, sorts=VM_SORTS, default_sort="name", tiebreak="vm_engine_id")
+        rows = rows.filter(Q(vm_name__icontains=query) | Q(vm_key=current_vm_engine_id(query)))
+    rows = rows.values("vm_key").annotate(points=Count("pk"), last=Max("time"), name=Max("vm_name"))
+    listing = Listing(request, rows, sorts=VM_SORTS, default_sort="name", tiebreak="vm_key")
     rows = listing.rows
-    present = _present_vms([row["vm_engine_id"] for row in rows])
+    present = _present_vms([row["vm_key"] for row in rows])
     for row in rows:
-        row["in_engine"] = row["vm_engine_id"] in present
+        row["in_engine"] = row["vm_key"] in present
     return _render(request, "vm", state, {"rows": rows, "q": query, "listing": listing})
 
 
@@ -150,7 +153,7 @@ def _present_vms(engine_ids: list[str]) -> set[str]:
 
 
 def _step_point(request: HttpRequest, state: dict) -> HttpResponse:
-    points = RestorePoint.objects.filter(vm_engine_id=state["vm"]).select_related("repository")
+    points = RestorePoint.objects.of_vm(state["vm"]).select_related("repository")
     if request.GET.get("choose"):
         point = get_object_or_404(points, pk=_number(request.GET["choose"]))
         _save(request, {"vm": state["vm"], "point": point.pk})

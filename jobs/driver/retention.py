@@ -24,16 +24,19 @@ def policy_of(job: BackupJob) -> RetentionPolicy:
 def apply_job_retention(job: BackupJob, session: Session | None = None, say=None) -> list[RestorePoint]:
     """Delete the job's restore points its policy no longer keeps; the ones deleted.
 
-    Each VM's restore points in the job's repository form one group. A manifest
-    the data mover refuses to delete (still immutable) stays, row and all.
+    Each VM's restore points in the job's repository form one group, those taken before an
+    in-place restore re-created it included. A manifest the data mover refuses to delete
+    (still immutable) stays, row and all.
     """
     if say is None:
         say = session.log if session is not None else (lambda message, level=LogLevel.INFO: None)
     groups: dict = defaultdict(list)
-    points = {p.pk: p for p in RestorePoint.objects.filter(job=job, repository=job.repository)}
+    points = {p.pk: p for p in RestorePoint.objects.filter(job=job, repository=job.repository)
+              .with_vm_key()}
     for point in points.values():
-        # Local time: GFS weeks, months and years begin at the administrators' midnight.
-        groups[point.vm_engine_id].append((point.pk, timezone.localtime(point.time)))
+        # One group per VM as the engine knows it now (an in-place restore gives it a new id);
+        # local time: GFS weeks, months and years begin at the administrators' midnight.
+        groups[point.vm_key].append((point.pk, timezone.localtime(point.time)))
     doomed = plan_retention(groups, policy_of(job), timezone.localtime())
     deleted = []
     if not doomed:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from jobs.choices import DONE_STATES, LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
+from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
@@ -110,7 +111,7 @@ def _wake_workers(run: RestoreRun) -> None:
 @contextmanager
 def _vm_held(run: RestoreRun):
     """For an in-place restore, hold the VM as a backup does: no backup of it starts meanwhile."""
-    vm = run.point.vm
+    vm = _vm_to_replace(run)
     if not (run.request.kind == VM and run.request.replace and vm is not None):
         yield
         return
@@ -122,6 +123,15 @@ def _vm_held(run: RestoreRun):
         yield
     finally:
         VmLock.release(vm, run.session)
+
+
+def _vm_to_replace(run: RestoreRun):
+    """The inventory row of the VM an in-place restore replaces: the restore point's own, or the
+    VM an earlier in-place restore re-created in its place (once the inventory has it)."""
+    from inventory.models import VM
+
+    engine_id = current_vm_engine_id(run.point.vm_engine_id)
+    return VM.objects.filter(manager=run.manager, engine_id=engine_id).first() or run.point.vm
 
 
 def restore_disks(run: RestoreRun) -> str:

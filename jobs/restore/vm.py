@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import uuid
 
+from jobs.models import ReplacedVm
+from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
@@ -26,7 +28,9 @@ def restore_vm(run: RestoreRun) -> str:
     request, point, engine = run.request, run.point, run.engine
     ovf_text = run.manifest.read_ovf(point.repository.repository_key())
     config = read_ovf(ovf_text)
-    original = targets.existing_vm(engine, point.vm_engine_id)
+    # The VM's id now: an in-place restore before this one re-created it with a new id.
+    vm_engine_id = current_vm_engine_id(point.vm_engine_id)
+    original = targets.existing_vm(engine, vm_engine_id)
     replace = request.replace and original is not None
     if request.replace and original is None:
         run.log(f"The original VM {point.vm_name} is no longer in the engine: it comes back as itself.")
@@ -42,7 +46,7 @@ def restore_vm(run: RestoreRun) -> str:
     upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
     run.check_cancelled()
     # Beside the original the VM needs a new id; a deleted VM comes back as itself.
-    vm_id = point.vm_engine_id if original is None else str(uuid.uuid4())
+    vm_id = vm_engine_id if original is None else str(uuid.uuid4())
     # Engine VM names are short (64 characters): the temporary name must fit too.
     create_name = f"{name[:40]}-restoring-{run.session.pk}" if replace else name
     vm = ovirt.create_vm_from_ovf(engine, ovf=engine_ovf(ovf_text, vm_id=vm_id, name=create_name),
@@ -167,11 +171,14 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
             _start_quietly(run, original.id)
         raise
     _keep_restored(run)
+    # Its restore points (keyed by the original's id) are the restored VM's from now on.
+    ReplacedVm.record(original.id, vm_id, vm_name=name, session=run.session)
     ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
-    run.log("The restored VM has a new engine id: jobs that chose the VM by itself need it "
-            "chosen again (jobs by tag or cluster find it on their own).")
+    run.log(f"The restored VM has a new engine id ({vm_id}); its restore points stay with it. Jobs "
+            "that chose the VM by itself need it chosen again (jobs by tag or cluster find it on "
+            "their own).")
 
 
 def _restart_if_still_there(run: RestoreRun, vm_id: str) -> None:

@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
+from inventory.models import VM
 from jobs.choices import ScheduleKind, SessionState, VmSelection
 from jobs.management.commands._common import follow_session, quiet_task_queue
-from jobs.models import BackupJob, RestorePoint, Session, VmLock
+from jobs.models import BackupJob, ReplacedVm, RestorePoint, Session, VmLock
 from jobs.restore.terminal import wait_for_session
 from tests.jobs import factories
 from tests.jobs.conftest import session_log
@@ -97,6 +98,25 @@ def test_wait_prints_log_times_in_the_pages_time_zone_with_the_offset(db, settin
     assert "15:00:05+05:30 info" in out.getvalue() and "09:30" not in out.getvalue()
 
 
+def test_list_restore_points_of_a_vm_includes_those_taken_before_in_place_restores(setup, capsys):
+    web1, db1 = setup["vms"]
+    now = timezone.now()
+    taken = [factories.restore_point(web1, setup["repo"], now - timedelta(days=2))]
+    factories.restore_point(db1, setup["repo"], now - timedelta(days=1))
+    # Restored in place twice: the engine re-created web1 as vm-8, then as vm-9.
+    web1.removed = True
+    web1.save()
+    for old, new in (("vm-0", "vm-8"), ("vm-8", "vm-9")):
+        vm = VM.objects.create(manager=web1.manager, engine_id=new, name="web1", cluster=web1.cluster)
+        ReplacedVm.record(old, new, vm_name="web1")
+        taken.append(factories.restore_point(vm, setup["repo"], now - timedelta(hours=3 - len(taken))))
+    VM.objects.filter(engine_id="vm-8").update(removed=True)
+
+    for vm in ("web1", "vm-0", "vm-9"):  # its name, and any engine id it had
+        call_command("list_restore_points", "--vm", vm, "--json")
+        assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [p.pk for p in taken], vm
+
+
 def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
     session = Session.objects.create(name="s")
     call_command("cancel_session", str(session.pk))
@@ -131,6 +151,32 @@ def test_apply_retention_deletes_manifests_then_rows_and_keeps_the_newest(setup,
     assert sorted(RestorePoint.objects.values_list("manifest_id", flat=True)) == ["rp-keep2-0", "rp-keep2-1"]
     with repo.client() as client:
         assert sorted(m["id"] for m in client.list_manifests()) == ["rp-keep2-0", "rp-keep2-1"]
+
+
+@pytest.mark.integration
+def test_retention_counts_the_restore_points_of_a_vm_from_before_its_in_place_restore(setup, datamover):
+    from repositories.store import DiskIndex, build_manifest
+
+    repo = setup["repo"]
+    repo.datamover_url, repo.token = datamover.url, datamover.token
+    repo.save()
+    web1 = setup["vms"][0]
+    job = factories.job("keep2", vms=[web1], repository=repo, retain=2)
+    recreated = VM.objects.create(manager=web1.manager, engine_id="vm-9", name="web1")
+    ReplacedVm.record("vm-0", "vm-9", vm_name="web1")  # restored in place between the 2nd and 3rd
+    now = timezone.now()
+    with repo.client() as client:
+        for age, vm in ((3, web1), (2, web1), (1, recreated), (0, recreated)):
+            when = now - timedelta(days=age)
+            manifest = build_manifest(f"rp-replaced-{age}", vm.engine_id,
+                                      [DiskIndex(id="disk-0", size=8 * 2**20)], created=when)
+            client.put_manifest(manifest)
+            factories.restore_point(vm, repo, when, job=job, manifest_id=manifest.id)
+
+    call_command("apply_retention", "keep2")
+
+    assert sorted(RestorePoint.objects.values_list("manifest_id", flat=True)) == \
+        ["rp-replaced-0", "rp-replaced-1"]
 
 
 def test_apply_retention_fails_when_the_data_mover_keeps_what_the_policy_lets_go(setup, capsys):

@@ -46,6 +46,39 @@ def test_in_place_restore_replaces_the_running_vm_once_every_disk_is_restored(st
     assert_vm_disks_equal(stack, vm, images)
 
 
+def test_restore_points_taken_before_an_in_place_restore_stay_with_the_re_created_vm(stack, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    from inventory.models import VM
+    from jobs.models import Session, VmLock
+
+    point, _ = stack.back_up("small-vm1", label="before")
+    first = stack.restore(RestoreRequest(point=point.pk, replace=True))
+    assert first.state == "success", session_log(first) + stack.logs()
+    sync_manager(stack.manager)
+    recreated = VM.objects.get(manager=stack.manager, name="small-vm1", removed=False)
+    assert recreated.engine_id != point.vm_engine_id
+
+    call_command("list_restore_points", "--vm", "small-vm1", "--json")
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [point.pk]
+
+    # Replacing it again from the same restore point holds and replaces the re-created VM.
+    backup = Session.objects.create(name="nightly", state="running")
+    VmLock.acquire(recreated, backup)
+    held = stack.restore(RestoreRequest(point=point.pk, replace=True))
+    assert held.state == "failed" and f"held by session {backup.pk}" in held.summary
+    VmLock.release(recreated, backup)
+    # Powered on: the later tests of this module's simulator find small-vm1 running, as seeded.
+    again = stack.restore(RestoreRequest(point=point.pk, replace=True, power_on=True))
+    assert again.state == "success", session_log(again) + stack.logs()
+    with stack.engine() as engine:
+        names = {vm.id: vm.name for vm in ovirt.list_vms(engine) if vm.name.startswith("small-vm1")}
+    assert list(names.values()) == ["small-vm1"]  # replaced, not restored beside it
+    assert not set(names) & {point.vm_engine_id, recreated.engine_id}
+
+
 def test_a_vm_deleted_from_the_engine_comes_back_as_itself(stack):
     point, images = stack.back_up("small-vm2", label="deleted")
     configuration = stack.configuration(point.vm_engine_id)

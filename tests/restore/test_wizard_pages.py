@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from inventory.models import VM, Cluster, Manager, StorageDomain
-from jobs.models import RestorePoint, Session
+from jobs.models import ReplacedVm, RestorePoint, Session
 from repositories.models import Repository
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
 
@@ -58,6 +58,22 @@ def test_a_vm_no_longer_in_the_engine_is_listed_and_marked(client_as, point):
     response = client_as(RESTORE_OPERATOR).get(step("vm"))
 
     assert b"no longer" in response.content and b"web1" in response.content
+
+
+def test_restore_points_from_before_an_in_place_restore_are_the_re_created_vms(client_as, point):
+    # Restored in place: the engine re-created web1 as vm-2, and a backup of it followed.
+    VM.objects.filter(pk=point.vm_id).update(removed=True)
+    web1 = VM.objects.create(manager=point.vm.manager, engine_id="vm-2", name="web1")
+    ReplacedVm.record("vm-1", "vm-2", vm_name="web1")
+    later = RestorePoint.objects.create(vm=web1, vm_engine_id="vm-2", vm_name="web1", disks=[DISK],
+                                        repository=point.repository, manifest_id="rp-2")
+    client = client_as(RESTORE_OPERATOR)
+
+    listed = client.get(step("vm")).context["rows"]
+    from_vm_page = client.get(reverse("jobs:restore"), {"vm": web1.pk}, follow=True)
+
+    assert [(row["vm_key"], row["points"], row["in_engine"]) for row in listed] == [("vm-2", 2, True)]
+    assert from_vm_page.context["points"] == [later, point]
 
 
 def test_the_wizard_walks_from_vm_to_summary_and_starts_a_restore_session(client_as, point):

@@ -14,14 +14,16 @@ class Command(BaseCommand):
     help = "List restore points, oldest first (--json: id, vm, time, type, state, repository, disks)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--vm", help="only this VM's (name or engine id; removed VMs too)")
+        parser.add_argument("--vm", help="only this VM's (name or engine id; removed VMs too), with those "
+                            "taken before an in-place restore gave it a new engine id")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, vm, **options):
         points = RestorePoint.objects.select_related("repository").order_by("time", "pk")
         if vm:
             found = lookup(services.find_vm, vm)
-            points = points.filter(vm_engine_id=found.engine_id)
+            # With those taken before an in-place restore re-created the VM under a new id.
+            points = points.of_vm(found.engine_id)
         if options["json"]:
             self.stdout.write(json.dumps([p.as_json() for p in points], indent=2))
             return

@@ -54,15 +54,22 @@ def patch_count(entry: Entry) -> int:
     return len(entry["patches"]) if is_patched(entry) else 0
 
 
-def patched(previous: Entry, patches: list[tuple[int, int, str | None]]) -> dict:
+def patched(previous: Entry, patches: list[tuple[int, int, str | None]]) -> Entry:
     """The entry of a block whose ``previous`` entry gets ``patches`` (sorted, not overlapping)
-    written over it; earlier patches that the new ones cover whole are dropped."""
-    if is_patched(previous):
-        base, kept = previous["base"], list(previous["patches"])
-    else:
-        base, kept = previous, []
+    written over it; earlier patches that the new ones cover whole are dropped. None when
+    that leaves only zeros (a zero block, or zero patches over one)."""
+    base = previous["base"] if is_patched(previous) else previous
+    merged = merged_patches(previous, patches)
+    if base is None and all(digest is None for _, _, digest in merged):
+        return None
+    return {"base": base, "patches": merged}
+
+
+def merged_patches(previous: Entry, patches: list[tuple[int, int, str | None]]) -> list[list]:
+    """The patches of ``previous`` that ``patches`` don't cover whole, then ``patches``."""
+    kept = previous["patches"] if is_patched(previous) else []
     kept = [old for old in kept if not any(_covers(new, old) for new in patches)]
-    return {"base": base, "patches": [*kept, *([offset, length, digest] for offset, length, digest in patches)]}
+    return [*kept, *([offset, length, digest] for offset, length, digest in patches)]
 
 
 def _covers(new, old) -> bool:

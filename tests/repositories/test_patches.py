@@ -51,6 +51,9 @@ def test_a_patch_covering_earlier_ones_replaces_them():
     again = patched(entry, [(0, 128 * KIB, "d" * 64)])
     assert again == {"base": "a" * 64, "patches": [[MIB, 64 * KIB, "c" * 64], [0, 128 * KIB, "d" * 64]]}
     assert entry["patches"][0] == [0, 64 * KIB, "b" * 64]  # the base index is untouched
+    # Zeros written over a zero block leave a zero block.
+    assert patched(None, [(0, 64 * KIB, None)]) is None
+    assert patched({"base": None, "patches": [[0, KIB, "b" * 64]]}, [(0, 64 * KIB, None)]) is None
 
 
 def test_a_manifest_with_patched_blocks_survives_serialization_as_version_2():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from repositories.store import BLOCK_SIZE, DiskIndex, block_count, block_length
-from repositories.store.patches import MAX_PATCHED_FRACTION, MAX_PATCHES, Entry, patched
+from repositories.store.patches import MAX_PATCHED_FRACTION, MAX_PATCHES, Entry, merged_patches
 
 Ranges = list[tuple[int, int]]
 Item = tuple[int, Ranges | None]
@@ -125,7 +125,7 @@ def _patchable(ranges: Ranges, length: int, previous: Entry) -> bool:
     if sum(size for _, size in ranges) > MAX_PATCHED_FRACTION * length:
         return False
     placeholders = [(offset, size, None) for offset, size in ranges]
-    return len(patched(previous, placeholders)["patches"]) <= MAX_PATCHES
+    return len(merged_patches(previous, placeholders)) <= MAX_PATCHES
 
 
 def plan_bytes(plan: Iterator[Item], size: int) -> int:

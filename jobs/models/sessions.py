@@ -20,6 +20,7 @@ from jobs.choices import (
     SessionState,
     Trigger,
 )
+from vbrsite.times import clock
 
 
 class Figures(models.Model):
@@ -183,7 +184,7 @@ class SessionLog(models.Model):
         ordering = ["time", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.time:%H:%M:%S} {self.level} {self.message}"
+        return f"{clock(self.time)} {self.level} {self.message}"
 
 
 class TaskSession(Figures):

@@ -23,6 +23,7 @@ from jobs.models import ReconcileAction, Session, TaskSession, VmLock
 from jobs.notifications import notify_session_end
 from plugin import engine as ovirt
 from plugin.errors import EngineError
+from vbrsite.times import stamp
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def fail_dead_sessions(stale_seconds: int | None = None) -> list[int]:
             _stop_disk_tasks(session.pk)
             _record(ReconcileKind.SESSION_FAILED,
                     f"session {session.pk} ({session.name}) failed: no heartbeat since "
-                    f"{session.heartbeat:%Y-%m-%d %H:%M:%S}; its driver died.", session_id=session.pk)
+                    f"{stamp(session.heartbeat)}; its driver died.", session_id=session.pk)
     for session_id in failed:  # the night the runner died is the night the mail matters most
         notify_session_end(Session.objects.select_related("job").get(pk=session_id))
     return failed

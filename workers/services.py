@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from vbrsite.times import stamp
 from workers.choices import (
     WORKER_LIVE_STATES,
     DiskTaskState,
@@ -78,7 +79,7 @@ def check_workers(now=None) -> dict:
                                    state__in=(WorkerState.READY, WorkerState.BUSY))
     lost = []
     for worker in silent:
-        seen = worker.last_heartbeat.isoformat() if worker.last_heartbeat else "never"
+        seen = stamp(worker.last_heartbeat) if worker.last_heartbeat else "never"
         error = f"worker {worker.name} stopped answering (last heartbeat: {seen})"
         if Worker.objects.filter(pk=worker.pk, state=worker.state).update(
                 state=WorkerState.UNREACHABLE, last_error=error):

@@ -14,6 +14,7 @@ from jobs.choices import BackupType, RestorePointState
 from jobs.models import RestorePoint
 from plugin import engine as ovirt
 from plugin.errors import NotFound
+from vbrsite.times import stamp
 
 
 @dataclass
@@ -56,7 +57,7 @@ def plan_backup(engine: ovirt.Engine, vm, repository, disks: list[ovirt.DiskInfo
     if base is None:
         return plan.full(f"there is no earlier restore point of this VM in repository {repository.name}")
     if not base.checkpoint_id:
-        return plan.full(f"the last restore point ({base.time:%Y-%m-%d %H:%M}) has no checkpoint "
+        return plan.full(f"the last restore point ({stamp(base.time)}) has no checkpoint "
                          "(it was made from a snapshot or of raw disks only)")
     try:
         checkpoints = {c.id: c for c in ovirt.list_checkpoints(engine, vm.engine_id)}

@@ -10,6 +10,7 @@ from jobs.choices import LogLevel, RetentionKind
 from jobs.models import BackupJob, RestorePoint, Session
 from repositories.datamover.client import DataMoverError, NotFound
 from repositories.retention import RetentionPolicy, plan_retention
+from vbrsite.times import stamp
 
 
 def policy_of(job: BackupJob) -> RetentionPolicy:
@@ -49,10 +50,11 @@ def apply_job_retention(job: BackupJob, session: Session | None = None, say=None
             except NotFound:
                 pass  # gone already: the row goes too
             except DataMoverError as exc:
-                say(f"Retention kept restore point {point} of {point.vm_name}: {exc}", LogLevel.WARNING)
+                say(f"Retention kept restore point {point.manifest_id} of {point.vm_name} "
+                    f"({stamp(point.time)}): {exc}", LogLevel.WARNING)
                 continue
             point.delete()
             deleted.append(point)
             say(f"Retention deleted restore point {point.manifest_id} of {point.vm_name} "
-                f"({point.time:%Y-%m-%d %H:%M}).")
+                f"({stamp(point.time)}).")
     return deleted

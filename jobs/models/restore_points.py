@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.choices import BackupType, RestorePointState
+from vbrsite.times import stamp
 
 
 class ReplacedVm(models.Model):
@@ -112,7 +113,7 @@ class RestorePoint(models.Model):
                                                name="restorepoint_unique_manifest")]
 
     def __str__(self) -> str:
-        return f"{self.vm_name} {timezone.localtime(self.time):%Y-%m-%d %H:%M} ({self.type})"
+        return f"{self.vm_name} {stamp(self.time)} ({self.type})"
 
     def get_absolute_url(self) -> str:
         return reverse("jobs:restore_point", args=[self.pk])

@@ -20,6 +20,7 @@ from jobs.choices import (
     SessionState,
     Trigger,
 )
+from vbrsite.times import clock
 
 
 class Figures(models.Model):
@@ -138,7 +139,7 @@ class Session(Figures):
         """Ask the session to stop; a queued one ends at once. False if it had ended already.
 
         A queued session never reaches its driver (``start()`` finds it cancelled), so the
-        mail the driver sends at a session's end is sent here, by whoever won the update.
+        mail the driver sends at a session's end is queued here, by whoever won the update.
         """
         now = timezone.now()
         if Session.objects.filter(pk=self.pk, state=SessionState.PENDING).update(
@@ -146,15 +147,30 @@ class Session(Figures):
                 summary="Cancelled while queued: nothing ran."):
             self.log("Cancelled before it started.", LogLevel.WARNING)
             self.refresh_from_db()
-            from jobs.notifications import notify_session_end
-
-            notify_session_end(self)
+            self._mail_end()
             return True
         updated = Session.objects.filter(pk=self.pk, state=SessionState.RUNNING).update(cancel_requested=True)
         if updated:
             self.log("Cancel requested: stopping and cleaning up.", LogLevel.WARNING)
         self.refresh_from_db()
         return bool(updated)
+
+    def _mail_end(self) -> None:
+        """Have the control runner mail the session's end once this transaction commits.
+
+        Not here: the caller is a web request (the Cancel button) or a command, which a mail
+        server that doesn't answer would hold for EMAIL_TIMEOUT. ``robust``: a broker that
+        can't take the task loses the mail (logged), not the cancel that was committed.
+        """
+        session_id = self.pk
+
+        def send() -> None:
+            from django_q.tasks import async_task
+
+            async_task("jobs.tasks.mail_session_end", session_id, task_name=f"session-{session_id}-mail",
+                       cluster=settings.Q_CLUSTER["name"])
+
+        transaction.on_commit(send, robust=True)
 
     def terminate(self, state: str, summary: str = "") -> bool:
         """End a running session in ``state``; False if something else ended it first."""
@@ -183,7 +199,7 @@ class SessionLog(models.Model):
         ordering = ["time", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.time:%H:%M:%S} {self.level} {self.message}"
+        return f"{clock(self.time)} {self.level} {self.message}"
 
 
 class TaskSession(Figures):

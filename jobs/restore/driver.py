@@ -31,6 +31,7 @@ from plugin import engine as ovirt
 from plugin.errors import EngineError
 from repositories.datamover.client import DataMoverError
 from repositories.store import StoreError
+from vbrsite.times import stamp
 
 log = logging.getLogger(__name__)
 EXPECTED_ERRORS = (RestoreError, EngineError, DataMoverError, StoreError)
@@ -52,7 +53,7 @@ def run_restore_session(session: Session) -> tuple[str, str]:
             session=session, vm=point.vm, vm_name=point.vm_name, state=SessionState.RUNNING,
             started=timezone.now(), restore_point=point, mode="")
         session.log(f"Restoring from restore point {point.pk} of {point.vm_name} "
-                    f"({point.get_type_display().lower()}, {point.time:%Y-%m-%d %H:%M}) "
+                    f"({point.get_type_display().lower()}, {stamp(point.time)}) "
                     f"in repository {point.repository.name}.")
         with held(point, f"restore session {session.pk} {point.vm_name}", ttl=settings.TASK_TIMEOUT), \
                 pulse(session):

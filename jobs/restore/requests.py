@@ -14,6 +14,7 @@ from django.db import transaction
 from jobs.choices import SessionKind
 from jobs.models import RestorePoint, Session
 from jobs.restore.points import RestoreError, find_disk
+from vbrsite.times import stamp
 
 VM = "vm"
 DISKS = "disks"
@@ -94,7 +95,7 @@ class RestoreRequest:
 
     def describe(self, point: RestorePoint) -> str:
         """The session's name: what is restored, from when, to where."""
-        when = f"{point.time:%Y-%m-%d %H:%M}"
+        when = stamp(point.time)
         if self.kind == DISKS:
             names = [find_disk(point, d).get("name") or d for d in self.disks]
             target = f" to VM {self.vm}" if self.vm else ""

@@ -1,24 +1,13 @@
-"""What the commands print: a progress line (a bar on a terminal, a few lines otherwise) and times."""
+"""What the restore commands print: a progress line (a bar on a terminal, a few lines otherwise)
+and the session's log as it runs."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
-from django.utils import timezone
+from vbrsite.times import clock
 
 MIB = 1024 * 1024
-
-
-def clock(when: datetime) -> str:
-    """``10:42:07+02:00``: the time of day the pages show (the server's time zone, VBR_TIME_ZONE),
-    with its offset, so a script reading the output can't take it for UTC or its own zone."""
-    return timezone.localtime(when).isoformat(timespec="seconds").partition("T")[2]
-
-
-def stamp(when: datetime) -> str:
-    """``2025-03-30 10:42:07+02:00``: a date and time as ``clock`` gives the time."""
-    return timezone.localtime(when).isoformat(sep=" ", timespec="seconds")
 
 
 class ProgressLine:

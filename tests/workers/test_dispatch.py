@@ -1,6 +1,6 @@
 """Choosing workers, submitting and cancelling disk tasks, and losing workers (database only)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -103,6 +103,15 @@ def test_a_silent_worker_turns_unreachable_and_its_tasks_go_elsewhere(
         assert task.state == DiskTaskState.PENDING and task.worker == spare and task.attempt == 2
         assert task.attempts[0]["worker"] == "lost" and task.bytes_done == 0
     assert check_workers() == {"unreachable": [], "tasks_moved": 0}
+
+
+def test_a_lost_workers_error_says_when_it_last_beat_in_the_pages_time_zone(make_worker, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # the pages' zone; UTC would hide a missing conversion
+    lost = make_worker("lost")
+    Worker.objects.filter(pk=lost.pk).update(last_heartbeat=datetime(2025, 1, 15, 9, 30, 5, tzinfo=UTC))
+    check_workers()
+    lost.refresh_from_db()
+    assert lost.last_error == "worker lost stopped answering (last heartbeat: 2025-01-15 15:00:05+05:30)"
 
 
 def test_a_task_sent_elsewhere_waits_for_a_runner_anew_however_long_it_ran_before(

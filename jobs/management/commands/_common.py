@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs import services
 from jobs.choices import SessionState
 from jobs.models import Session
-from jobs.restore.terminal import clock
+from vbrsite.times import clock
 
 QUEUED_HINT_SECONDS = 15
 EXIT_CODES = {SessionState.SUCCESS: 0, SessionState.WARNING: 2}

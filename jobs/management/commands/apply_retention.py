@@ -7,7 +7,7 @@ from jobs.choices import LogLevel
 from jobs.driver.retention import apply_job_retention
 from jobs.management.commands._common import lookup
 from jobs.models import BackupJob
-from jobs.restore.terminal import stamp
+from vbrsite.times import stamp
 
 
 class Command(BaseCommand):

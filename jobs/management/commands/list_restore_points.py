@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from jobs import services
 from jobs.management.commands._common import lookup
 from jobs.models import RestorePoint
-from jobs.restore.terminal import stamp
+from vbrsite.times import stamp
 
 
 class Command(BaseCommand):

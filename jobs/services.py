@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 
 from jobs.choices import ACTIVE_STATES, SessionKind, Trigger
 from jobs.models import BackupJob, Session
@@ -10,6 +11,10 @@ from jobs.models import BackupJob, Session
 
 class LookupError_(ValueError):
     """A name given by a user matches nothing (or too much); the message says what to do."""
+
+
+class VmNotInInventory(LookupError_):
+    """No VM of the inventory has the name or engine id given (ambiguous names are LookupError_)."""
 
 
 def find_vm(text: str):
@@ -22,12 +27,31 @@ def find_vm(text: str):
     if not matches:
         matches = list(VM.objects.filter(name=text).select_related("manager", "cluster").defer("manager__password"))
     if not matches:
-        raise LookupError_(f"No VM named {text!r} in the inventory: check the name with `list_vms`, "
-                           "or sync the manager with `sync_inventory`.")
+        raise VmNotInInventory(f"No VM named {text!r} in the inventory: check the name with `list_vms`, "
+                               "or sync the manager with `sync_inventory`.")
     if len(matches) > 1:
         managers = ", ".join(vm.manager.name for vm in matches)
         raise LookupError_(f"{len(matches)} VMs are named {text!r} (managers {managers}): give the VM's engine id.")
     return matches[0]
+
+
+def vm_of_restore_points(text: str) -> str:
+    """The engine id now of the VM whose restore points recorded the name or engine id ``text``.
+
+    For VMs the inventory no longer has at all (their manager was removed): restore
+    points keep the VM's name and id as they were when taken.
+    """
+    from jobs.models import RestorePoint
+
+    keys = set(RestorePoint.objects.with_vm_key().filter(Q(vm_name=text) | Q(vm_engine_id=text) | Q(vm_key=text))
+               .values_list("vm_key", flat=True))
+    if not keys:
+        raise LookupError_(f"No VM named {text!r} in the inventory, and no restore point of a VM with that "
+                           "name or engine id: check it with `list_restore_points` (every VM's) or `list_vms`.")
+    if len(keys) > 1:
+        raise LookupError_(f"Restore points of {len(keys)} VMs named {text!r}: give the VM's engine id "
+                           f"({', '.join(sorted(keys))}).")
+    return keys.pop()
 
 
 def find_repository(name: str):

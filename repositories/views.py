@@ -152,8 +152,20 @@ def _corrupted_manifest_ids(repository: Repository) -> set[str]:
     return corrupted
 
 
+def _vm_ids_now(vm_ids: set[str]) -> dict[str, str]:
+    """VM id stored in a manifest -> the VM's id now, for VMs an in-place restore re-created
+    with a new id (jobs.ReplacedVm, when installed)."""
+    try:
+        from jobs.models import ReplacedVm
+    except ImportError:
+        return {}
+    return dict(ReplacedVm.objects.filter(old_engine_id__in=vm_ids).values_list("old_engine_id", "engine_id"))
+
+
 def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list[dict]:
+    """One group per VM as the engine knows it now (named as in its newest restore point)."""
     corrupted = _corrupted_manifest_ids(repository)
+    now = _vm_ids_now({summary["vm_id"] for summary in summaries if summary.get("vm_id")})
     by_vm: dict[str, dict] = defaultdict(lambda: {"name": "", "restore_points": []})
     for summary in summaries:
         if "error" in summary:
@@ -162,7 +174,8 @@ def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list
             state = RestorePointState.CORRUPTED
         else:
             state = RestorePointState.OK
-        vm = by_vm[summary.get("vm_id", "?")]
+        vm_id = summary.get("vm_id", "?")
+        vm = by_vm[now.get(vm_id, vm_id)]
         vm["name"] = summary.get("vm_name") or summary.get("vm_id") or summary["id"]
         created = summary.get("created")
         vm["restore_points"].append({

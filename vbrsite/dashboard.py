@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import DatabaseError
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -56,13 +56,14 @@ def section(what: str, build: Callable[[], dict]) -> Section:
 def protection() -> dict:
     """VMs in the inventory with and without a restore point in good state (worker VMs left out)."""
     from inventory.models import VM
-    from jobs.models import RestorePoint
+    from jobs.protection import has_good_restore_point
 
     vms = VM.objects.filter(removed=False).exclude(engine_id__in=_worker_vm_ids())
-    good_point = RestorePoint.objects.filter(vm=OuterRef("pk"), state="ok")
+    # Restore points taken before an in-place restore re-created a VM count for it too.
+    good_point = has_good_restore_point()
     total = vms.count()
-    protected = vms.filter(Exists(good_point)).count()
-    unprotected = (vms.exclude(Exists(good_point)).select_related("cluster")
+    protected = vms.filter(good_point).count()
+    unprotected = (vms.exclude(good_point).select_related("cluster")
                    .order_by("name")[:UNPROTECTED_SHOWN])
     return {"total": total, "protected": protected, "unprotected_count": total - protected,
             "unprotected": list(unprotected),

@@ -13,6 +13,7 @@ from jobs.choices import DONE_STATES, BackupType, LogLevel, SessionKind, Session
 from jobs.driver.context import SessionRun
 from jobs.driver.heartbeat import Heartbeat, session_figures
 from jobs.models import RestorePoint, Session, TaskSession
+from jobs.models.restore_points import current_vm_engine_id
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,8 @@ def targets(session: Session):
 
 def run_backup(run: SessionRun) -> tuple[str, str]:
     session = run.session
+    gone = _follow_chosen_vms(session) if session.job is not None else []
     repository, vms = targets(session)
-    gone = session.job.chosen_vms_gone() if session.job is not None else []
-    for vm in gone:
-        session.warn(f"VM {vm.name}, chosen in this job, is gone from the engine (deleted, or re-created "
-                     "with a new id, as an in-place restore does): choose it again in the job.")
     if not vms:
         session.warn("The job selects no VMs right now: nothing to back up.")
         return SessionState.WARNING, "no VMs selected"
@@ -113,6 +111,25 @@ def run_backup(run: SessionRun) -> tuple[str, str]:
         summary += f"; {len(gone)} chosen VM(s) gone from the engine"
         states.append(SessionState.WARNING)  # not a silent success: one of them is unprotected now
     return worst_state(states), summary
+
+
+def _follow_chosen_vms(session: Session) -> list:
+    """Back up, instead of each chosen VM an in-place restore re-created, the VM in its place;
+    warn of the chosen VMs gone from the engine (returned)."""
+    for old, new in session.job.follow_replaced_vms():
+        session.log(f"VM {old.name}, chosen in this job, was re-created by an in-place restore with a new "
+                    f"engine id ({new.engine_id}, was {old.engine_id}): the job backs it up from now on.")
+    gone = session.job.chosen_vms_gone()
+    for vm in gone:
+        now = current_vm_engine_id(vm.engine_id)
+        if now != vm.engine_id:
+            session.warn(f"VM {vm.name}, chosen in this job, was re-created by an in-place restore with a "
+                         f"new engine id ({now}) that the inventory doesn't have yet: sync manager "
+                         f"{vm.manager.name}; the job backs it up once the inventory has it.")
+        else:
+            session.warn(f"VM {vm.name}, chosen in this job, is gone from the engine (deleted, or "
+                         "re-created by hand with a new id): choose it again in the job.")
+    return gone
 
 
 def _backup_vm(run: SessionRun, repository, vm, task: TaskSession) -> str:

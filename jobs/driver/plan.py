@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jobs.choices import BackupType, RestorePointState
-from jobs.models import RestorePoint
+from jobs.models import ReplacedVm, RestorePoint
 from plugin import engine as ovirt
 from plugin.errors import NotFound
 from vbrsite.times import stamp
@@ -55,7 +55,7 @@ def plan_backup(engine: ovirt.Engine, vm, repository, disks: list[ovirt.DiskInfo
     if full_reason:
         return plan.full(full_reason)
     if base is None:
-        return plan.full(f"there is no earlier restore point of this VM in repository {repository.name}")
+        return plan.full(_first_backup_reason(vm, repository))
     if not base.checkpoint_id:
         return plan.full(f"the last restore point ({stamp(base.time)}) has no checkpoint "
                          "(it was made from a snapshot or of raw disks only)")
@@ -80,6 +80,20 @@ def plan_backup(engine: ovirt.Engine, vm, repository, disks: list[ovirt.DiskInfo
         return plan.full("no disk can be backed up incrementally: " + "; ".join(
             f"{d.name}: {plan.disk_reasons[d.id]}" for d in disks))
     return plan
+
+
+def _first_backup_reason(vm, repository) -> str:
+    """Why a VM with no restore point of its own in the repository gets a full."""
+    earlier = ReplacedVm.objects.filter(engine_id=vm.engine_id)
+    replaced = earlier.order_by("-time").first()
+    if replaced is not None and RestorePoint.objects.filter(
+            repository=repository, vm_engine_id__in=earlier.values("old_engine_id")).exists():
+        # Its restore points from before are its own, but the checkpoints went with the old VM.
+        session = f" (session {replaced.session_id})" if replaced.session_id else ""
+        return (f"an in-place restore{session} re-created the VM with a new engine id ({vm.engine_id}, "
+                f"was {replaced.old_engine_id}): the engine has no checkpoint of the new VM to start "
+                "an incremental from")
+    return f"there is no earlier restore point of this VM in repository {repository.name}"
 
 
 def _disk_full_reason(disk: ovirt.DiskInfo, known: set[str], checkpoint: ovirt.CheckpointInfo) -> str:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -121,12 +121,14 @@ class BackupJob(models.Model):
     # What
 
     def resolve_vms(self) -> list:
-        """The VMs to back up now: explicit ones, or the tag's or cluster's current VMs."""
+        """The VMs to back up now: explicit ones (followed across in-place restores), or the tag's
+        or cluster's current VMs."""
         from inventory.models import VM
 
         if self.selection == VmSelection.EXPLICIT:
-            queryset = self.vms.all()
-        elif self.selection == VmSelection.CLUSTER:
+            now = {vm.pk: vm for _, vm in self.chosen_vms_now() if vm is not None}
+            return list(now.values())
+        if self.selection == VmSelection.CLUSTER:
             queryset = VM.objects.filter(cluster_id=self.cluster_id) if self.cluster_id else VM.objects.none()
         else:
             queryset = _tagged(VM.objects.all(), self.tag)
@@ -135,20 +137,55 @@ class BackupJob(models.Model):
                     .order_by("name") if self.tag in (vm.tags or [])]
         return list(queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password").order_by("name"))
 
+    def chosen_vms_now(self) -> list[tuple]:
+        """Each VM chosen by name, paired with that VM as the engine has it now (None: gone).
+
+        An in-place restore re-creates the VM and the engine gives it a new id: the chosen
+        VM is then the one the restore recorded in its place (ReplacedVm), once an inventory
+        sync has brought it in. The link, not the name: names are reused.
+        """
+        from inventory.models import VM
+        from jobs.models.restore_points import ReplacedVm
+
+        chosen = list(self.vms.select_related("manager", "cluster").defer("manager__password").order_by("name"))
+        gone = [vm.engine_id for vm in chosen if vm.removed]
+        links = dict(ReplacedVm.objects.filter(old_engine_id__in=gone)
+                     .values_list("old_engine_id", "engine_id")) if gone else {}
+        successors = {(vm.manager_id, vm.engine_id): vm for vm in VM.objects.filter(
+            engine_id__in=links.values(), removed=False).select_related("manager", "cluster")
+            .defer("manager__password")} if links else {}
+        return [(vm, vm if not vm.removed else successors.get((vm.manager_id, links.get(vm.engine_id))))
+                for vm in chosen]
+
+    def follow_replaced_vms(self) -> list[tuple]:
+        """Choose, instead of each chosen VM an in-place restore re-created, the VM in its place.
+
+        The (old, new) pairs moved. Done when the job runs rather than when the restore
+        records the link: the inventory only has the new VM after the sync that follows.
+        """
+        moved = [(vm, now) for vm, now in self.chosen_vms_now() if now is not None and now.pk != vm.pk]
+        with transaction.atomic():
+            for old, new in moved:
+                self.vms.remove(old)
+                self.vms.add(new)
+        return moved
+
     def chosen_vms_gone(self) -> list:
-        """VMs chosen by name that the engine no longer has (deleted, or re-created with a new id)."""
+        """VMs chosen by name that the engine no longer has (deleted, or re-created with a new id
+        that the inventory doesn't have yet)."""
         if self.selection != VmSelection.EXPLICIT:
             return []
-        return list(self.vms.filter(removed=True).order_by("name"))
+        return [vm for vm, now in self.chosen_vms_now() if now is None]
 
     def vm_count(self) -> int:
-        """How many VMs the job selects now (what the jobs list shows), without loading them."""
+        """How many VMs the job selects now (what the jobs list shows), without loading those of a
+        tag or cluster."""
         from django.db import connection
 
         from inventory.models import VM
 
         if self.selection == VmSelection.EXPLICIT:
-            return self.vms.filter(removed=False).count()
+            return len(self.resolve_vms())
         if self.selection == VmSelection.CLUSTER:
             return VM.objects.filter(cluster_id=self.cluster_id, removed=False).count() if self.cluster_id else 0
         queryset = _tagged(VM.objects.filter(removed=False), self.tag)

@@ -176,9 +176,8 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
     ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
-    run.log(f"The restored VM has a new engine id ({vm_id}); its restore points stay with it. Jobs "
-            "that chose the VM by itself need it chosen again (jobs by tag or cluster find it on "
-            "their own).")
+    run.log(f"The restored VM has a new engine id ({vm_id}); its restore points stay with it, and the "
+            "jobs that protect it back it up at their next run (a full: the new VM has no checkpoint).")
 
 
 def _restart_if_still_there(run: RestoreRun, vm_id: str) -> None:

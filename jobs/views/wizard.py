@@ -39,7 +39,8 @@ def _as_post(job: BackupJob) -> dict[str, list[str]]:
             data[name] = ["on"] if value else []
         elif value is not None:
             data[name] = [value.strftime("%H:%M") if hasattr(value, "strftime") else str(value)]
-    data["vms"] = [str(pk) for pk in job.vms.values_list("pk", flat=True)]
+    # A chosen VM an in-place restore re-created shows chosen as it is now.
+    data["vms"] = list(dict.fromkeys(str((now or vm).pk) for vm, now in job.chosen_vms_now()))
     return data
 
 

@@ -1,7 +1,10 @@
 """Rows for page and command tests that need no engine: a manager, clusters, VMs, a repository, jobs."""
 
+from django.utils import timezone
+
 from inventory.models import VM, Cluster, Disk, Manager
-from jobs.models import BackupJob, RestorePoint
+from jobs.choices import SessionKind
+from jobs.models import BackupJob, ReplacedVm, RestorePoint, Session
 from repositories.models import Repository
 
 
@@ -33,3 +36,14 @@ def restore_point(vm, repo, when, **fields):
     defaults = {"vm_engine_id": vm.engine_id, "vm_name": vm.name, "manifest_id": f"rp-{vm.pk}-{when:%s}",
                 "disks": [{"id": "disk-0", "name": "web1_os", "size": 10 * 2**30}], "time": when}
     return RestorePoint.objects.create(vm=vm, repository=repo, **{**defaults, **fields})
+
+
+def restored_in_place(vm, new_engine_id="vm-9", *, synced=True):
+    """What an in-place restore of ``vm`` leaves: the original removed, the link to the id the
+    engine gave the re-created VM, and (once the inventory has synced) that VM's row."""
+    restore = Session.objects.create(name=f"Restore of {vm.name}", kind=SessionKind.RESTORE)
+    VM.objects.filter(pk=vm.pk).update(removed=True, removed_at=timezone.now())
+    ReplacedVm.record(vm.engine_id, new_engine_id, vm_name=vm.name, session=restore)
+    if not synced:
+        return None
+    return VM.objects.create(manager=vm.manager, engine_id=new_engine_id, name=vm.name, cluster=vm.cluster)

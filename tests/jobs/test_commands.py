@@ -117,6 +117,24 @@ def test_list_restore_points_of_a_vm_includes_those_taken_before_in_place_restor
         assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [p.pk for p in taken], vm
 
 
+def test_list_restore_points_of_a_vm_whose_manager_was_removed_goes_by_the_restore_points(setup, capsys):
+    web1, db1 = setup["vms"]
+    now = timezone.now()
+    taken = [factories.restore_point(web1, setup["repo"], now - timedelta(days=1))]
+    taken.append(factories.restore_point(factories.restored_in_place(web1), setup["repo"], now))
+    factories.restore_point(db1, setup["repo"], now)
+    web1.manager.delete()  # its VMs leave the inventory; their restore points stay
+
+    for vm in ("web1", "vm-0", "vm-9"):  # the name the restore points recorded, or an id the VM had
+        call_command("list_restore_points", "--vm", vm, "--json")
+        assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [p.pk for p in taken], vm
+    with pytest.raises(CommandError, match="No VM named 'ghost' in the inventory, and no restore point"):
+        call_command("list_restore_points", "--vm", "ghost")
+    RestorePoint.objects.filter(vm_engine_id="vm-1").update(vm_name="web1")  # another VM, same name
+    with pytest.raises(CommandError, match=r"Restore points of 2 VMs named 'web1'.*\(vm-1, vm-9\)"):
+        call_command("list_restore_points", "--vm", "web1")
+
+
 def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
     session = Session.objects.create(name="s")
     call_command("cancel_session", str(session.pk))

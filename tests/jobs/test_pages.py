@@ -128,6 +128,13 @@ def test_an_administrator_edits_a_job_through_the_wizard(client_as, setup):
     assert {vm.name for vm in BackupJob.objects.get(pk=job.pk).resolve_vms()} == {"web1", "db1"}
 
 
+def test_editing_a_job_shows_a_chosen_vm_an_in_place_restore_re_created_as_chosen(client_as, setup):
+    job = setup["job"]
+    recreated = factories.restored_in_place(setup["vms"][0])  # before the job's next run moved its choice
+    page = client_as(ADMINISTRATOR).get(reverse("jobs:edit", args=[job.pk, "vms"]) + "?restart=1").content.decode()
+    assert f'value="{recreated.pk}" checked> web1' in page
+
+
 def test_deleting_a_job_asks_first_and_keeps_its_restore_points(client_as, setup):
     from django.utils import timezone
 

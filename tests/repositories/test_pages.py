@@ -89,6 +89,21 @@ def test_the_detail_lists_restore_points_per_vm_with_sizes_and_states(client_as,
     assert TOKEN_MARK not in page
 
 
+def test_the_detail_groups_a_vm_restored_in_place_once_under_its_id_now(repository):
+    from jobs.models import ReplacedVm
+    from repositories.views import _restore_points_by_vm
+
+    ReplacedVm.record("vm-a", "vm-a2", vm_name="web1")  # the engine re-created web1 as vm-a2
+    summaries = [{"id": f"rp-{n}", "vm_id": vm_id, "vm_name": "web1", "created": f"2026-01-0{n}T00:00:00+00:00"}
+                 for n, vm_id in ((1, "vm-a"), (2, "vm-a"), (3, "vm-a2"))]
+    summaries.append({"id": "rp-4", "vm_id": "vm-b", "vm_name": "db1", "created": "2026-01-04T00:00:00+00:00"})
+
+    groups = _restore_points_by_vm(repository, summaries)
+
+    assert [(g["name"], [p["id"] for p in g["restore_points"]]) for g in groups] == [
+        ("db1", ["rp-4"]), ("web1", ["rp-3", "rp-2", "rp-1"])]
+
+
 def test_the_detail_searches_vms_and_pages_them(client_as, served, datamover):
     with datamover.client() as client:
         send_disk(client, "rp-1", "vm-a", [random_block()])

@@ -53,6 +53,15 @@ def test_it_counts_protected_and_unprotected_vms(client, operator):
     assert reverse("inventory:vm_detail", args=[vms[0].pk]) not in page
 
 
+def test_a_vm_restored_in_place_counts_as_protected_by_the_restore_points_taken_before(db):
+    _, _, (web1, db1) = factories.inventory()
+    factories.restore_point(web1, factories.repository(), timezone.now())
+    factories.restored_in_place(web1)  # the engine re-created web1 with a new id
+    figures = dashboard.protection()
+    assert (figures["total"], figures["protected"]) == (2, 1)
+    assert [vm.name for vm in figures["unprotected"]] == ["db1"]
+
+
 def test_removed_vms_are_not_counted(client, operator):
     _, _, vms = factories.inventory(vm_names=("web1", "gone1"))
     vms[1].removed = True

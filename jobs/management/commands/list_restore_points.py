@@ -2,7 +2,7 @@
 
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from jobs import services
 from jobs.management.commands._common import lookup
@@ -14,16 +14,16 @@ class Command(BaseCommand):
     help = "List restore points, oldest first (--json: id, vm, time, type, state, repository, disks)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--vm", help="only this VM's (name or engine id; removed VMs too), with those "
+        parser.add_argument("--vm", help="only this VM's (name or engine id; removed VMs too, and VMs "
+                            "of removed managers by the name their restore points recorded), with those "
                             "taken before an in-place restore gave it a new engine id")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, vm, **options):
         points = RestorePoint.objects.select_related("repository").order_by("time", "pk")
         if vm:
-            found = lookup(services.find_vm, vm)
             # With those taken before an in-place restore re-created the VM under a new id.
-            points = points.of_vm(found.engine_id)
+            points = points.of_vm(_vm_engine_id(vm))
         if options["json"]:
             self.stdout.write(json.dumps([p.as_json() for p in points], indent=2))
             return
@@ -31,3 +31,14 @@ class Command(BaseCommand):
         for p in points:  # the time as the pages show it (the JSON keeps ISO 8601 in UTC)
             self.stdout.write(f"{p.pk:>6} {p.vm_name[:24]:24} {stamp(p.time):25} {p.type:11} "
                               f"{p.state:9} {p.repository.name[:16]:16} {len(p.disks)}")
+
+
+def _vm_engine_id(text: str) -> str:
+    """The engine id of the VM named ``text`` (or with that id) in the inventory, else as its
+    restore points recorded it (a VM whose manager was removed is in no inventory)."""
+    try:
+        return services.find_vm(text).engine_id
+    except services.VmNotInInventory:
+        return lookup(services.vm_of_restore_points, text)
+    except services.LookupError_ as exc:
+        raise CommandError(str(exc)) from None

@@ -83,7 +83,7 @@ class RestorePoint(models.Model):
 
     vm = models.ForeignKey("inventory.VM", null=True, blank=True, on_delete=models.SET_NULL,
                            related_name="restore_points")
-    vm_engine_id = models.CharField(max_length=64)
+    vm_engine_id = models.CharField(max_length=64, db_index=True)
     vm_name = models.CharField(max_length=255)
     repository = models.ForeignKey("repositories.Repository", on_delete=models.PROTECT,
                                    related_name="restore_points")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 
-from inventory.models import VM, Disk, Manager
+from inventory.models import VM, DataCenter, Disk, Manager, StorageDomain
+
+# Storage domains disks are never created on.
+NOT_DATA_DOMAIN_TYPES = ("iso", "export")
 
 
 def vm_records(manager: Manager | None = None, *, include_removed: bool = False) -> list[dict]:
@@ -45,3 +48,24 @@ def _vm_record(vm: VM) -> dict:
             for disk in vm.disks.all()
         ],
     }
+
+
+def data_domains(**filters):
+    """The storage domains disks can be created on (not removed, neither ISO nor export)."""
+    return StorageDomain.objects.filter(removed=False, **filters).exclude(type__in=NOT_DATA_DOMAIN_TYPES)
+
+
+def placement_problem(subject: str, domain: StorageDomain | None, data_center: DataCenter,
+                      target: str) -> str | None:
+    """Why a disk on ``domain`` can't serve a VM in ``data_center``, as the inventory knows them.
+
+    The engine attaches a disk only to a VM of its storage domain's data center. A domain
+    the inventory knows no data center of is left to the engine-side check
+    (plugin.placement), which restores and worker deployments make before creating anything.
+    """
+    if domain is None or domain.data_center_id in (None, data_center.pk):
+        return None
+    usable = sorted(data_domains(data_center=data_center).values_list("name", flat=True))
+    choices = f"usable there: {', '.join(usable)}" if usable else "it has no data storage domain"
+    return (f"{subject} not attached to data center {data_center.name}, where {target} is: choose a "
+            f"storage domain of that data center ({choices}).")

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from plugin import engine as ovirt
+from plugin import placement
 from plugin.errors import EngineError, NotFound
 from workers import launchers
 from workers.choices import DiskTaskState, Launcher, WorkerState
@@ -56,7 +57,7 @@ def _failing(worker: Worker, what: str):
     """Mark the worker failed with the reason when the block raises."""
     try:
         yield
-    except EngineError as exc:
+    except (EngineError, placement.PlacementError) as exc:
         _set(worker, WorkerState.FAILED, f"{what} failed: {exc}")
         log.warning("worker %s: %s failed: %s", worker.name, what, exc)
         raise DeploymentError(f"{what} of worker {worker.name} failed: {exc}") from exc
@@ -66,30 +67,42 @@ def _failing(worker: Worker, what: str):
 
 
 def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
-    """Create and start the worker's VM, bring its runner alive, wait for its first heartbeat."""
+    """Create and start the worker's VM, bring its runner alive, wait for its first heartbeat.
+
+    Its boot disk's storage domain and its vNIC profile are checked against the data
+    center of its cluster first: nothing is created when either is elsewhere.
+    """
     _set(worker, WorkerState.DEPLOYING)
     with _failing(worker, "deployment"), _engine(worker) as engine:
-        vm = ovirt.create_worker_vm(engine, _spec(worker),
-                                    vnic_profile_id=_vnic_profile_id(engine, worker.vnic_profile))
+        profile_id = _checked_placement(engine, worker)
+        vm = ovirt.create_worker_vm(engine, _spec(worker), vnic_profile_id=profile_id)
         Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
         worker.engine_vm_id = vm.id
         ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
-        if worker.template == "Blank" and worker.storage_domain_id:
+        if _needs_boot_disk(worker):
             _add_boot_disk(engine, worker)
         _power_on(engine, worker, first_boot=True)
     return wait_ready(worker, timeout) if wait else worker
 
 
-def _vnic_profile_id(engine, value: str) -> str | None:
-    """The engine id of the vNIC profile named or identified by ``value`` (None when empty)."""
-    if not value:
+def _needs_boot_disk(worker: Worker) -> bool:
+    return worker.template == "Blank" and bool(worker.storage_domain_id)
+
+
+def _checked_placement(engine, worker: Worker) -> str | None:
+    """The vNIC profile for the worker's NIC (None: no NIC), once it and the boot disk's storage
+    domain are known to be of the data center of the worker's cluster.
+
+    The engine refuses a NIC on another data center's network, and a disk of another data
+    center's storage domain, only once the VM is made (the disk when it is attached);
+    a network name (ovirtmgmt is in every data center) picks the profile of the worker's.
+    """
+    cluster = placement.find_cluster(engine, worker.cluster.engine_id)
+    if _needs_boot_disk(worker):
+        placement.Placement.for_cluster(engine, cluster).chosen(worker.storage_domain.engine_id)
+    if not worker.vnic_profile:
         return None
-    profiles = ovirt.list_vnic_profiles(engine)
-    for profile in profiles:
-        if value in (profile.id, profile.name):
-            return profile.id
-    known = ", ".join(sorted(p.name for p in profiles)) or "none"
-    raise DeploymentError(f"no vNIC profile {value!r} in the engine (known: {known})")
+    return placement.vnic_profile(engine, worker.vnic_profile, cluster.data_center_id)
 
 
 def _spec(worker: Worker) -> ovirt.VmSpec:

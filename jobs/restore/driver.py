@@ -22,19 +22,20 @@ from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
-from jobs.restore.placement import Placement, check_vm_takes_disks
+from jobs.restore.placement import check_vm_takes_disks
 from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun, pulse
 from jobs.restore.vm import restore_vm, source_domain
 from plugin import engine as ovirt
 from plugin.errors import EngineError
+from plugin.placement import Placement, PlacementError
 from repositories.datamover.client import DataMoverError
 from repositories.store import StoreError
 from vbrsite.times import stamp
 
 log = logging.getLogger(__name__)
-EXPECTED_ERRORS = (RestoreError, EngineError, DataMoverError, StoreError)
+EXPECTED_ERRORS = (RestoreError, PlacementError, EngineError, DataMoverError, StoreError)
 
 
 def run_restore_session(session: Session) -> tuple[str, str]:

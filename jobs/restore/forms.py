@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from inventory.queries import data_domains, placement_problem
 from jobs.models import RestorePoint
 
 ORIGINAL, NEW_LOCATION, DISKS = "original", "new", "disks"
@@ -63,12 +64,12 @@ class NewLocationForm(DiskOptionsMixin):
     power_on = forms.BooleanField(required=False, label="Power on after the restore")
 
     def __init__(self, *args, point: RestorePoint, manager, networks: list[str], **kwargs):
-        from inventory.models import Cluster, Network, StorageDomain
+        from inventory.models import Cluster, Network
 
         super().__init__(*args, **kwargs)
         scope = {"manager": manager} if manager is not None else {}
         self.fields["cluster"].queryset = Cluster.objects.filter(removed=False, **scope)
-        domains = StorageDomain.objects.filter(removed=False, **scope).exclude(type__in=["iso", "export"])
+        domains = data_domains(**scope)
         self.fields["storage_domain"].queryset = domains
         for disk in point.disks:
             self.fields[f"disk_sd_{disk['id']}"] = forms.ModelChoiceField(
@@ -94,17 +95,17 @@ class NewLocationForm(DiskOptionsMixin):
             return data
         target, data_center = f"cluster {cluster.name}", cluster.data_center
         chosen = data.get("storage_domain")
-        if problem := _placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
+        if problem := placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
             self.add_error("storage_domain", problem)
         sources = _source_domains(self.manager, [disk["id"] for disk in self.point.disks])
         for disk in self.point.disks:
             field = f"disk_sd_{disk['id']}"
             own, was = data.get(field), sources.get(disk["id"])
             if own is not None:
-                problem = _placement_problem(f"Storage domain {own} is", own, data_center, target)
+                problem = placement_problem(f"Storage domain {own} is", own, data_center, target)
             elif chosen is None:  # where the disk was
-                problem = _placement_problem(f"{disk.get('name') or disk['id']} was on storage domain "
-                                             f"{was}, which is", was, data_center, target)
+                problem = placement_problem(f"{disk.get('name') or disk['id']} was on storage domain "
+                                            f"{was}, which is", was, data_center, target)
             else:
                 continue  # the domain chosen for every disk, checked above
             if problem:
@@ -130,14 +131,13 @@ class DisksForm(DiskOptionsMixin):
                                 label="Attach to VM")
 
     def __init__(self, *args, point: RestorePoint, manager, **kwargs):
-        from inventory.models import VM, StorageDomain
+        from inventory.models import VM
 
         super().__init__(*args, **kwargs)
         scope = {"manager": manager} if manager is not None else {}
         self.fields["disks"].choices = [
             (d["id"], f"{d.get('name') or d['id']} ({d.get('size', 0) / 2**30:.1f} GiB)") for d in point.disks]
-        self.fields["storage_domain"].queryset = StorageDomain.objects.filter(
-            removed=False, **scope).exclude(type__in=["iso", "export"])
+        self.fields["storage_domain"].queryset = data_domains(**scope)
         self.fields["vm"].queryset = VM.objects.filter(removed=False, **scope)
         self.point, self.manager = point, manager
 
@@ -149,14 +149,14 @@ class DisksForm(DiskOptionsMixin):
         target, data_center = f"VM {vm.name} (cluster {vm.cluster.name})", vm.cluster.data_center
         chosen = data.get("storage_domain")
         if chosen is not None:
-            if problem := _placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
+            if problem := placement_problem(f"Storage domain {chosen} is", chosen, data_center, target):
                 self.add_error("storage_domain", problem)
             return data
         names = {disk["id"]: disk.get("name") or disk["id"] for disk in self.point.disks}
         sources = _source_domains(self.manager, data.get("disks") or [])
         for disk_id, was in sources.items():
-            if problem := _placement_problem(f"{names.get(disk_id, disk_id)} was on storage domain {was}, "
-                                             "which is", was, data_center, target):
+            if problem := placement_problem(f"{names.get(disk_id, disk_id)} was on storage domain {was}, "
+                                            "which is", was, data_center, target):
                 self.add_error("storage_domain", problem)
         return data
 
@@ -170,20 +170,3 @@ def _source_domains(manager, disk_ids: list[str]) -> dict:
     if manager is not None:
         rows = rows.filter(manager=manager)
     return {row.engine_id: row.storage_domain for row in rows}
-
-
-def _placement_problem(subject: str, domain, data_center, target: str) -> str | None:
-    """Why a disk on ``domain`` can't serve a VM in ``data_center``, as the inventory knows them.
-
-    The engine attaches a disk only to a VM of its storage domain's data center. A domain
-    the inventory knows no data center of is left to the restore to check against the engine.
-    """
-    if domain is None or domain.data_center_id in (None, data_center.pk):
-        return None
-    from inventory.models import StorageDomain
-
-    usable = sorted(StorageDomain.objects.filter(data_center=data_center, removed=False)
-                    .exclude(type__in=["iso", "export"]).values_list("name", flat=True))
-    choices = f"usable there: {', '.join(usable)}" if usable else "it has no data storage domain"
-    return (f"{subject} not attached to data center {data_center.name}, where {target} is: choose a "
-            f"storage domain of that data center ({choices}).")

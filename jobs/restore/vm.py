@@ -16,11 +16,11 @@ from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
-from jobs.restore.placement import Placement
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin import engine as ovirt
 from plugin.errors import EngineError, EngineTimeout, EngineUnreachable
+from plugin.placement import Placement, find_cluster, vnic_profile, vnic_profiles_by_network
 
 
 def restore_vm(run: RestoreRun) -> str:
@@ -73,14 +73,14 @@ def restore_vm(run: RestoreRun) -> str:
 
 def _cluster(run: RestoreRun, config: OvfVm, original):
     if run.request.cluster:
-        return targets.cluster(run.engine, run.request.cluster)
+        return find_cluster(run.engine, run.request.cluster)
     if original is not None and original.cluster_id:
-        return targets.cluster(run.engine, original.cluster_id)
+        return find_cluster(run.engine, original.cluster_id)
     point_vm = run.point.vm
     if point_vm is not None and point_vm.cluster is not None:
-        return targets.cluster(run.engine, point_vm.cluster.engine_id)
+        return find_cluster(run.engine, point_vm.cluster.engine_id)
     if config.cluster_name:
-        return targets.cluster(run.engine, config.cluster_name)
+        return find_cluster(run.engine, config.cluster_name)
     raise RestoreError("the VM's cluster is unknown: choose the cluster to restore into")
 
 
@@ -204,12 +204,12 @@ def _start_quietly(run: RestoreRun, vm_id: str) -> None:
 def _nic_profiles(run: RestoreRun, config: OvfVm, data_center_id: str | None) -> dict[str, str | None]:
     """The vNIC profile for each network the VM's NICs were on (None: unplugged), in the
     target cluster's data center."""
-    by_network = targets.vnic_profiles_by_network(run.engine, data_center_id)
+    by_network = vnic_profiles_by_network(run.engine, data_center_id)
     profiles: dict[str, str | None] = {}
     for network in {nic.network for nic in config.nics}:
         mapped = run.request.networks.get(network)
         if mapped is not None:
-            profiles[network] = targets.vnic_profile(run.engine, mapped, data_center_id) if mapped else None
+            profiles[network] = vnic_profile(run.engine, mapped, data_center_id) if mapped else None
         else:
             profiles[network] = by_network.get(network)
     return profiles

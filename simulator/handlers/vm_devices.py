@@ -53,11 +53,21 @@ def next_mac(engine: Engine) -> str:
             return mac
 
 
-def profile_for_network(engine: Engine, network_name: str) -> str | None:
-    """The first vNIC profile of the network with that name."""
+def data_center_of(engine: Engine, vm: dict) -> str | None:
+    """The data center of the VM's cluster."""
+    return engine.store["clusters"].get(vm["cluster"], {}).get("data_center")
+
+
+def profile_for_network(engine: Engine, vm: dict, network_name: str) -> str | None:
+    """The first vNIC profile of the network with that name in the VM's data center.
+
+    Every data center has networks of its own (an ovirtmgmt in each), and the engine
+    looks a NIC's network up among those of the VM's cluster.
+    """
+    data_center = data_center_of(engine, vm)
     for profile in engine.store["vnicprofiles"].values():
         network = engine.store["networks"].get(profile["network"], {})
-        if network.get("name") == network_name:
+        if network.get("name") == network_name and network.get("data_center") == data_center:
             return profile["id"]
     return None
 
@@ -67,7 +77,7 @@ def add_nic_record(engine: Engine, vm: dict, name: str, mac: str | None, network
     used = {n["mac"] for other in engine.store["vms"].values() for n in other.get("nics", [])}
     nic = {"id": new_id(), "name": name, "interface": "virtio",
            "mac": mac if mac and mac not in used else next_mac(engine),
-           "vnic_profile": profile_for_network(engine, network)}
+           "vnic_profile": profile_for_network(engine, vm, network)}
     vm["nics"].append(nic)
     return nic
 
@@ -153,9 +163,8 @@ def _refuse_what_ovirt_cannot_attach(engine: Engine, vm: dict, disk: dict, attac
     if vm["status"] not in ("up", "paused", "down"):
         raise conflict(f"Cannot attach Virtual Disk. VM {vm['name']} is {vm['status']}: disks are "
                        "attached only to VMs that are up, paused or down.")
-    cluster = engine.store["clusters"].get(vm["cluster"], {})
     domain = engine.store["storagedomains"].get(disk["storage_domain"], {})
-    if domain.get("data_center") != cluster.get("data_center"):
+    if domain.get("data_center") != data_center_of(engine, vm):
         raise conflict("Cannot attach Virtual Disk. The target Data Center does not contain the "
                        "Virtual Disk.")
     if attachment["active"] and vm["status"] != "down" and attachment["interface"] in NOT_HOT_PLUGGABLE:
@@ -220,12 +229,21 @@ def add_nic(engine: Engine, request: Request):
             raise conflict("Cannot add Interface. MAC Address is already in use.")
         profile_id = find_id(body, "vnic_profile")
         if profile_id:
-            engine.get("vnicprofiles", profile_id, "vNIC profile")
+            profile = engine.get("vnicprofiles", profile_id, "vNIC profile")
+            _refuse_profile_of_another_data_center(engine, vm, profile)
         nic = {"id": new_id(), "name": name, "interface": find_text(body, "interface", "virtio"),
                "mac": mac or next_mac(engine), "vnic_profile": profile_id}
         vm["nics"].append(nic)
         engine.save()
         return created("nic", render_nic(vm["id"], nic))
+
+
+def _refuse_profile_of_another_data_center(engine: Engine, vm: dict, profile: dict) -> None:
+    """409, as oVirt answers a NIC whose vNIC profile is on a network outside the VM's cluster
+    (here: of another data center, since a data center's networks are in all its clusters)."""
+    network = engine.store["networks"].get(profile["network"], {})
+    if network.get("data_center") != data_center_of(engine, vm):
+        raise conflict("The specified Logical Network doesn't exist in the current Cluster.")
 
 
 def remove_nic(engine: Engine, request: Request):

@@ -1,9 +1,11 @@
-"""Restores into another data center: storage domains and target VMs checked before anything is created.
+"""Restores into another data center: storage domains and target VMs checked before anything is
+created, NICs plugged into the target's own networks.
 
-The simulator is seeded with two data centers (two-dc): Default (cluster Default,
-data1, data2, small-vm1 up, small-vm2 down) and Remote (cluster Remote, remote1,
-remote-vm1 down). It refuses, as oVirt does, to attach a disk to a VM of another
-data center and to hot plug an IDE disk, but only after the disks were made.
+The simulator is seeded with two data centers (two-dc), each with its own ovirtmgmt:
+Default (cluster Default, data1, data2, small-vm1 up, small-vm2 down) and Remote
+(cluster Remote, remote1, remote-vm1 down). It refuses, as oVirt does, to attach a disk
+to a VM of another data center, to hot plug an IDE disk, and to plug a NIC into another
+data center's network, but only after the disks were made.
 """
 
 import pytest
@@ -90,3 +92,25 @@ def test_an_ide_disk_is_not_restored_into_a_running_vm(stack):
 
     assert_refused_untouched(stack, session, before, "VM small-vm1 is up and the engine can't hot plug",
                              f"{disk.name}_restored (ide)", "Shut the VM down")
+
+
+def ovirtmgmt_profiles(engine) -> dict[str, str]:
+    """Data center name → the id of its ovirtmgmt's vNIC profile."""
+    names = {dc.id: dc.name for dc in ovirt.list_data_centers(engine)}
+    networks = {n.id: names[n.data_center_id] for n in ovirt.list_networks(engine) if n.name == "ovirtmgmt"}
+    return {networks[p.network_id]: p.id for p in ovirt.list_vnic_profiles(engine) if p.network_id in networks}
+
+
+def test_a_restored_vm_keeps_its_nic_on_the_ovirtmgmt_of_the_data_center_it_goes_to(stack):
+    point, _ = stack.back_up("remote-vm1", label="nics")
+
+    # Beside the original in Remote, as it was; then into Default, ovirtmgmt mapped by name.
+    beside = stack.restore(RestoreRequest(point=point.pk, name="remote-vm1-copy", cluster="Remote"))
+    moved = stack.restore(RestoreRequest(point=point.pk, name="remote-vm1-moved", cluster="Default",
+                                         storage_domain="data1", networks={"ovirtmgmt": "ovirtmgmt"}))
+
+    assert (beside.state, moved.state) == ("success", "success"), session_log(beside) + session_log(moved)
+    with stack.engine() as engine:
+        profiles = ovirtmgmt_profiles(engine)
+        for name, data_center in (("remote-vm1-copy", "Remote"), ("remote-vm1-moved", "Default")):
+            assert [nic.vnic_profile_id for nic in ovirt.find_vm(engine, name).nics] == [profiles[data_center]]

@@ -126,3 +126,39 @@ def test_a_disk_is_attached_only_to_a_vm_of_its_storage_domains_data_center(two_
 
     assert refused.value.code == 409 and "Data Center does not contain" in str(refused.value)
     assert _attach(two_dc, "remote-vm1", disk).disk.id == disk.id
+
+
+def _ovirtmgmt_profile(connection, data_center_name: str) -> str:
+    """The id of the vNIC profile of ovirtmgmt in that data center (each has its own)."""
+    system = connection.system_service()
+    data_center = system.data_centers_service().list(search=f"name={data_center_name}")[0]
+    networks = {n.id for n in system.networks_service().list()
+                if n.name == "ovirtmgmt" and n.data_center.id == data_center.id}
+    return next(p.id for p in system.vnic_profiles_service().list() if p.network.id in networks)
+
+
+def test_a_vm_made_from_an_ovf_gets_the_network_of_its_own_data_center(two_dc):
+    vms = two_dc.system_service().vms_service()
+    source = vms.vm_service(vm_named(two_dc, "small-vm1").id).get(all_content=True)
+
+    vm = vms.add(types.Vm(
+        name="small-vm1-remote", cluster=types.Cluster(name="Remote"),
+        initialization=types.Initialization(regenerate_ids=True, configuration=types.Configuration(
+            type=types.ConfigurationType.OVF, data=source.initialization.configuration.data))))
+
+    nics = vms.vm_service(vm.id).nics_service().list()
+    assert [n.vnic_profile.id for n in nics] == [_ovirtmgmt_profile(two_dc, "Remote")]
+
+
+def test_a_nic_is_refused_a_vnic_profile_of_another_data_center(two_dc):
+    vm = vm_named(two_dc, "remote-vm1")
+    nics = two_dc.system_service().vms_service().vm_service(vm.id).nics_service()
+
+    with pytest.raises(sdk.Error) as refused:
+        nics.add(types.Nic(name="nic2", vnic_profile=types.VnicProfile(id=_ovirtmgmt_profile(two_dc, "Default"))))
+
+    assert refused.value.code == 409
+    assert "The specified Logical Network doesn't exist in the current Cluster" in str(refused.value)
+    assert [n.name for n in nics.list()] == ["nic1"]
+    remote = _ovirtmgmt_profile(two_dc, "Remote")
+    assert nics.add(types.Nic(name="nic2", vnic_profile=types.VnicProfile(id=remote))).vnic_profile.id == remote

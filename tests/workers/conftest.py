@@ -159,7 +159,7 @@ def new_worker(manager, runner_settings):
     made = []
 
     def make(name: str, **fields):
-        cluster = Cluster.objects.get(manager=manager, name="Default")
+        cluster = fields.pop("cluster", None) or Cluster.objects.get(manager=manager, name="Default")
         worker = Worker.objects.create(name=name, manager=manager, cluster=cluster,
                                        **{"cpus": 1, "memory": 1024, "max_tasks": 2, **fields})
         made.append(worker)
@@ -187,6 +187,17 @@ def inventory_manager(db):
     manager = Manager.objects.create(name="engine1", url="https://engine1/ovirt-engine/api")
     store_inventory(manager, inventory(3))
     return manager
+
+
+@pytest.fixture
+def remote_cluster(inventory_manager):
+    """A second data center in the stored inventory, Remote: its cluster Remote and storage domain remote1."""
+    from inventory.models import Cluster, DataCenter, StorageDomain
+
+    remote = DataCenter.objects.create(manager=inventory_manager, engine_id="dc-2", name="Remote")
+    StorageDomain.objects.create(manager=inventory_manager, engine_id="sd-2", name="remote1", type="data",
+                                 data_center=remote)
+    return Cluster.objects.create(manager=inventory_manager, engine_id="cl-2", name="Remote", data_center=remote)
 
 
 @pytest.fixture

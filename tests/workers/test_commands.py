@@ -40,3 +40,10 @@ def test_runworker_refuses_an_unknown_worker(make_worker):
     make_worker("known")
     with pytest.raises(CommandError, match=r"No worker named 'ghost' \(known: known\)"):
         call_command("runworker", "ghost")
+
+
+def test_deploy_worker_refuses_a_storage_domain_outside_the_clusters_data_center(remote_cluster):
+    with pytest.raises(CommandError, match=r"storage_domain: Storage domain data1 is not attached to data center "
+                                           r"Remote, where cluster Remote is: .* \(usable there: remote1\)"):
+        call_command("deploy_worker", "w", "--cluster", "Remote", "--storage-domain", "data1")
+    assert not Worker.objects.exists()

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from inventory.models import Cluster, Disk, Host
+from inventory.models import Cluster, Disk, Host, StorageDomain
 from repositories.models import Repository
 from vbrsite.roles import ADMINISTRATOR, OPERATOR, RESTORE_OPERATOR
 from workers import dispatch
@@ -89,6 +89,18 @@ def test_the_deploy_form_says_what_is_wrong(client_as, inventory_manager):
     html = response.content.decode()
     assert response.status_code == 200 and not Worker.objects.exists()
     assert "not in cluster" in html and "starting with a letter or digit" in html
+
+
+def test_the_deploy_form_names_at_the_field_the_storage_domains_of_the_clusters_data_center(
+        client_as, remote_cluster):
+    data1 = StorageDomain.objects.get(name="data1")
+    response = client_as(ADMINISTRATOR).post(reverse("workers:deploy"), {
+        "name": "remote-worker", "cluster": remote_cluster.pk, "storage_domain": data1.pk, "cpus": 2,
+        "memory": 2048, "max_tasks": 1, "template": "Blank"})
+    assert response.status_code == 200 and not Worker.objects.exists()
+    assert response.context["form"].errors["storage_domain"] == [
+        "Storage domain data1 is not attached to data center Remote, where cluster Remote is: choose a "
+        "storage domain of that data center (usable there: remote1)."]
 
 
 def test_stopping_asks_for_confirmation_and_refuses_a_busy_worker_without_force(

@@ -30,8 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--host", help="preferred host (default: the engine places the VM)")
         parser.add_argument("--cpus", type=int, default=2)
         parser.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
-        parser.add_argument("--network", default="", help="vNIC profile name or id")
-        parser.add_argument("--storage-domain", help="storage domain of the worker's boot disk")
+        parser.add_argument("--network", default="",
+                            help="vNIC profile (name or id) or network name, of the cluster's data center")
+        parser.add_argument("--storage-domain",
+                            help="storage domain of the worker's boot disk, of the cluster's data center")
         parser.add_argument("--max-tasks", type=int, default=4, help="disks moved at once")
         parser.add_argument("--template", default="Blank",
                             help="engine template to create the VM from (default Blank)")

@@ -7,18 +7,22 @@ bytes_done, bytes_total, rate, result); ``request_cancel`` asks it to stop.
 Selection: a ready worker in the VM's cluster below its max tasks, least busy
 first; then a worker of another cluster of the same manager; then the embedded
 worker (None, queue "embedded"). A worker whose heartbeat is late is skipped
-even before the scheduled check marks it unreachable.
+even before the scheduled check marks it unreachable. The choice and the task it
+places are made under ``worker_for``, which keeps other choices for the same
+manager waiting until the task is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -54,7 +58,8 @@ def choose_worker(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Worker 
 
     ``exclude`` holds worker ids not to use (a worker that just failed the task).
     When the cluster has no ready worker, its stopped workers are started (they
-    take later disks; this one goes elsewhere at once).
+    take later disks; this one goes elsewhere at once). To place a task on the
+    worker, choose with ``worker_for``: this alone only reads.
     """
     available = _available(manager, exclude)
     if cluster is not None:
@@ -67,6 +72,26 @@ def choose_worker(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Worker 
         wake_workers(manager, [cluster])
         return available.exclude(cluster=cluster).first()
     return available.first()
+
+
+@contextmanager
+def worker_for(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Iterator[Worker | None]:
+    """``choose_worker`` for a task to be created (or moved) inside the block.
+
+    The manager's worker rows stay locked until the block commits. Without the
+    lock, two drivers choosing at once (two sessions, or two VMs of one) both
+    count the same free slot and give the worker one task more than its max
+    tasks: its runner has one process per task, so the extra disk waits behind
+    another one while its transfer idles towards the engine's inactivity
+    timeout, and a worker with a free slot may stand idle meanwhile. Keep the
+    block short: every choice for the manager waits for it.
+    """
+    with transaction.atomic():
+        # Rows locked in one order (no deadlock between choosers); NO KEY: tasks may still
+        # reference them, runners may still report on their tasks.
+        list(Worker.objects.select_for_update(no_key=True).filter(manager=manager)
+             .order_by("pk").values_list("pk", flat=True))
+        yield choose_worker(cluster, manager, exclude=exclude)
 
 
 def _queue_of(worker: Worker | None) -> str:
@@ -119,12 +144,18 @@ def submit_restore_disk(*, session_id: int | None, manager, repository, manifest
 
 
 def request_cancel(task: DiskTask) -> None:
-    """Ask the task to stop: a pending one is cancelled at once, a running one within seconds."""
-    now = timezone.now()
-    DiskTask.objects.filter(pk=task.pk, state=DiskTaskState.PENDING).update(
-        state=DiskTaskState.CANCELLED, cancel_requested=True, finished=now,
-        error="cancelled before it started")
-    DiskTask.objects.filter(pk=task.pk, state=DiskTaskState.RUNNING).update(cancel_requested=True)
+    """Ask the task to stop: a pending one is cancelled at once, a running one within seconds.
+
+    The flag goes first, on whichever active state the task is in, in one
+    statement: a task that changes state meanwhile (a runner claims it, the
+    liveness check moves it back to pending) keeps it, and neither a claim nor a
+    move goes ahead on a flagged task. (Pending first, then running, lost the
+    stop of a task moved from running to pending between the two.)
+    """
+    tasks = DiskTask.objects.filter(pk=task.pk)
+    tasks.filter(state__in=DISK_TASK_ACTIVE_STATES).update(cancel_requested=True)
+    tasks.filter(state=DiskTaskState.PENDING, cancel_requested=True).update(
+        state=DiskTaskState.CANCELLED, finished=timezone.now(), error="cancelled before it started")
     task.refresh_from_db()
 
 
@@ -220,11 +251,13 @@ def not_taken(task: DiskTask, disk_name: str) -> str:
             "start the worker runner (Procfile line 'worker') or a worker VM")
 
 
-def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool:
+def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: Q | None = None) -> bool:
     """Record the current run as failed and send the task again to another worker.
 
     Used when its worker was lost. Returns False (and fails the task) when it
-    has used its attempts (VBR_DISK_TASK_ATTEMPTS) or was asked to cancel.
+    has used its attempts (VBR_DISK_TASK_ATTEMPTS), or (and cancels it) when it
+    was asked to stop, even after ``task`` was read. ``still`` is the reason to
+    move it, checked again as it moves (a task that reported meanwhile stays).
     The conditional update on (state, attempt) means a runner that comes back
     to life can no longer write to the task: its next progress report fails.
     """
@@ -233,25 +266,33 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = ()) -> bool
                                 "error": error, "state": DiskTaskState.FAILED,
                                 "started": task.started.isoformat() if task.started else None,
                                 "finished": now.isoformat()}]
+    mine = DiskTask.objects.filter(still or Q(), pk=task.pk, state=task.state, attempt=task.attempt)
     # Runs that started count against the attempts; a move of a task no runner had taken yet
     # (its worker was lost while it waited) doesn't, within reason.
     runs = sum(1 for a in history if a.get("started"))
     limit = settings.VBR_DISK_TASK_ATTEMPTS
     if task.cancel_requested or runs >= limit or task.attempt >= 3 * limit:
-        state = DiskTaskState.CANCELLED if task.cancel_requested else DiskTaskState.FAILED
-        DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
-            state=state, error=error, finished=now, attempts=history)
+        _end(mine, error, now, history)
         return False
-    worker = choose_worker(_cluster_of(task), task.manager, exclude=exclude)
-    updated = DiskTask.objects.filter(pk=task.pk, state=task.state, attempt=task.attempt).update(
-        state=DiskTaskState.PENDING, attempt=task.attempt + 1, attempts=history, worker=worker,
-        queue=_queue_of(worker), bytes_done=0, rate=0.0, started=None, heartbeat=None, runner="",
-        error="", result={})
-    if updated:
-        task.refresh_from_db()
-        log.warning("disk task %s: %s; sent again to the %s", task.pk, error, task.worker_name)
-        enqueue(task)
-    return bool(updated)
+    with worker_for(_cluster_of(task), task.manager, exclude=exclude) as worker:
+        updated = mine.filter(cancel_requested=False).update(
+            state=DiskTaskState.PENDING, attempt=task.attempt + 1, attempts=history, worker=worker,
+            queue=_queue_of(worker), bytes_done=0, rate=0.0, started=None, heartbeat=None, runner="",
+            error="", result={})
+        if updated:
+            task.refresh_from_db()
+            log.warning("disk task %s: %s; sent again to the %s", task.pk, error, task.worker_name)
+            enqueue(task)
+            return True
+    _end(mine.filter(cancel_requested=True), error, now, history)  # asked to stop since it was read
+    return False
+
+
+def _end(tasks, error: str, now, history: list) -> None:
+    """End a lost run for good: cancelled if it was asked to stop (as the row says), else failed."""
+    tasks.update(state=Case(When(cancel_requested=True, then=Value(DiskTaskState.CANCELLED)),
+                            default=Value(DiskTaskState.FAILED)),
+                 error=error, finished=now, attempts=history)
 
 
 def _cluster_of(task: DiskTask):

@@ -81,7 +81,8 @@ def check_workers(now=None) -> dict:
     for worker in silent:
         seen = stamp(worker.last_heartbeat) if worker.last_heartbeat else "never"
         error = f"worker {worker.name} stopped answering (last heartbeat: {seen})"
-        if Worker.objects.filter(pk=worker.pk, state=worker.state).update(
+        # Still silent as it is marked: a heartbeat since the read keeps the worker and its disks.
+        if silent.filter(pk=worker.pk, state=worker.state).update(
                 state=WorkerState.UNREACHABLE, last_error=error):
             lost.append(worker.name)
             log.warning(error)
@@ -109,7 +110,8 @@ def _check_orphaned_tasks(limit) -> int:
     stale = DiskTask.objects.filter(state=DiskTaskState.RUNNING, heartbeat__lt=limit).select_related(
         "manager", "worker")
     for task in stale:
-        dispatch.resend(task, f"{task.worker_name}: its runner stopped reporting on this disk")
+        dispatch.resend(task, f"{task.worker_name}: its runner stopped reporting on this disk",
+                        still=Q(heartbeat__lt=limit))
         count += 1
     return count
 

@@ -71,18 +71,24 @@ def _runner_name() -> str:
 
 
 def claim(task_id: int, attempt: int | None) -> DiskTask | None:
-    """Take a pending task for this runner; None when it was cancelled or taken meanwhile."""
+    """Take a pending task for this runner; None when it was cancelled or taken meanwhile.
+
+    A task flagged to stop is never started, whatever the order in which the
+    flag and this claim reach the row: request_cancel flags first, then ends a
+    pending task; this moves only an unflagged one to running, where the run
+    reads the flag within seconds.
+    """
     tasks = DiskTask.objects.filter(pk=task_id, state=DiskTaskState.PENDING)
     if attempt is not None:
         tasks = tasks.filter(attempt=attempt)
     now = timezone.now()
+    if tasks.filter(cancel_requested=False).update(state=DiskTaskState.RUNNING, started=now,
+                                                   heartbeat=Now(), runner=_runner_name()):
+        return DiskTask.objects.select_related("manager", "repository", "worker").get(pk=task_id)
     # Asked to stop before it started (a session cancelled or reconciled): end it here.
     tasks.filter(cancel_requested=True).update(state=DiskTaskState.CANCELLED, finished=now,
                                                error="cancelled before it started")
-    if not tasks.update(state=DiskTaskState.RUNNING, started=now, heartbeat=Now(),
-                        runner=_runner_name()):
-        return None
-    return DiskTask.objects.select_related("manager", "repository", "worker").get(pk=task_id)
+    return None
 
 
 def run_disk_task(task_id: int, attempt: int | None = None) -> str:

@@ -71,12 +71,12 @@ def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: st
     """Give one disk to a worker of the VM's cluster; the DiskTask."""
     from workers import dispatch
 
-    worker = dispatch.choose_worker(vm.cluster, vm.manager)
-    work.task = dispatch.submit_backup_disk(
-        session_id=run.session.pk, manager=vm.manager, repository=repository,
-        disk=inventory_disk(vm.manager, vm, work.disk), transfer_url=work.transfer_url,
-        mode=work.mode, base_manifest_id=base_manifest_id if work.mode == "incremental" else None,
-        worker=worker)
+    disk = inventory_disk(vm.manager, vm, work.disk)
+    with dispatch.worker_for(vm.cluster, vm.manager) as worker:  # no other choice until the task exists
+        work.task = dispatch.submit_backup_disk(
+            session_id=run.session.pk, manager=vm.manager, repository=repository, disk=disk,
+            transfer_url=work.transfer_url, mode=work.mode,
+            base_manifest_id=base_manifest_id if work.mode == "incremental" else None, worker=worker)
     return work.task
 
 

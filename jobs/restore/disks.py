@@ -122,11 +122,12 @@ def _hand_over(run: RestoreRun, job: DiskJob, cluster) -> None:
     transfer = ovirt.wait_transfer_ready(run.engine, transfer.id, timeout=run.wait_timeout,
                                          should_stop=run.should_stop)
     job.transfer_url = transfer.transfer_url or transfer.proxy_url
-    worker = dispatch.choose_worker(cluster, run.manager)
-    job.task = dispatch.submit_restore_disk(
-        session_id=run.session.pk, manager=run.manager, repository=run.point.repository,
-        manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
-        transfer_url=job.transfer_url, worker=worker)
+    repository = run.point.repository
+    with dispatch.worker_for(cluster, run.manager) as worker:  # no other choice until the task exists
+        job.task = dispatch.submit_restore_disk(
+            session_id=run.session.pk, manager=run.manager, repository=repository,
+            manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
+            transfer_url=job.transfer_url, worker=worker)
     run.log(f"Disk {job.name} handed to the {job.task.worker_name}.")
 
 

@@ -1,0 +1,170 @@
+"""Races between drivers, runners and the liveness check over one disk task or one worker.
+
+Each test drives the racing order itself: a step of one party is run between two
+statements of another (through a database execute wrapper), or, where only a row
+lock can keep two parties apart, in two threads with their own connections.
+"""
+
+import threading
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from inventory.models import Disk
+from repositories.models import Repository
+from workers import dispatch
+from workers.choices import DiskTaskState, WorkerState
+from workers.models import DiskTask, Worker
+from workers.services import check_workers, heartbeat
+from workers.tasks import TaskMonitor, claim
+
+
+@pytest.fixture
+def repository(db):
+    return Repository.objects.create(name="r", path="/srv/r", datamover_url="http://127.0.0.1:9")
+
+
+@pytest.fixture
+def disk(inventory_manager):
+    return Disk.objects.filter(manager=inventory_manager).first()
+
+
+def submit(manager, repository, disk, worker):
+    return dispatch.submit_backup_disk(session_id=7, manager=manager, repository=repository, disk=disk,
+                                       transfer_url="https://host1:54322/images/t", worker=worker)
+
+
+@contextmanager
+def racing(statement, step, *, before=False):
+    """Run ``step`` once, right after (or before) the first statement for which ``statement(sql)`` holds."""
+    fired = []
+
+    def wrapper(execute, sql, params, many, context):
+        hit = not fired and statement(sql)
+        if hit:
+            fired.append(sql)
+            if before:
+                step()
+        result = execute(sql, params, many, context)
+        if hit and not before:
+            step()
+        return result
+
+    with connection.execute_wrapper(wrapper):
+        yield
+    assert fired, "the racing step never ran"
+
+
+def update_of_tasks(sql):
+    return sql.startswith("UPDATE") and '"workers_disktask"' in sql
+
+
+def test_a_stop_asked_while_the_check_moves_the_task_elsewhere_is_not_lost(
+        make_worker, inventory_manager, repository, disk):
+    lost, _spare = make_worker("lost"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, lost).pk, 1)
+    seen_by_check = DiskTask.objects.select_related("worker", "manager").get(pk=task.pk)
+    # The session stops its disks while the liveness check sends this one to the spare worker.
+    with racing(update_of_tasks, lambda: dispatch.resend(seen_by_check, "worker lost was lost",
+                                                         exclude=(lost.pk,))):
+        dispatch.request_cancel(task)
+    assert claim(task.pk, task.attempt) is None  # the spare's runner doesn't start it
+    assert DiskTask.objects.get(pk=task.pk).state == DiskTaskState.CANCELLED
+
+
+def test_a_runner_taking_a_task_while_it_is_being_stopped_never_starts_it(
+        inventory_manager, repository, disk):
+    task = submit(inventory_manager, repository, disk, None)
+    taken = []
+    with racing(update_of_tasks, lambda: taken.append(claim(task.pk, task.attempt))):
+        dispatch.request_cancel(task)
+    assert taken == [None]
+    assert task.state == DiskTaskState.CANCELLED and task.started is None
+
+
+def test_a_task_asked_to_stop_after_the_check_read_it_is_ended_not_moved(
+        make_worker, inventory_manager, repository, disk):
+    lost, _spare = make_worker("lost"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, lost).pk, 1)
+    # Reconcile flags the dead session's disks after the check read this row.
+    DiskTask.objects.filter(pk=task.pk).update(cancel_requested=True)
+    assert not dispatch.resend(task, "worker lost was lost", exclude=(lost.pk,))
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.CANCELLED and task.worker == lost and task.attempt == 1
+
+
+def test_a_worker_whose_heartbeat_arrives_while_it_is_checked_keeps_its_disks(
+        make_worker, inventory_manager, repository, disk):
+    late, _spare = make_worker("late"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, late).pk, 1)
+    Worker.objects.filter(pk=late.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=2))
+    with racing(lambda sql: sql.startswith("SELECT") and '"workers_worker"' in sql,
+                lambda: heartbeat(late)):
+        outcome = check_workers()
+    assert outcome["unreachable"] == []
+    assert Worker.objects.get(pk=late.pk).state == WorkerState.READY
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.RUNNING and task.worker == late and task.attempt == 1
+
+
+def test_a_disk_that_reports_while_its_silence_is_checked_stays_with_its_runner(
+        make_worker, inventory_manager, repository, disk):
+    worker, _spare = make_worker("w1"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, worker).pk, 1)
+    DiskTask.objects.filter(pk=task.pk).update(heartbeat=timezone.now() - timedelta(minutes=2))
+    monitor = TaskMonitor(task)
+    with racing(update_of_tasks, lambda: monitor.progress(10, 100, 1.0), before=True):
+        check_workers()
+    assert not monitor.should_cancel()
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.RUNNING and task.worker == worker and task.bytes_done == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drivers_choosing_at_once_never_give_a_worker_more_than_its_max_tasks(
+        transactional_db, make_worker, inventory_manager, repository, disk):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serialises writers by itself")
+    make_worker("first", max_tasks=1), make_worker("second", max_tasks=1)
+    cluster = Worker.objects.get(name="first").cluster
+    first_chose, first_goes_on, second_done = threading.Event(), threading.Event(), threading.Event()
+    second_pid = []
+
+    def driver(chose=None):
+        try:
+            if chose is None:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    second_pid.append(cursor.fetchone()[0])
+            with dispatch.worker_for(cluster, inventory_manager) as worker:
+                if chose is not None:
+                    chose.set()
+                    first_goes_on.wait(30)
+                submit(inventory_manager, repository, disk, worker)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=driver, args=(first_chose,))
+    first.start()
+    assert first_chose.wait(30)
+    second = threading.Thread(target=lambda: (driver(), second_done.set()))
+    second.start()
+    # The second chooses while the first has chosen but not yet made its task: it either
+    # ends (nothing holds it back) or waits on the first one's lock.
+    while not second_done.wait(0.01) and not _waits_on_a_lock(second_pid):
+        pass
+    first_goes_on.set()
+    first.join(30), second.join(30)
+    placed = {w.name: w.active_tasks().count() for w in Worker.objects.all()}
+    assert placed == {"first": 1, "second": 1}
+
+
+def _waits_on_a_lock(pids: list[int]) -> bool:
+    if not pids:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pids[0]])
+        return cursor.fetchone()[0]

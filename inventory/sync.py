@@ -91,7 +91,11 @@ def store_inventory(manager: Manager, inventory: ovirt.Inventory, *, read_at=Non
     with transaction.atomic():
         # Two syncs of one manager (the schedule and "Sync now") must not both
         # insert the same new rows: the second waits here and then only updates.
-        locked = Manager.objects.select_for_update().filter(pk=manager.pk).only("inventory_read_at").first()
+        # A no-key lock: rows that merely reference the manager (disk tasks, VMs
+        # of a restore) are still inserted meanwhile, a big inventory's store
+        # doesn't hold every session of that manager back.
+        locked = (Manager.objects.select_for_update(no_key=True).filter(pk=manager.pk)
+                  .only("inventory_read_at").first())
         if locked is not None and locked.inventory_read_at and locked.inventory_read_at > read_at:
             result.stale = True
             return result

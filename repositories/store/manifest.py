@@ -1,9 +1,10 @@
 """Manifests: the complete index of a restore point, written last.
 
 A manifest names every block of every disk of one VM at one moment: a chunk id,
-or None for a block of zeros. Every restore point is therefore a synthetic
-full; an incremental one starts from a copy of its parent's index
-(:func:`incremental_disk`) and replaces the blocks that changed.
+None for a block of zeros, or a patched block (a chunk with changed ranges over
+it, patches.py). Every restore point is therefore a synthetic full; an
+incremental one starts from a copy of its parent's index (:func:`incremental_disk`)
+and replaces the blocks that changed.
 """
 
 import base64
@@ -203,7 +204,8 @@ def incremental_disk(previous: DiskIndex, size: int | None = None,
     """A copy of the previous index with changed blocks replaced.
 
     When the disk grew, the new blocks start as zeros; when it shrank, blocks
-    past the end are dropped, and a now-short last block must be among the changes.
+    past the end are dropped. A last block whose length changed must be among the
+    changes, read whole (the worker's plan does so: backup_plan.incremental_plan).
     """
     size = previous.size if size is None else size
     count = block_count(size, previous.block_size)
@@ -251,6 +253,8 @@ def parse_manifest(data: bytes | str | dict) -> Manifest:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ManifestError(f"malformed manifest: {exc!r}") from None
+    if raw.get("version") == 1 and any(d.patched_blocks() for d in manifest.disks):
+        raise ManifestError("a version 1 manifest can't hold patched blocks")
     if manifest.created.tzinfo is None or (manifest.immutable_until
                                            and manifest.immutable_until.tzinfo is None):
         raise ManifestError("manifest times need a time zone")

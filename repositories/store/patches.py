@@ -54,15 +54,27 @@ def patch_count(entry: Entry) -> int:
     return len(entry["patches"]) if is_patched(entry) else 0
 
 
-def patched(previous: Entry, patches: list[tuple[int, int, str | None]]) -> Entry:
-    """The entry of a block whose ``previous`` entry gets ``patches`` (sorted, not overlapping)
-    written over it; earlier patches that the new ones cover whole are dropped. None when
-    that leaves only zeros (a zero block, or zero patches over one)."""
+def patched(previous: Entry, patches: list[tuple[int, int, str | None]], length: int) -> Entry:
+    """The entry of a block of ``length`` bytes whose ``previous`` entry gets ``patches``
+    (sorted, not overlapping) written over it; earlier patches that the new ones cover
+    whole are dropped, and so is the base once the patches cover the whole block. None
+    when that leaves only zeros."""
     base = previous["base"] if is_patched(previous) else previous
     merged = merged_patches(previous, patches)
+    if base is not None and _cover_whole(merged, length):
+        base = None
     if base is None and all(digest is None for _, _, digest in merged):
         return None
     return {"base": base, "patches": merged}
+
+
+def _cover_whole(patches: list[list], length: int) -> bool:
+    covered = 0
+    for offset, size, _ in sorted(patches):
+        if offset > covered:
+            return False
+        covered = max(covered, offset + size)
+    return covered >= length
 
 
 def merged_patches(previous: Entry, patches: list[tuple[int, int, str | None]]) -> list[list]:
@@ -101,7 +113,7 @@ def check_entry(entry: Entry, block_length: int, where: str) -> None:
             raise ManifestError(f"{where}: bad chunk id {digest!r}")
 
 
-def compose(entry: dict, block_length: int, read: Callable[[str, int], bytes]) -> bytes:
+def compose(entry: dict, block_length: int, read: Callable[[str, int], bytes]) -> bytearray:
     """The bytes of a patched block. ``read(digest, length)`` returns a chunk's checked
     plain bytes, which must be ``length`` long (the base's: the block's length)."""
     if entry["base"] is None:
@@ -110,10 +122,11 @@ def compose(entry: dict, block_length: int, read: Callable[[str, int], bytes]) -
         block = bytearray(read(entry["base"], block_length))
     for offset, length, digest in entry["patches"]:
         block[offset:offset + length] = read(digest, length) if digest is not None else bytes(length)
-    return bytes(block)
+    return block
 
 
-def read_entry(entry: Entry, block_length: int, read: Callable[[str, int], bytes]) -> bytes | None:
+def read_entry(entry: Entry, block_length: int,
+               read: Callable[[str, int], bytes]) -> bytes | bytearray | None:
     """A block's bytes from its index entry (None for a zero block)."""
     if entry is None:
         return None

@@ -337,3 +337,33 @@ def test_a_manifest_written_during_garbage_collection_keeps_its_old_chunks(store
     _sweep(store, candidates, time.time() - 3600, False, report)
     assert report.deleted == 0 and report.kept_young == 1
     assert verify(store).ok
+
+
+def test_a_patched_restore_point_keeps_its_chunks_through_garbage_collection_and_reads_back(store):
+    from jobs.restore.blocks import read_blocks
+
+    base, patch = compressible_block(8), random_block()[:64 * 1024]
+    back_up(store, "rp-1", "vm", make_disk(base))
+    disk = DiskIndex(id="disk-1", size=BLOCK_SIZE,
+                     blocks=[{"base": block_digest(base), "patches": [[4096, len(patch), block_digest(patch)],
+                                                                    [BLOCK_SIZE - 4096, 4096, None]]}])
+    with pytest.raises(MissingChunks):  # the patch's chunk isn't stored yet
+        store.put_manifest(build_manifest("rp-2", "vm", [disk], parent="rp-1"))
+    store.put_chunk(block_digest(patch), encode_chunk(patch))
+    store.put_manifest(build_manifest("rp-2", "vm", [disk], parent="rp-1"))
+    store.delete_manifest("rp-1")  # the base chunk is now needed by rp-2's patched block only
+    age(store, 7200)
+    report = collect_garbage(store, grace_seconds=3600)
+    assert (report.deleted, report.referenced) == (0, 2)
+    expected = bytearray(base)
+    expected[4096:4096 + len(patch)] = patch
+    expected[BLOCK_SIZE - 4096:] = bytes(4096)
+
+    class Client:  # the export reads chunks as it would from a data mover
+        def get_chunk(self, digest):
+            return store.get_chunk(digest)
+
+    assert [bytes(b.data) for b in read_blocks(Client(), store.get_manifest("rp-2").disks[0])] == [expected]
+    (store.backend.root / chunk_name(block_digest(patch))).unlink()
+    report = verify(store)
+    assert report.missing == [block_digest(patch)] and report.affected_manifests == ["rp-2"]

@@ -1,14 +1,18 @@
 """Which blocks a disk backup reads: pure functions of the transfer's extents and the base index."""
 
+import pytest
+
 from repositories.store import BLOCK_SIZE, DiskIndex
 from repositories.store.patches import MAX_PATCHES
 from workers.runtime.backup_plan import (
+    MIN_PATCHED_BLOCKS,
     block_runs,
     dirty_ranges,
+    full_plan,
     incremental_plan,
     plan_bytes,
-    run_bytes,
 )
+from workers.runtime.common import MoverError
 
 MIB = 1024 * 1024
 
@@ -21,7 +25,7 @@ def test_a_full_reads_every_block_that_holds_data_and_merges_neighbours():
     extents = [extent(0, MIB), extent(MIB, 9 * MIB, zero=True), extent(10 * MIB, 3 * MIB),
                extent(13 * MIB, 7 * MIB, zero=True)]
     assert block_runs(extents, "data") == [(0, 0), (2, 3)]
-    assert run_bytes([(0, 0), (2, 3)], 20 * MIB) == 3 * BLOCK_SIZE
+    assert plan_bytes(full_plan(extents), 20 * MIB) == 3 * BLOCK_SIZE
 
 
 def incremental_runs(extents, base, size):
@@ -77,7 +81,7 @@ def test_a_grown_disk_reads_the_base_short_last_block_again():
     base = DiskIndex(id="d", size=10 * MIB, blocks=["a" * 64, "b" * 64, "c" * 64])
     clean = [extent(0, 12 * MIB)]
     assert list(incremental_plan(clean, base, 12 * MIB)) == [(2, None)]
-    assert run_bytes([(2, 2)], 12 * MIB) == 4 * MIB
+    assert plan_bytes(incremental_plan(clean, base, 12 * MIB), 12 * MIB) == 4 * MIB
     dirty_head = [extent(0, MIB, dirty=True), extent(MIB, 11 * MIB)]
     assert list(incremental_plan(dirty_head, base, 12 * MIB)) == [(0, [(0, MIB)]), (2, None)]
     # A small change in that short block still reads it whole, at its new length.
@@ -87,3 +91,47 @@ def test_a_grown_disk_reads_the_base_short_last_block_again():
     whole = DiskIndex(id="d", size=8 * MIB, blocks=["a" * 64, "b" * 64])
     assert incremental_runs(clean, whole, 12 * MIB) == []
     assert incremental_runs([extent(0, 10 * MIB)], base, 10 * MIB) == []
+
+
+def test_a_shrunk_disk_reads_its_new_short_last_block_whole():
+    # 12 MiB, then 10 MiB: block 2 held 4 MiB and now holds 2, even where nothing changed.
+    base = DiskIndex(id="d", size=12 * MIB, blocks=["a" * 64, "b" * 64, "c" * 64])
+    clean = [extent(0, 10 * MIB)]
+    assert list(incremental_plan(clean, base, 10 * MIB)) == [(2, None)]
+    small_change = [extent(0, 9 * MIB), extent(9 * MIB, 64 * 1024, dirty=True), extent(9 * MIB + 64 * 1024, MIB - 64 * 1024)]
+    assert list(incremental_plan(small_change, base, 10 * MIB)) == [(2, None)]
+    # Shrunk to a block boundary: the blocks left keep their length.
+    assert list(incremental_plan([extent(0, 8 * MIB)], base, 8 * MIB)) == []
+
+
+def test_patches_a_block_keeps_count_towards_the_half_block_limit():
+    kept = {"base": "a" * 64, "patches": [[0, 2 * MIB - 64 * 1024, "b" * 64]]}
+    base = DiskIndex(id="d", size=4 * MIB, blocks=[kept])
+    near = [extent(0, 3 * MIB), extent(3 * MIB, 64 * 1024, dirty=True), extent(3 * MIB + 64 * 1024, MIB - 64 * 1024)]
+    assert list(incremental_plan(near, base, 4 * MIB)) == [(0, [(3 * MIB, 64 * 1024)])]
+    more = [extent(0, 3 * MIB), extent(3 * MIB, 128 * 1024, dirty=True), extent(3 * MIB + 128 * 1024, MIB - 128 * 1024)]
+    assert list(incremental_plan(more, base, 4 * MIB)) == [(0, None)]
+
+
+def test_a_disk_keeps_a_bounded_number_of_patched_blocks():
+    blocks = MIN_PATCHED_BLOCKS + 10
+    size = blocks * BLOCK_SIZE
+    base = DiskIndex(id="d", size=size, blocks=["a" * 64] * blocks)
+    extents = []
+    for block in range(blocks):  # 64 KiB dirty at the start of every block
+        extents += [extent(block * BLOCK_SIZE, 64 * 1024, dirty=True),
+                    extent(block * BLOCK_SIZE + 64 * 1024, BLOCK_SIZE - 64 * 1024)]
+    plan = list(incremental_plan(extents, base, size))
+    assert sum(1 for _, ranges in plan if ranges) == MIN_PATCHED_BLOCKS
+    assert all(ranges is None for _, ranges in plan[MIN_PATCHED_BLOCKS:])
+    # A patched block read whole frees its place for another.
+    base.blocks[0] = {"base": "a" * 64, "patches": [[0, 64 * 1024, None]]}
+    whole_first = [extent(0, 3 * MIB, dirty=True), extent(3 * MIB, MIB)] + extents[2:]
+    plan = list(incremental_plan(whole_first, base, size))
+    assert plan[0] == (0, None)
+    assert sum(1 for _, ranges in plan if ranges) == MIN_PATCHED_BLOCKS
+
+
+def test_extents_out_of_order_are_refused():
+    with pytest.raises(MoverError, match="out of order"):
+        list(dirty_ranges([extent(4 * MIB, MIB, dirty=True), extent(0, MIB, dirty=True)], 8 * MIB))

@@ -31,7 +31,7 @@ from repositories.store import (
     incremental_disk,
     is_zero,
 )
-from repositories.store.patches import Entry, patched
+from repositories.store.patches import Entry, is_patched, patched
 from vbrsite.heap import keep_block_buffers
 from workers.runtime.backup_plan import Item, full_plan, incremental_plan, plan_bytes
 from workers.runtime.common import (
@@ -104,17 +104,19 @@ class _DiskBackup:
         for block, ranges in batch:
             if stop.is_set():
                 return
-            start = block * BLOCK_SIZE
+            start, length = block * BLOCK_SIZE, block_length(self.index.size, block)
+            self.counters.add(blocks_read=1)
             if ranges is None:
-                length = block_length(self.index.size, block)
                 entries.append((block, self._piece(connection, start, length, pieces, stop)))
                 continue
-            patches = [(offset, length, self._piece(connection, start + offset, length, pieces, stop))
-                       for offset, length in ranges]
+            patches = [(offset, size, self._piece(connection, start + offset, size, pieces, stop))
+                       for offset, size in ranges]
             with self.lock:
                 previous = self.index.blocks[block]
-            entries.append((block, patched(previous, patches)))
-            self.counters.add(blocks_patched=1)
+            entry = patched(previous, patches, length)
+            entries.append((block, entry))
+            if is_patched(entry):
+                self.counters.add(blocks_patched=1)
         self._store(pieces, stop)
         if stop.is_set():
             return
@@ -128,7 +130,7 @@ class _DiskBackup:
         self.throttle.consume(length, stop)
         data = connection.read(offset, length)
         # Progress counts bytes read: the sending that follows is bounded by the batch.
-        self.counters.add(bytes_read=len(data), blocks_read=1, bytes_done=len(data))
+        self.counters.add(bytes_read=len(data), bytes_done=len(data))
         if is_zero(data):
             self.counters.add(zero_bytes=len(data))
             return None
@@ -143,6 +145,7 @@ class _DiskBackup:
                 return
             if digest in to_send:
                 to_send.discard(digest)  # a piece repeated within the batch goes once
+                # blocks_sent and blocks_deduplicated count chunks: a patch is one.
                 parts = encode_chunk_parts(data, self.key)
                 stored = self.mover.put_chunk(digest, parts)
                 size = sum(len(part) for part in parts)

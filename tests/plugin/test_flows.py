@@ -160,6 +160,24 @@ def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
     assert not ovirt.remove_vm(conn, worker.id, timeout=60)
 
 
+def test_a_vm_whose_disk_is_locked_by_a_snapshot_is_removed_once_the_lock_clears(conn, vm, storage_domain):
+    made = ovirt.create_vm(conn, ovirt.VmSpec(name="locked-disk-vm", cluster_id=vm.cluster_id,
+                                              memory=512 * MiB, cpus=1))
+    disk = ovirt.create_disk(conn, name="locked-disk-vm-os", storage_domain_id=storage_domain.id,
+                             provisioned_size=4 * MiB)
+    ovirt.wait_disk_ok(conn, disk.id, timeout=60)
+    ovirt.attach_disk(conn, made.id, disk.id)
+    ovirt.create_snapshot(conn, made.id, ovirt.description_tag("t5b"))
+    assert ovirt.get_disk(conn, disk.id).status == "locked"
+    with pytest.raises(Conflict, match="locked"):  # what a plain delete gets meanwhile
+        ovirt.delete_vm(conn, made.id)
+
+    assert ovirt.remove_vm(conn, made.id, timeout=60)
+
+    with pytest.raises(NotFound):
+        ovirt.get_disk(conn, disk.id)
+
+
 def test_backup_ready_with_disk_modes_then_finalized_and_checkpoint_deleted(conn, vm):
     disk_ids = [a.disk_id for a in vm.disk_attachments]
     backup = ovirt.start_backup(conn, vm.id, disk_ids, description=ovirt.description_tag("t6"))

@@ -324,18 +324,3 @@ def remove_disk(engine: Engine, disk_id: str, *, timeout: float = 300) -> bool:
     delete_disk(engine, disk_id)
     wait_disk_gone(engine, disk_id, timeout=timeout)
     return True
-
-
-def create_worker_vm(engine: Engine, spec: VmSpec, *, vnic_profile_id: str | None = None) -> VmInfo:
-    """Create a worker VM from ``spec`` (template or Blank with cloud-init) with one NIC.
-
-    Start it with start_vm(..., cloud_init_script=...) so the payload runs on its first boot.
-    """
-    vm = create_vm(engine, spec)
-    if vnic_profile_id:
-        try:
-            add_nic(engine, vm.id, name="nic1", vnic_profile_id=vnic_profile_id)
-        except BaseException:
-            delete_vm(engine, vm.id)
-            raise
-    return get_vm(engine, vm.id)

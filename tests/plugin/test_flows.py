@@ -139,10 +139,10 @@ def test_a_vm_is_built_started_stopped_and_deleted(conn, vm, storage_domain):
     profile = ovirt.list_vnic_profiles(conn)[0]
     spec = ovirt.VmSpec(name="worker-test", cluster_id=vm.cluster_id, memory=512 * MiB, cpus=1,
                         description=ovirt.description_tag("t5"))
-    worker = ovirt.create_worker_vm(conn, spec, vnic_profile_id=profile.id)
+    worker = ovirt.create_vm(conn, spec)
     try:
-        assert [n.vnic_profile_id for n in worker.nics] == [profile.id] or \
-            [n.vnic_profile_id for n in ovirt.list_nics(conn, worker.id)] == [profile.id]
+        ovirt.add_nic(conn, worker.id, name="nic1", vnic_profile_id=profile.id)
+        assert [n.vnic_profile_id for n in ovirt.list_nics(conn, worker.id)] == [profile.id]
         disk = ovirt.create_disk(conn, name="worker-test-os", storage_domain_id=storage_domain.id,
                                  provisioned_size=4 * MiB)
         ovirt.wait_disk_ok(conn, disk.id, timeout=60)

@@ -4,15 +4,18 @@ A deployment creates the worker VM in its cluster (from the named template, or
 Blank with a boot disk on the chosen storage domain), with the cloud-init
 payload that makes it a runner, starts it, has the launcher bring its runner
 alive, and waits for the first heartbeat. Every step updates the worker's
-state, and a failure leaves the worker "failed" with the reason.
+state, and a failure leaves the worker "failed" with the reason. A deployment
+that fails in the engine removes what it made there; a VM whose runner never
+reported in is kept for the administrator to look into (wait_ready).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,6 +34,7 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 BOOT_DISK_SIZE = 20 * GIB
 READY_TIMEOUT = 600.0  # seconds from VM up to the runner's first heartbeat
+REMOVAL_TIMEOUT = 600.0  # seconds for a VM or disk to stop, unlock and go
 
 
 class DeploymentError(Exception):
@@ -53,36 +57,104 @@ def _set(worker: Worker, state: str, error: str = "") -> None:
 
 
 @contextmanager
-def _failing(worker: Worker, what: str):
-    """Mark the worker failed with the reason when the block raises."""
+def _failing(worker: Worker, what: str, aftermath: Callable[[], str] | None = None):
+    """Mark the worker failed with the reason when the block raises; ``aftermath()``
+    adds what became of what the block had made in the engine."""
+    def with_aftermath(reason: str) -> str:
+        after = aftermath() if aftermath else ""
+        return f"{reason.rstrip('.')}. {after}" if after else reason
+
     try:
         yield
     except (EngineError, placement.PlacementError) as exc:
-        _set(worker, WorkerState.FAILED, f"{what} failed: {exc}")
-        log.warning("worker %s: %s failed: %s", worker.name, what, exc)
-        raise DeploymentError(f"{what} of worker {worker.name} failed: {exc}") from exc
+        reason = with_aftermath(str(exc))
+        _set(worker, WorkerState.FAILED, f"{what} failed: {reason}")
+        log.warning("worker %s: %s failed: %s", worker.name, what, reason)
+        raise DeploymentError(f"{what} of worker {worker.name} failed: {reason}") from exc
     except Exception as exc:
-        _set(worker, WorkerState.FAILED, f"{what} failed: {exc}")
+        _set(worker, WorkerState.FAILED, f"{what} failed: {with_aftermath(str(exc))}")
         raise
+
+
+@dataclass
+class _Made:
+    """What a deployment has made in the engine so far: a failure removes all of it."""
+
+    vm_id: str = ""
+    # Disks not attached to the VM (yet): removing the VM doesn't take them along.
+    floating: dict[str, str] = field(default_factory=dict)
+    outcome: str = "Nothing was created in the engine."  # what became of it, for the worker's error
 
 
 def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
     """Create and start the worker's VM, bring its runner alive, wait for its first heartbeat.
 
     Its boot disk's storage domain and its vNIC profile are checked against the data
-    center of its cluster first: nothing is created when either is elsewhere.
+    center of its cluster first: nothing is created when either is elsewhere. When a
+    later step fails, what was made (the VM, its disks) is removed from the engine.
+    A runner that never reports in is not such a failure: see wait_ready.
     """
     _set(worker, WorkerState.DEPLOYING)
-    with _failing(worker, "deployment"), _engine(worker) as engine:
-        profile_id = _checked_placement(engine, worker)
-        vm = ovirt.create_worker_vm(engine, _spec(worker), vnic_profile_id=profile_id)
-        Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
-        worker.engine_vm_id = vm.id
-        ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
-        if _needs_boot_disk(worker):
-            _add_boot_disk(engine, worker)
-        _power_on(engine, worker, first_boot=True)
+    made = _Made()
+    with _failing(worker, "deployment", lambda: made.outcome), _engine(worker) as engine:
+        try:
+            _create_and_start(engine, worker, made)
+        except Exception:
+            _remove_made(engine, worker, made)
+            raise
     return wait_ready(worker, timeout) if wait else worker
+
+
+def _create_and_start(engine, worker: Worker, made: _Made) -> None:
+    profile_id = _checked_placement(engine, worker)
+    vm = ovirt.create_vm(engine, _spec(worker))
+    made.vm_id = worker.engine_vm_id = vm.id
+    Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
+    # A VM made from a template is image_locked until its disks are cloned.
+    ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
+    if profile_id:
+        ovirt.add_nic(engine, vm.id, name="nic1", vnic_profile_id=profile_id)
+    if _needs_boot_disk(worker):
+        _add_boot_disk(engine, worker, made)
+    _power_on(engine, worker, first_boot=True)
+
+
+def _remove_made(engine, worker: Worker, made: _Made) -> None:
+    """Remove what a failed deployment made: the VM with its disks, then disks never attached.
+
+    Never raises: the deployment's own failure is what the administrator needs to read;
+    ``made.outcome`` says what was removed, and what is left and how to remove it.
+    """
+    if not made.vm_id and not made.floating:
+        return
+    launchers.stop_local_runner(worker)
+    removed, left = [], []
+    if made.vm_id:
+        try:
+            ovirt.remove_vm(engine, made.vm_id, timeout=REMOVAL_TIMEOUT)
+        except EngineError as exc:
+            log.warning("worker %s: removing its VM %s failed: %s", worker.name, made.vm_id, exc)
+            left.append(f"its VM {vm_name(worker)} could not be removed ({exc}): Remove the worker "
+                        f"(or run manage.py remove_worker {worker.name}) to delete the VM with its disks")
+        else:
+            removed.append(f"VM {vm_name(worker)} with its disks")
+            Worker.objects.filter(pk=worker.pk).update(engine_vm_id="")
+            worker.engine_vm_id = ""
+    for disk_id, name in made.floating.items():
+        try:
+            ovirt.remove_disk(engine, disk_id, timeout=REMOVAL_TIMEOUT)
+            removed.append(f"disk {name} (not attached yet)")
+        except EngineError as exc:
+            log.warning("worker %s: removing disk %s failed: %s", worker.name, disk_id, exc)
+            left.append(f"disk {name} (id {disk_id}) could not be removed ({exc}): delete it in the engine")
+    made.outcome = _outcome(removed, left)
+
+
+def _outcome(removed: list[str], left: list[str]) -> str:
+    said = [f"Removed what it had created in the engine: {' and '.join(removed)}."] if removed else []
+    if left:
+        return " ".join([*said, f"Left in the engine: {'; '.join(left)}."])
+    return " ".join([*said, "Start deploys the worker again once the cause is fixed."])
 
 
 def _needs_boot_disk(worker: Worker) -> bool:
@@ -115,19 +187,15 @@ def _spec(worker: Worker) -> ovirt.VmSpec:
     )
 
 
-def _add_boot_disk(engine, worker: Worker) -> None:
+def _add_boot_disk(engine, worker: Worker, made: _Made) -> None:
     disk = ovirt.create_disk(engine, name=f"{vm_name(worker)}-boot",
                              storage_domain_id=worker.storage_domain.engine_id,
                              provisioned_size=BOOT_DISK_SIZE, format="cow", sparse=True,
                              description=f"Boot disk of backup worker {worker.name}")
-    try:
-        ovirt.wait_disk_ok(engine, disk.id)
-        ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
-    except BaseException:
-        # Not attached yet, so removing the VM wouldn't take it along: remove it here.
-        with contextlib.suppress(EngineError):
-            ovirt.remove_disk(engine, disk.id, timeout=120)
-        raise
+    made.floating[disk.id] = disk.name
+    ovirt.wait_disk_ok(engine, disk.id)
+    ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
+    del made.floating[disk.id]  # it goes with the VM now
 
 
 def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
@@ -135,8 +203,8 @@ def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
     _set(worker, WorkerState.STARTING)
     vm = ovirt.get_vm(engine, worker.engine_vm_id)
     if vm.status != "up":
-        # Until its runner has beaten once, every start carries the payload: a first
-        # start that failed (no host with room) must not leave a VM that runs nothing.
+        # Until its runner has beaten once, every start carries the payload: a worker
+        # whose runner never reported in, stopped and started again, must not run nothing.
         never_ran = first_boot or worker.last_heartbeat is None
         cloud_init = never_ran and launchers.launcher() == Launcher.CLOUD_INIT
         # The script holds the server's database URL and keys: it goes with this one
@@ -158,9 +226,13 @@ def wait_ready(worker: Worker, timeout: float = READY_TIMEOUT) -> Worker:
         if worker.state != WorkerState.STARTING:
             raise DeploymentError(f"worker {worker.name} is {worker.state}: {worker.last_error}")
         time.sleep(0.5)
+    # The VM is kept: it booted, and only its runner can't reach the backup server (a wrong
+    # VBR_WORKER_DATABASE_URL, a firewall), which the administrator can see only in the VM.
     _set(worker, WorkerState.FAILED,
          f"no heartbeat from the runner within {timeout:.0f} s of the VM being up: check that "
-         "the VM reaches the backup server's database and broker, and its vbr-worker service log")
+         "the VM reaches the backup server's database and broker, and its vbr-worker service log. "
+         f"Its VM {vm_name(worker)} is kept running for that: once the cause is fixed, Redeploy the "
+         f"worker; or Remove it (manage.py remove_worker {worker.name}) to delete the VM and its disks.")
     raise DeploymentError(worker.last_error)
 
 
@@ -207,8 +279,7 @@ def remove(worker: Worker, *, force: bool = False) -> None:
     stop(worker, force=force)
     if worker.engine_vm_id:
         with _failing(worker, "removal"), _engine(worker) as engine:
-            ovirt.delete_vm(engine, worker.engine_vm_id)
-            ovirt.wait_vm_gone(engine, worker.engine_vm_id, timeout=600)
+            ovirt.remove_vm(engine, worker.engine_vm_id, timeout=REMOVAL_TIMEOUT)
     worker.delete()
 
 
@@ -217,8 +288,7 @@ def redeploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOU
     stop(worker)
     if worker.engine_vm_id:
         with _failing(worker, "redeployment"), _engine(worker) as engine:
-            ovirt.delete_vm(engine, worker.engine_vm_id)
-            ovirt.wait_vm_gone(engine, worker.engine_vm_id, timeout=600)
+            ovirt.remove_vm(engine, worker.engine_vm_id, timeout=REMOVAL_TIMEOUT)
     Worker.objects.filter(pk=worker.pk).update(engine_vm_id="", software_version="")
     worker.engine_vm_id = ""
     return deploy(worker, wait=wait, timeout=timeout)

@@ -272,14 +272,37 @@ def ensure_vm_down(engine: Engine, vm_id: str, *, timeout: float = 300) -> VmInf
 
 
 def remove_vm(engine: Engine, vm_id: str, *, timeout: float = 300) -> bool:
-    """Power the VM off, delete it with its disks and wait until it is gone; False when it was gone already."""
+    """Power the VM off, delete it with its disks and wait until it is gone; False when it was gone already.
+
+    The engine neither stops nor deletes a VM while it is image_locked (its disks
+    being created or cloned from its template), nor deletes one with a locked disk
+    (a snapshot or a disk creation under way): wait until those locks clear first.
+    """
     try:
+        _wait_vm_unlocked(engine, vm_id, timeout)
         ensure_vm_down(engine, vm_id, timeout=timeout)
+        _wait_disks_unlocked(engine, get_vm(engine, vm_id), timeout)
     except NotFound:
         return False
     delete_vm(engine, vm_id)
     wait_vm_gone(engine, vm_id, timeout=timeout)
     return True
+
+
+def _wait_vm_unlocked(engine: Engine, vm_id: str, timeout: float) -> VmInfo:
+    return wait_for(lambda: get_vm(engine, vm_id), lambda v: v.status != "image_locked",
+                    timeout=timeout, what=f"VM {vm_id} to be unlocked",
+                    describe=lambda v: f"status {v.status or 'unknown'}")
+
+
+def _wait_disks_unlocked(engine: Engine, vm: VmInfo, timeout: float) -> None:
+    for attachment in vm.disk_attachments:
+        try:
+            wait_for(lambda a=attachment: get_disk(engine, a.disk_id), lambda d: d.status != "locked",
+                     timeout=timeout, what=f"disk {attachment.disk_id} of VM {vm.name} to be unlocked",
+                     describe=lambda d: f"status {d.status or 'unknown'}")
+        except NotFound:
+            pass  # removed meanwhile: nothing holds the VM
 
 
 def remove_disk(engine: Engine, disk_id: str, *, timeout: float = 300) -> bool:
@@ -301,18 +324,3 @@ def remove_disk(engine: Engine, disk_id: str, *, timeout: float = 300) -> bool:
     delete_disk(engine, disk_id)
     wait_disk_gone(engine, disk_id, timeout=timeout)
     return True
-
-
-def create_worker_vm(engine: Engine, spec: VmSpec, *, vnic_profile_id: str | None = None) -> VmInfo:
-    """Create a worker VM from ``spec`` (template or Blank with cloud-init) with one NIC.
-
-    Start it with start_vm(..., cloud_init_script=...) so the payload runs on its first boot.
-    """
-    vm = create_vm(engine, spec)
-    if vnic_profile_id:
-        try:
-            add_nic(engine, vm.id, name="nic1", vnic_profile_id=vnic_profile_id)
-        except BaseException:
-            delete_vm(engine, vm.id)
-            raise
-    return get_vm(engine, vm.id)

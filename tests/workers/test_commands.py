@@ -47,3 +47,10 @@ def test_deploy_worker_refuses_a_storage_domain_outside_the_clusters_data_center
                                            r"Remote, where cluster Remote is: .* \(usable there: remote1\)"):
         call_command("deploy_worker", "w", "--cluster", "Remote", "--storage-domain", "data1")
     assert not Worker.objects.exists()
+
+
+def test_remove_worker_names_the_known_workers_when_the_name_is_unknown(make_worker):
+    make_worker("known")
+    with pytest.raises(CommandError, match=r"No worker named 'ghost' \(known: known\)"):
+        call_command("remove_worker", "ghost")
+    assert Worker.objects.filter(name="known").exists()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 
 from inventory.models import VM, DataCenter, Disk, Manager, StorageDomain
-
-# Storage domains disks are never created on.
-NOT_DATA_DOMAIN_TYPES = ("iso", "export")
+from plugin.placement import DATA_DOMAIN_TYPES
 
 
 def vm_records(manager: Manager | None = None, *, include_removed: bool = False) -> list[dict]:
@@ -51,8 +49,9 @@ def _vm_record(vm: VM) -> dict:
 
 
 def data_domains(**filters):
-    """The storage domains disks can be created on (not removed, neither ISO nor export)."""
-    return StorageDomain.objects.filter(removed=False, **filters).exclude(type__in=NOT_DATA_DOMAIN_TYPES)
+    """The storage domains disks can be created on (not removed, of a type plugin.placement
+    creates disks on: the same the restore and worker deployments accept)."""
+    return StorageDomain.objects.filter(removed=False, type__in=DATA_DOMAIN_TYPES, **filters)
 
 
 def placement_problem(subject: str, domain: StorageDomain | None, data_center: DataCenter,

@@ -13,16 +13,6 @@ def run_session(session_id: int) -> str:
     return drive(session_id)
 
 
-def mail_session_end(session_id: int) -> str:
-    """Mail how a session ended to its job's address (queued by Session.request_cancel)."""
-    from jobs.notifications import notify_session_end
-
-    session = Session.objects.select_related("job").filter(pk=session_id).first()
-    if session is None:
-        return f"session {session_id} no longer exists"
-    return f"session {session_id}: {'mailed' if notify_session_end(session) else 'no mail sent'}"
-
-
 def run_scheduled_job(job_id: int) -> str:
     """A job's schedule fired: make its session and drive it here, in this task."""
     job = BackupJob.objects.filter(pk=job_id).first()

@@ -41,9 +41,16 @@ def find_cluster(engine, value: str) -> ovirt.ClusterInfo:
     return pick(ovirt.list_clusters(engine), value, "cluster")
 
 
+# The storage domain types restores and worker deployments create disks on: data ("" when the
+# engine leaves the type out). One definition for the engine's answers (below) and the stored
+# inventory (inventory.queries, what the forms offer), so no page offers a domain the restore
+# refuses: not iso or export, nor image (Glance), volume (Cinder) or managed block storage.
+DATA_DOMAIN_TYPES = ("", "data")
+
+
 def data_domains(engine) -> list[ovirt.StorageDomainInfo]:
     """Every data storage domain (the kind disks are created on)."""
-    return [sd for sd in ovirt.list_storage_domains(engine) if sd.type in ("", "data")]
+    return [sd for sd in ovirt.list_storage_domains(engine) if sd.type in DATA_DOMAIN_TYPES]
 
 
 @dataclass

@@ -139,7 +139,7 @@ class Session(Figures):
         """Ask the session to stop; a queued one ends at once. False if it had ended already.
 
         A queued session never reaches its driver (``start()`` finds it cancelled), so the
-        mail the driver sends at a session's end is queued here, by whoever won the update.
+        mail the driver sends at a session's end is sent here, by whoever won the update.
         """
         now = timezone.now()
         if Session.objects.filter(pk=self.pk, state=SessionState.PENDING).update(
@@ -156,19 +156,21 @@ class Session(Figures):
         return bool(updated)
 
     def _mail_end(self) -> None:
-        """Have the control runner mail the session's end once this transaction commits.
+        """Mail the session's end once this transaction commits, if its job has an address.
 
-        Not here: the caller is a web request (the Cancel button) or a command, which a mail
-        server that doesn't answer would hold for EMAIL_TIMEOUT. ``robust``: a broker that
-        can't take the task loses the mail (logged), not the cancel that was committed.
+        In the background (jobs.notifications.notify_session_end_soon): the caller is a web
+        request (the Cancel button) or a command, which a mail server that doesn't answer
+        must not hold. ``robust``: a mail that can't be started is lost (logged), not the
+        cancel that was committed.
         """
+        if self.job is None or not self.job.notification_address:
+            return
         session_id = self.pk
 
         def send() -> None:
-            from django_q.tasks import async_task
+            from jobs.notifications import notify_session_end_soon
 
-            async_task("jobs.tasks.mail_session_end", session_id, task_name=f"session-{session_id}-mail",
-                       cluster=settings.Q_CLUSTER["name"])
+            notify_session_end_soon(Session.objects.select_related("job").get(pk=session_id))
 
         transaction.on_commit(send, robust=True)
 

@@ -22,7 +22,7 @@ from jobs.models.restore_points import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
-from jobs.restore.placement import check_vm_takes_disks
+from jobs.restore.placement import attach_to_vm, check_vm_takes_disks
 from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
 from jobs.restore.requests import VM, RestoreRequest
 from jobs.restore.run import Cancelled, RestoreRun, pulse
@@ -144,16 +144,14 @@ def restore_disks(run: RestoreRun) -> str:
     placement = Placement.for_vm(engine, target_vm) if target_vm else Placement.floating(engine)
     jobs = [_disk_job(run, disk_id, config, placement) for disk_id in request.disks]
     if target_vm is not None:
-        # Before anything is created: the engine would refuse the attach only after the upload.
-        check_vm_takes_disks(target_vm, {job.name: _interface(config, job.source.id) for job in jobs})
+        # Before anything is created: a suspended VM would still be so after the upload.
+        check_vm_takes_disks(target_vm)
     create_disks(run, jobs)
     upload_disks(run, jobs, _cluster_row(run, target_vm))
     if target_vm is None:
         return f"Restored {len(jobs)} disk(s) as floating disks: " + ", ".join(j.name for j in jobs) + "."
-    for job in jobs:
-        ovirt.attach_disk(engine, target_vm.id, job.disk_id, interface=_interface(config, job.source.id),
-                          bootable=False)
-    return f"Restored {len(jobs)} disk(s) and attached them to VM {target_vm.name}."
+    return attach_to_vm(run, target_vm, [(job.name, job.disk_id, _interface(config, job.source.id))
+                                         for job in jobs])
 
 
 def _disk_job(run: RestoreRun, disk_id: str, config, placement: Placement):

@@ -153,13 +153,16 @@ def add_attachment(engine: Engine, request: Request):
         return created("disk_attachment", render_attachment(vm["id"], attachment))
 
 
-# Disk interfaces oVirt never hot plugs, whatever the guest OS.
-NOT_HOT_PLUGGABLE = ("ide", "spapr_vscsi")
+# The disk interfaces oVirt hot plugs, whatever the architecture: osinfo's hotpluggableInterfaces
+# (ppc64 lists SPAPR_VSCSI too, but the attach command refuses it and IDE before reading the list).
+HOT_PLUGGABLE = ("virtio", "virtio_scsi")
+NAMED_REFUSALS = {"ide": "an IDE", "spapr_vscsi": "a sPAPR VSCSI"}
 
 
 def _refuse_what_ovirt_cannot_attach(engine: Engine, vm: dict, disk: dict, attachment: dict) -> None:
     """409, as oVirt answers: a VM neither up, paused nor down; a disk whose storage domain is
-    not in the VM's data center; an IDE or sPAPR VSCSI disk plugged into a running VM."""
+    not in the VM's data center; a disk plugged into a running VM on an interface oVirt
+    doesn't hot plug (attached inactive, it goes)."""
     if vm["status"] not in ("up", "paused", "down"):
         raise conflict(f"Cannot attach Virtual Disk. VM {vm['name']} is {vm['status']}: disks are "
                        "attached only to VMs that are up, paused or down.")
@@ -167,9 +170,14 @@ def _refuse_what_ovirt_cannot_attach(engine: Engine, vm: dict, disk: dict, attac
     if domain.get("data_center") != data_center_of(engine, vm):
         raise conflict("Cannot attach Virtual Disk. The target Data Center does not contain the "
                        "Virtual Disk.")
-    if attachment["active"] and vm["status"] != "down" and attachment["interface"] in NOT_HOT_PLUGGABLE:
-        raise conflict(f"Cannot attach Virtual Disk. Hot plugging disk {disk['alias']} with interface "
-                       f"{attachment['interface']} into VM {vm['name']} is not supported.")
+    interface = attachment["interface"]
+    if not attachment["active"] or vm["status"] == "down" or interface in HOT_PLUGGABLE:
+        return
+    if interface in NAMED_REFUSALS:
+        raise conflict(f"Cannot attach {disk['alias']} to {vm['name']}. Hot plugging a disk to "
+                       f"{NAMED_REFUSALS[interface]} interface is not supported.")
+    raise conflict(f"Cannot attach Virtual Disk. The disk interface is not supported by the VM OS: "
+                   f"{vm.get('os') or 'other'}.")
 
 
 def remove_attachment(engine: Engine, request: Request):

@@ -116,3 +116,20 @@ def test_an_older_read_stored_after_a_newer_one_is_dropped(manager):
     result = store_inventory(manager, older, read_at=now - timedelta(seconds=5))
     assert result.stale and "dropped" in result.summary()
     assert not VM.objects.get(engine_id="id-vm-2").removed
+
+
+def test_the_forms_offer_exactly_the_storage_domains_a_restore_accepts(manager):
+    from unittest import mock
+
+    from inventory.queries import data_domains
+    from plugin import placement
+
+    types = ["data", "", "iso", "export", "image", "volume", "managed_block_storage"]
+    domains = [dataclasses.replace(inventory(0).storage_domains[0], id=f"sd-{kind or 'none'}",
+                                   name=f"sd-{kind or 'none'}", type=kind) for kind in types]
+    store_inventory(manager, dataclasses.replace(inventory(0), storage_domains=domains))
+
+    with mock.patch("plugin.engine.list_storage_domains", autospec=True, return_value=domains):
+        accepted = {sd.name for sd in placement.data_domains(object())}
+    offered = set(data_domains().values_list("name", flat=True))
+    assert offered == accepted == {"sd-data", "sd-none"}

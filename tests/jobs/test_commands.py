@@ -2,6 +2,7 @@
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -143,6 +144,22 @@ def test_cancel_session_of_a_queued_session_and_of_an_ended_one(setup, capsys):
         call_command("cancel_session", str(session.pk))
     with pytest.raises(CommandError, match="No session 999"):
         call_command("cancel_session", "999")
+
+
+def test_cancel_session_of_a_mailed_job_mails_its_end_and_leaves_stderr_empty(
+        setup, transactional_db, caplog, capsys, mailoutbox):
+    job = factories.job("nightly", vms=setup["vms"][:1], repository=setup["repo"],
+                        notification_address="ops@example.org")
+    session = Session.objects.create(job=job, name=job.name)
+
+    call_command("cancel_session", str(session.pk))  # committed for real: the mail goes out
+    for thread in threading.enumerate():
+        if thread.name == f"session-{session.pk}-mail":
+            thread.join(10)
+
+    assert [m.subject for m in mailoutbox] == ["[backup] nightly: Cancelled"]
+    assert [r.getMessage() for r in caplog.records if r.name == "django-q"] == []  # no "Enqueued [control] ..."
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.integration

@@ -1,7 +1,11 @@
 """Job notifications go through a real SMTP server (aiosmtpd on a free port)."""
 
+import threading
+
 import pytest
 from aiosmtpd.controller import Controller
+from django.core import mail
+from django.core.mail.backends import locmem
 
 from jobs.choices import SessionState
 from jobs.models import Session, TaskSession
@@ -104,26 +108,56 @@ def test_a_driver_that_ends_after_reconcile_failed_its_session_doesnt_overwrite_
     assert "after reconcile had failed this session" in session.log_lines.last().message
 
 
-def test_a_session_cancelled_while_queued_is_mailed_once_by_the_control_runner_not_by_the_cancel(
-        client_as, mailoutbox, monkeypatch, django_capture_on_commit_callbacks):
+class HeldMailServer(locmem.EmailBackend):
+    """A mail server that takes its time: it answers once ``answer`` is set."""
+
+    answer = threading.Event()
+
+    def send_messages(self, messages):
+        assert self.answer.wait(10), "the test never let the mail server answer"
+        return super().send_messages(messages)
+
+
+def _mail_thread(session: Session) -> threading.Thread:
+    return next(t for t in threading.enumerate() if t.name == f"session-{session.pk}-mail")
+
+
+def test_a_session_cancelled_while_queued_is_mailed_at_once_and_the_cancel_doesnt_wait_for_it(
+        client_as, settings, django_capture_on_commit_callbacks):
     from django.urls import reverse
-    from django_q.conf import Conf
-    from django_q.models import Task
+    from django_q.models import OrmQ
 
     from jobs.driver.backup_session import drive
     from vbrsite.roles import OPERATOR
 
-    monkeypatch.setattr(Conf, "SYNC", True)  # a queued task runs here, as the control runner would
+    settings.EMAIL_BACKEND = f"{__name__}.HeldMailServer"
+    HeldMailServer.answer.clear()
     job = factories.job(notification_address="ops@example.org")
     session = Session.objects.create(job=job, name=job.name)
 
     with django_capture_on_commit_callbacks(execute=True):
-        client_as(OPERATOR).post(reverse("jobs:session_cancel", args=[session.pk]))
-        assert mailoutbox == []  # a mail server that doesn't answer can't hold the Cancel button
-    assert "not started again" in drive(session.pk)  # its task was already in the queue
+        response = client_as(OPERATOR).post(reverse("jobs:session_cancel", args=[session.pk]))
+    # The page answered while the mail server still holds the mail.
+    assert response.status_code == 302 and mail.outbox == []
+    HeldMailServer.answer.set()
+    _mail_thread(session).join(10)
 
-    [mail] = mailoutbox
-    assert mail.to == ["ops@example.org"] and mail.subject == f"[backup] {job.name}: Cancelled"
-    assert f"session {session.pk} ended cancelled." in mail.body and "Cancelled while queued" in mail.body
-    [task] = Task.objects.filter(func="jobs.tasks.mail_session_end")
-    assert task.cluster == "control" and task.args == (session.pk,) and task.success
+    [sent] = mail.outbox
+    assert sent.to == ["ops@example.org"] and sent.subject == f"[backup] {job.name}: Cancelled"
+    assert f"session {session.pk} ended cancelled." in sent.body and "Cancelled while queued" in sent.body
+    # Sent, not queued behind the sessions waiting for the control runner.
+    assert not OrmQ.objects.exists()
+    assert "not started again" in drive(session.pk)  # its task was already in the queue
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize("address", ["", None])
+def test_a_session_cancelled_while_queued_with_no_address_to_mail_leaves_nothing_to_do(
+        address, django_capture_on_commit_callbacks):
+    job = factories.job(notification_address=address) if address is not None else None
+    session = Session.objects.create(job=job, name="nightly")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert session.request_cancel()
+
+    assert callbacks == []

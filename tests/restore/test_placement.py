@@ -1,31 +1,75 @@
-"""Whether a VM can take restored disks now (jobs.restore.placement), on the engine's records.
+"""Restored disks into an existing VM (jobs.restore.placement), on the engine's records.
 
-The simulator's VMs pass through powering_up and powering_down only for a moment,
-so the VM states are staged here as the plain records plugin.engine returns.
+The simulator's VMs pass through powering_up and powering_down only for a moment, so the
+VM states are staged here as the plain records plugin.engine returns, and the attach step
+runs against the engine facade patched (autospec) at its one seam.
 """
+
+from unittest import mock
 
 import pytest
 
-from jobs.restore.placement import check_vm_takes_disks
+from jobs.models import Session
+from jobs.restore.placement import ATTACHABLE_STATES, attach_to_vm, check_vm_takes_disks, plugged
 from jobs.restore.points import RestoreError
+from jobs.restore.run import RestoreRun
 from plugin.engine import VmInfo
+from plugin.errors import EngineTimeout
 
 
-@pytest.mark.parametrize("status", ["migrating", "powering_up", "image_locked", "saving_state"])
-def test_a_vm_neither_up_paused_nor_down_takes_no_disk(status):
-    with pytest.raises(RestoreError, match=f"VM web2 is {status.replace('_', ' ')}: .*up, paused or down"):
-        check_vm_takes_disks(VmInfo(id="vm-2", name="web2", status=status), {"data_restored": "virtio_scsi"})
+@pytest.mark.parametrize("status", ["suspended", "saving_state"])
+def test_a_suspended_vm_is_refused_before_anything_is_made(status):
+    with pytest.raises(RestoreError, match=f"VM web2 is {status.replace('_', ' ')}: .*resume it or shut it down"):
+        check_vm_takes_disks(VmInfo(id="vm-2", name="web2", status=status))
 
 
-@pytest.mark.parametrize("status, interface", [("up", "virtio_scsi"), ("paused", "virtio"), ("up", "sata"),
-                                               ("down", "ide"), ("down", "spapr_vscsi")])
-def test_what_the_engine_plugs_or_attaches_cold_is_let_through(status, interface):
-    check_vm_takes_disks(VmInfo(id="vm-2", name="web2", status=status), {"data_restored": interface})
+@pytest.mark.parametrize("status", ["up", "paused", "down", "migrating", "powering_up", "powering_down",
+                                    "reboot_in_progress", "image_locked", "wait_for_launch", "not_responding"])
+def test_a_vm_that_is_or_may_become_up_paused_or_down_is_let_through(status):
+    check_vm_takes_disks(VmInfo(id="vm-2", name="web2", status=status))
 
 
-@pytest.mark.parametrize("status", ["up", "paused"])
-def test_a_running_vm_is_not_given_a_disk_the_engine_cant_hot_plug(status):
-    with pytest.raises(RestoreError, match=r"can't hot plug .*: old_restored \(ide\), "
-                                           r"spapr_restored \(spapr_vscsi\)\. Shut the VM down"):
-        check_vm_takes_disks(VmInfo(id="vm-2", name="web2", status=status),
-                             {"data_restored": "virtio_scsi", "old_restored": "ide", "spapr_restored": "spapr_vscsi"})
+@pytest.mark.parametrize("status, interface, active", [
+    ("up", "virtio_scsi", True), ("paused", "virtio", True),
+    ("up", "sata", False), ("paused", "ide", False), ("up", "spapr_vscsi", False),
+    ("down", "sata", True), ("down", "ide", True), ("down", "spapr_vscsi", True)])
+def test_a_running_vm_is_hot_plugged_only_virtio_and_virtio_scsi_disks(status, interface, active):
+    assert plugged(status, interface) is active
+
+
+@pytest.fixture
+def run(db, settings):
+    settings.VBR_ENGINE_WAIT_TIMEOUT = 42
+    return RestoreRun(Session.objects.create(name="restore"), request=None, point=None, manager=None,
+                      engine=object())
+
+
+DISKS = [("data_restored", "disk-1", "virtio_scsi"), ("win_restored", "disk-2", "sata")]
+
+
+def test_the_disks_wait_for_a_migrating_vm_and_what_cant_be_hot_plugged_goes_in_inactive(run):
+    migrating = VmInfo(id="vm-2", name="web2", status="migrating")
+    with mock.patch("plugin.engine.wait_vm_status", autospec=True,
+                    return_value=VmInfo(id="vm-2", name="web2", status="up")) as wait, \
+            mock.patch("plugin.engine.attach_disk", autospec=True) as attach:
+        summary = attach_to_vm(run, migrating, DISKS)
+
+    wait.assert_called_once_with(run.engine, "vm-2", ATTACHABLE_STATES, timeout=42, should_stop=run.should_stop)
+    assert attach.call_args_list == [
+        mock.call(run.engine, "vm-2", "disk-1", interface="virtio_scsi", bootable=False, active=True),
+        mock.call(run.engine, "vm-2", "disk-2", interface="sata", bootable=False, active=False)]
+    assert summary == "Restored 2 disk(s) and attached them to VM web2."
+    [warning] = run.session.log_lines.filter(level="warning")
+    assert "VM web2 is up" in warning.message and "win_restored (sata) attached inactive" in warning.message
+
+
+def test_a_vm_that_never_settles_leaves_the_disks_floating_rather_than_lost(run):
+    with mock.patch("plugin.engine.wait_vm_status", autospec=True,
+                    side_effect=EngineTimeout("Gave up waiting for VM vm-2 to be down/paused/up after 42 s.")), \
+            mock.patch("plugin.engine.attach_disk", autospec=True) as attach:
+        summary = attach_to_vm(run, VmInfo(id="vm-2", name="web2", status="not_responding"), DISKS)
+
+    attach.assert_not_called()
+    assert summary.startswith("Restored 2 disk(s) as floating disks: data_restored, win_restored")
+    [warning] = run.session.log_lines.filter(level="warning")
+    assert "after 42 s" in warning.message and "attach them once the VM is up, paused or down" in warning.message

@@ -86,22 +86,28 @@ def _disk_on(connection, name: str, domain_name: str):
     return wait_disk_ok(connection, disk.id)
 
 
-def _attach(connection, vm_name: str, disk, interface=types.DiskInterface.VIRTIO_SCSI):
+def _attach(connection, vm_name: str, disk, interface=types.DiskInterface.VIRTIO_SCSI, active=True):
     vm = vm_named(connection, vm_name)
     service = connection.system_service().vms_service().vm_service(vm.id).disk_attachments_service()
-    return service.add(types.DiskAttachment(disk=types.Disk(id=disk.id), interface=interface, active=True))
+    return service.add(types.DiskAttachment(disk=types.Disk(id=disk.id), interface=interface, active=active))
 
 
-def test_an_ide_disk_is_not_hot_plugged_into_a_running_vm(connection):
+def test_a_running_vm_is_hot_plugged_only_virtio_and_virtio_scsi_disks(connection):
     assert vm_named(connection, "small-vm1").status == types.VmStatus.UP
-    disk = _disk_on(connection, "ide-data", "data1")
+    disks = {name: _disk_on(connection, f"{name}-data", "data1") for name in ("ide", "sata", "spapr", "virtio")}
+    refusals = {"ide": (types.DiskInterface.IDE, "to an IDE interface is not supported"),
+                "sata": (types.DiskInterface.SATA, "interface is not supported by the VM OS: rhel_8x64"),
+                "spapr": (types.DiskInterface.SPAPR_VSCSI, "to a sPAPR VSCSI interface is not supported")}
 
-    with pytest.raises(sdk.Error) as refused:
-        _attach(connection, "small-vm1", disk, types.DiskInterface.IDE)
+    for name, (interface, message) in refusals.items():
+        with pytest.raises(sdk.Error) as refused:
+            _attach(connection, "small-vm1", disks[name], interface)
+        assert refused.value.code == 409 and message in str(refused.value), name
 
-    assert refused.value.code == 409 and "Hot plugging" in str(refused.value)
-    # Into a VM that is down it goes: nothing is plugged.
-    assert _attach(connection, "small-vm2", disk, types.DiskInterface.IDE).interface == types.DiskInterface.IDE
+    assert _attach(connection, "small-vm1", disks["virtio"], types.DiskInterface.VIRTIO).active
+    # Attached inactive (nothing is plugged), or into a VM that is down, they go.
+    assert not _attach(connection, "small-vm1", disks["sata"], types.DiskInterface.SATA, active=False).active
+    assert _attach(connection, "small-vm2", disks["ide"], types.DiskInterface.IDE).interface == types.DiskInterface.IDE
 
 
 @pytest.fixture

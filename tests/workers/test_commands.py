@@ -1,6 +1,7 @@
 """deploy_worker, list_workers and runworker: what they print and how they refuse bad input."""
 
 import json
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -23,6 +24,18 @@ def test_list_workers_json_has_every_worker_and_the_embedded_one_last(make_worke
     table = StringIO()
     call_command("list_workers", stdout=table)
     assert "alpha" in table.getvalue() and "embedded" in table.getvalue()
+
+
+def test_list_workers_shows_the_heartbeat_in_the_pages_time_zone_and_json_stays_utc(make_worker, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # no summer time: the expected text stays fixed
+    alpha = make_worker("alpha")
+    Worker.objects.filter(pk=alpha.pk).update(last_heartbeat=datetime(2025, 1, 15, 9, 30, 5, tzinfo=UTC))
+    table, out = StringIO(), StringIO()
+    call_command("list_workers", stdout=table)
+    call_command("list_workers", "--json", stdout=out)
+    row = next(line for line in table.getvalue().splitlines() if line.startswith("alpha"))
+    assert row.endswith(" 2025-01-15 15:00:05+05:30")
+    assert json.loads(out.getvalue())[0]["last_heartbeat"] == "2025-01-15T09:30:05+00:00"
 
 
 def test_deploy_worker_names_the_known_clusters_when_the_cluster_is_unknown(inventory_manager):

@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from vbrsite.times import stamp
 from workers.models import Worker
 from workers.services import embedded_record, worker_record
 
@@ -16,18 +17,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args, **options):
-        workers = Worker.objects.select_related("manager", "cluster", "preferred_host",
-                                                "storage_domain")
-        records = [worker_record(w) for w in workers]
+        workers = list(Worker.objects.select_related("manager", "cluster", "preferred_host",
+                                                     "storage_domain"))
+        records = [*(worker_record(w) for w in workers), embedded_record()]
         if options["json"]:
-            self.stdout.write(json.dumps([*records, embedded_record()], indent=2))
+            self.stdout.write(json.dumps(records, indent=2))
             return
         self.stdout.write(f"{'NAME':20} {'STATE':12} {'CLUSTER':16} {'TASKS':>7} {'MB/S':>7} "
                           f"{'VERSION':10} LAST HEARTBEAT")
-        for r in [*records, embedded_record()]:
+        beats = [w.last_heartbeat for w in workers] + [None]  # the embedded worker keeps none
+        for r, beat in zip(records, beats, strict=True):
             tasks = f"{r['active_tasks']}/{r.get('max_tasks', '-')}"
-            beat = (r.get("last_heartbeat") or "-")[:19]
             self.stdout.write(
                 f"{r['name'][:20]:20} {r.get('state', 'ready'):12} {(r.get('cluster') or '-')[:16]:16} "
                 f"{tasks:>7} {r['throughput'] / 1e6:>7.1f} {(r.get('software_version') or '-')[:10]:10} "
-                f"{beat}")
+                f"{stamp(beat) if beat else '-'}")

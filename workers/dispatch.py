@@ -152,11 +152,20 @@ def request_cancel(task: DiskTask) -> None:
     move goes ahead on a flagged task. (Pending first, then running, lost the
     stop of a task moved from running to pending between the two.)
     """
-    tasks = DiskTask.objects.filter(pk=task.pk)
+    stop_tasks(DiskTask.objects.filter(pk=task.pk))
+    task.refresh_from_db()
+
+
+def stop_tasks(tasks) -> None:
+    """``request_cancel`` for every task of the queryset ``tasks`` (a session's, say).
+
+    A pending task is ended here, not left for a runner to end when it claims
+    it: its queue may have no runner any more, and until it ends it holds a
+    slot of its worker's max tasks and shows as queued.
+    """
     tasks.filter(state__in=DISK_TASK_ACTIVE_STATES).update(cancel_requested=True)
     tasks.filter(state=DiskTaskState.PENDING, cancel_requested=True).update(
         state=DiskTaskState.CANCELLED, finished=timezone.now(), error="cancelled before it started")
-    task.refresh_from_db()
 
 
 class PollPace:

@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -25,16 +26,23 @@ log = logging.getLogger(__name__)
 
 
 def note_worker_activity(worker_id: int | None) -> None:
-    """Busy while the worker runs a task, ready (idle since now) when it runs none."""
+    """Busy while the worker runs a task, ready (idle since now) when it runs none.
+
+    Read and written with the worker's row locked: otherwise a runner whose
+    disk ended could read "none running", another runner take the next disk
+    and write busy, and the first write ready over it, a disk running.
+    """
     if worker_id is None:
         return
-    now = timezone.now()
-    running = DiskTask.objects.filter(worker_id=worker_id, state=DiskTaskState.RUNNING).exists()
     workers = Worker.objects.filter(pk=worker_id, state__in=(WorkerState.READY, WorkerState.BUSY))
-    if running:
-        workers.update(state=WorkerState.BUSY, idle_since=None)
-    else:
-        workers.update(state=WorkerState.READY, idle_since=now)
+    with transaction.atomic():
+        if not workers.select_for_update(no_key=True).exists():
+            return
+        running = DiskTask.objects.filter(worker_id=worker_id, state=DiskTaskState.RUNNING).exists()
+        if running:
+            workers.update(state=WorkerState.BUSY, idle_since=None)
+        else:
+            workers.update(state=WorkerState.READY, idle_since=timezone.now())
 
 
 def heartbeat(worker: Worker, *, version: str = "", runner_host: str = "") -> bool:

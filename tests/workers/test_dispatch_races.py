@@ -18,8 +18,8 @@ from repositories.models import Repository
 from workers import dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
-from workers.services import check_workers, heartbeat
-from workers.tasks import TaskMonitor, claim
+from workers.services import check_workers, heartbeat, note_worker_activity
+from workers.tasks import TaskMonitor, claim, finish
 
 
 @pytest.fixture
@@ -39,11 +39,12 @@ def submit(manager, repository, disk, worker):
 
 @contextmanager
 def racing(statement, step, *, before=False):
-    """Run ``step`` once, right after (or before) the first statement for which ``statement(sql)`` holds."""
+    """Run ``step`` once, right after (or before) the first statement for which
+    ``statement(sql, params)`` holds."""
     fired = []
 
     def wrapper(execute, sql, params, many, context):
-        hit = not fired and statement(sql)
+        hit = not fired and statement(sql, params)
         if hit:
             fired.append(sql)
             if before:
@@ -58,7 +59,7 @@ def racing(statement, step, *, before=False):
     assert fired, "the racing step never ran"
 
 
-def update_of_tasks(sql):
+def update_of_tasks(sql, params=None):
     return sql.startswith("UPDATE") and '"workers_disktask"' in sql
 
 
@@ -101,7 +102,7 @@ def test_a_worker_whose_heartbeat_arrives_while_it_is_checked_keeps_its_disks(
     late, _spare = make_worker("late"), make_worker("spare")
     task = claim(submit(inventory_manager, repository, disk, late).pk, 1)
     Worker.objects.filter(pk=late.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=2))
-    with racing(lambda sql: sql.startswith("SELECT") and '"workers_worker"' in sql,
+    with racing(lambda sql, params: sql.startswith("SELECT") and '"workers_worker"' in sql,
                 lambda: heartbeat(late)):
         outcome = check_workers()
     assert outcome["unreachable"] == []
@@ -168,3 +169,75 @@ def _waits_on_a_lock(pids: list[int]) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pids[0]])
         return cursor.fetchone()[0]
+
+
+class Party(threading.Thread):
+    """One party of a race, in a thread of its own with its own database connection."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.pid, self.result, self.error = step, [], None, None
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self.pid.append(cursor.fetchone()[0])
+            self.result = self.step()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            self.error = exc
+        finally:
+            connection.close()
+            self.done.set()
+
+    def wait_blocked_or_done(self):
+        """Until the party ended, or waits on a row lock another party holds."""
+        for _ in range(3000):
+            if self.done.wait(0.01) or _waits_on_a_lock(self.pid):
+                return
+        raise AssertionError("the party neither ended nor waited on a lock")
+
+    def outcome(self):
+        self.join(30)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serialises writers by itself")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_disk_ends_as_another_starts_is_busy(
+        transactional_db, make_worker, inventory_manager, repository, disk):
+    postgres_only()
+    worker = make_worker("w1")
+    ending = claim(submit(inventory_manager, repository, disk, worker).pk, 1)
+    starting = submit(inventory_manager, repository, disk, worker)
+    finish(ending, DiskTaskState.SUCCEEDED, "", {})
+    read, goes_on = threading.Event(), threading.Event()
+
+    def pause_after_reading_tasks(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not read.is_set() and sql.startswith("SELECT") and '"workers_disktask"' in sql:
+            read.set()
+            goes_on.wait(30)
+        return result
+
+    def note_the_end():  # the runner that moved the ended disk: it saw none running
+        with connection.execute_wrapper(pause_after_reading_tasks):
+            note_worker_activity(worker.pk)
+
+    ender = Party(note_the_end)
+    ender.start()
+    assert read.wait(30)
+    starter = Party(lambda: (claim(starting.pk, starting.attempt), note_worker_activity(worker.pk)))
+    starter.start()
+    starter.wait_blocked_or_done()
+    goes_on.set()
+    ender.outcome(), starter.outcome()
+    assert DiskTask.objects.get(pk=starting.pk).state == DiskTaskState.RUNNING
+    assert Worker.objects.get(pk=worker.pk).state == WorkerState.BUSY

@@ -86,12 +86,25 @@ def worker_for(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Iterator[W
     timeout, and a worker with a free slot may stand idle meanwhile. Keep the
     block short: every choice for the manager waits for it.
     """
+    with locked_workers(manager):
+        yield choose_worker(cluster, manager, exclude=exclude)
+
+
+@contextmanager
+def locked_workers(manager) -> Iterator[None]:
+    """Hold the manager's worker rows until the block commits.
+
+    Meanwhile no worker of the manager is chosen for a disk (``worker_for``
+    waits), and no change of a worker's state lands (heartbeats, stops, activity
+    wait): what the block reads of its workers and their tasks stays true until
+    it has written.
+    """
     with transaction.atomic():
         # Rows locked in one order (no deadlock between choosers); NO KEY: tasks may still
         # reference them, runners may still report on their tasks.
         list(Worker.objects.select_for_update(no_key=True).filter(manager=manager)
              .order_by("pk").values_list("pk", flat=True))
-        yield choose_worker(cluster, manager, exclude=exclude)
+        yield
 
 
 def _queue_of(worker: Worker | None) -> str:

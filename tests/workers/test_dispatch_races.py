@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from inventory.models import Disk
 from repositories.models import Repository
-from workers import dispatch
+from workers import deployment, dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
 from workers.services import check_workers, heartbeat, note_worker_activity
@@ -171,6 +171,42 @@ def _waits_on_a_lock(pids: list[int]) -> bool:
         return cursor.fetchone()[0]
 
 
+def marking_stopping(sql, params):
+    return sql.startswith("UPDATE") and '"workers_worker"' in sql and WorkerState.STOPPING in (params or ())
+
+
+def test_a_disk_taken_by_an_idle_worker_as_it_is_stopped_is_not_killed_mid_run(
+        make_worker, inventory_manager, repository, disk, settings):
+    settings.VBR_WORKER_IDLE_MINUTES = 30
+    idle = make_worker("idle", idle_since=timezone.now() - timedelta(hours=1))
+    make_worker("spare")
+    taken = []
+
+    def session_and_runner():  # a session hands a disk out, the worker's runner takes it
+        with dispatch.worker_for(idle.cluster, inventory_manager) as worker:
+            task = submit(inventory_manager, repository, disk, worker)
+        taken.append(claim(task.pk, task.attempt))
+
+    with racing(marking_stopping, session_and_runner, before=True):
+        deployment.stop_idle_workers()
+    task = DiskTask.objects.select_related("worker").get(pk=taken[0].pk)
+    # Its run goes on where it started, and costs no attempt.
+    assert task.state == DiskTaskState.RUNNING and task.attempt == 1 and task.attempts == []
+    assert task.worker.state != WorkerState.STOPPED and not TaskMonitor(task).should_cancel()
+
+
+def test_a_disk_its_runner_takes_as_the_worker_is_being_stopped_refuses_the_stop(
+        make_worker, inventory_manager, repository, disk):
+    leaving, _staying = make_worker("leaving"), make_worker("staying")
+    queued = submit(inventory_manager, repository, disk, leaving)
+    with racing(marking_stopping, lambda: claim(queued.pk, queued.attempt), before=True), \
+            pytest.raises(deployment.DeploymentError, match="moving 1 disk"):
+        deployment.stop(Worker.objects.get(pk=leaving.pk))
+    queued.refresh_from_db()
+    assert queued.state == DiskTaskState.RUNNING and queued.worker == leaving and queued.attempt == 1
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.BUSY
+
+
 class Party(threading.Thread):
     """One party of a race, in a thread of its own with its own database connection."""
 
@@ -208,6 +244,36 @@ class Party(threading.Thread):
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL; SQLite serialises writers by itself")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_stop_waits_for_a_choice_under_way_and_leaves_the_worker_its_disk(
+        transactional_db, make_worker, inventory_manager, repository, disk, settings):
+    postgres_only()
+    settings.VBR_WORKER_IDLE_MINUTES = 30
+    idle = make_worker("idle", idle_since=timezone.now() - timedelta(hours=1))
+    make_worker("spare")
+    chose, goes_on = threading.Event(), threading.Event()
+
+    def session():
+        with dispatch.worker_for(idle.cluster, inventory_manager) as worker:
+            chose.set()
+            goes_on.wait(30)
+            return submit(inventory_manager, repository, disk, worker)
+
+    driver = Party(session)
+    driver.start()
+    assert chose.wait(30)
+    # The idle stop starts while the session has chosen the worker but not yet made its task.
+    stopper = Party(deployment.stop_idle_workers)
+    stopper.start()
+    stopper.wait_blocked_or_done()
+    goes_on.set()
+    task = driver.outcome()
+    assert stopper.outcome() == []
+    task.refresh_from_db()
+    assert task.worker == idle and task.state == DiskTaskState.PENDING and task.attempt == 1
+    assert Worker.objects.get(pk=idle.pk).state == WorkerState.READY
 
 
 @pytest.mark.django_db(transaction=True)

@@ -276,10 +276,14 @@ def not_taken(task: DiskTask, disk_name: str) -> str:
 def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: Q | None = None) -> bool:
     """Record the current run as failed and send the task again to another worker.
 
-    Used when its worker was lost. Returns False (and fails the task) when it
-    has used its attempts (VBR_DISK_TASK_ATTEMPTS), or (and cancels it) when it
-    was asked to stop, even after ``task`` was read. ``still`` is the reason to
-    move it, checked again as it moves (a task that reported meanwhile stays).
+    Used when its worker was lost. True when it was sent again; False when it
+    has used its attempts (VBR_DISK_TASK_ATTEMPTS: it fails), was asked to stop,
+    even after ``task`` was read (it is cancelled), or no longer needs moving.
+    ``still`` is the reason to move it, checked again in the statement that
+    moves or ends it (a task that reported meanwhile stays). Give a reason about
+    its worker as a subquery (``worker__in=``), not a join: Django makes a
+    join's update "id IN (...)", whose conditions on the task row PostgreSQL
+    doesn't check again against a write the update waited for.
     The conditional update on (state, attempt) means a runner that comes back
     to life can no longer write to the task: its next progress report fails.
     """

@@ -207,6 +207,21 @@ def test_a_disk_its_runner_takes_as_the_worker_is_being_stopped_refuses_the_stop
     assert Worker.objects.get(pk=leaving.pk).state == WorkerState.BUSY
 
 
+def test_a_lost_worker_that_comes_back_before_its_disks_are_moved_keeps_them(
+        make_worker, inventory_manager, repository, disk):
+    late, _spare = make_worker("late"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, late).pk, 1)
+    Worker.objects.filter(pk=late.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=2))
+    # The check has marked it unreachable and read its disks when its heartbeat arrives.
+    with racing(lambda sql, params: sql.startswith("SELECT") and '"workers_disktask"' in sql,
+                lambda: heartbeat(late)):
+        outcome = check_workers()
+    assert outcome == {"unreachable": ["late"], "tasks_moved": 0}
+    assert Worker.objects.get(pk=late.pk).state == WorkerState.READY
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.RUNNING and task.worker == late and task.attempt == 1
+
+
 class Party(threading.Thread):
     """One party of a race, in a thread of its own with its own database connection."""
 

@@ -2,10 +2,10 @@
 
 A running session whose heartbeat is older than VBR_SESSION_STALE_SECONDS has
 no driver any more (the runner crashed or was killed): it is failed, its VM
-locks are released and its disk tasks are asked to stop. Then, per manager,
-image transfers, backups and snapshots whose description carries the project's
-tag (``vbr:<session id>``) but whose session is not alive are cancelled,
-finalized or deleted. Every action is recorded as a ReconcileAction (the
+locks are released and its disk tasks are stopped (queued ones at once). Then,
+per manager, image transfers, backups and snapshots whose description carries
+the project's tag (``vbr:<session id>``) but whose session is not alive are
+cancelled, finalized or deleted. Every action is recorded as a ReconcileAction (the
 dashboard shows them) and in the dead session's log.
 """
 
@@ -69,9 +69,11 @@ def fail_dead_sessions(stale_seconds: int | None = None) -> list[int]:
 
 
 def _stop_disk_tasks(session_id: int) -> None:
+    """Running disks stop within seconds; queued ones end now (their queue may have no runner)."""
+    from workers import dispatch
     from workers.models import DiskTask
 
-    DiskTask.objects.filter(session_id=session_id, state__in=("pending", "running")).update(cancel_requested=True)
+    dispatch.stop_tasks(DiskTask.objects.filter(session_id=session_id))
 
 
 def release_orphan_locks() -> int:

@@ -25,7 +25,7 @@ from plugin import engine as ovirt
 from plugin import placement
 from plugin.errors import EngineError, NotFound
 from workers import launchers
-from workers.choices import DiskTaskState, Launcher, WorkerState
+from workers.choices import DISK_TASK_ACTIVE_STATES, DiskTaskState, Launcher, WorkerState
 from workers.models import Worker
 
 log = logging.getLogger(__name__)
@@ -246,13 +246,42 @@ def start(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) 
 
 
 def stop(worker: Worker, *, force: bool = False) -> Worker:
-    """Stop the runner and power the VM off; refused while it runs tasks unless ``force``."""
-    running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
+    """Stop the runner and power the VM off; refused while it runs tasks unless ``force``.
+
+    The disks queued for it go to other workers first (refused or not); one its
+    runner takes meanwhile counts as running.
+    """
+    running = _mark_stopping(worker, force)
     if running and not force:
-        _set(worker, WorkerState.BUSY)  # it goes on serving the tasks it has
         raise DeploymentError(f"worker {worker.name} is moving {running} disk(s): wait until they "
                               "finish, or stop it anyway (their sessions fail those disks)")
-    _set(worker, WorkerState.STOPPING)
+    _shut_down(worker)
+    return worker
+
+
+def _mark_stopping(worker: Worker, force: bool) -> int:
+    """Mark the worker stopping and hand its queued disks over; how many disks it runs.
+
+    When it runs some and ``force`` isn't given, it stays busy instead. All
+    under the lock that choosing a worker takes: a disk chosen for it just
+    before exists when it is counted, none is chosen for it after, and its
+    runner can no longer take a queued disk once that went elsewhere. (Counted
+    before the mark and the handover, a disk the runner took in between was
+    killed mid-run with the runner and sent again, at the cost of an attempt.)
+    """
+    from workers import dispatch
+
+    with dispatch.locked_workers(worker.manager_id):
+        _set(worker, WorkerState.STOPPING)
+        _hand_over_tasks(worker, states=(DiskTaskState.PENDING,))
+        running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
+        if running and not force:
+            _set(worker, WorkerState.BUSY)  # it goes on serving the tasks it has
+    return running
+
+
+def _shut_down(worker: Worker) -> None:
+    """End the runner of a worker marked stopping, move what it still held, power the VM off."""
     launchers.stop_local_runner(worker)
     _hand_over_tasks(worker)
     if worker.engine_vm_id:
@@ -263,14 +292,13 @@ def stop(worker: Worker, *, force: bool = False) -> Worker:
                 pass  # the VM is gone already: nothing to stop
     _set(worker, WorkerState.STOPPED)
     Worker.objects.filter(pk=worker.pk).update(idle_since=None)
-    return worker
 
 
-def _hand_over_tasks(worker: Worker) -> None:
+def _hand_over_tasks(worker: Worker, states=DISK_TASK_ACTIVE_STATES) -> None:
     """Send the disks queued for (or forced off) a stopping worker to other workers."""
     from workers import dispatch
 
-    for task in worker.active_tasks().select_related("worker", "manager"):
+    for task in worker.disk_tasks.filter(state__in=states).select_related("worker", "manager"):
         dispatch.resend(task, f"worker {worker.name} was stopped", exclude=(worker.pk,))
 
 
@@ -302,11 +330,33 @@ def stop_idle_workers(now=None) -> list[str]:
     limit = (now or timezone.now()) - timedelta(minutes=minutes)
     stopped = []
     for worker in Worker.objects.filter(state=WorkerState.READY, idle_since__lt=limit):
-        if worker.active_tasks().exists():
+        if not _mark_idle_stopping(worker, limit):
             continue
         try:
-            stop(worker)
+            _shut_down(worker)
             stopped.append(worker.name)
         except (DeploymentError, EngineError) as exc:
             log.warning("stopping idle worker %s failed: %s", worker.name, exc)
     return stopped
+
+
+def _mark_idle_stopping(worker: Worker, limit) -> bool:
+    """Mark the worker stopping if it is still ready, idle since before ``limit`` and without a disk.
+
+    Under the lock that choosing a worker takes, marked before its disks are
+    counted: a disk chosen for it before the mark is counted, none is chosen
+    after. (Counted first, a disk chosen and taken by its runner in between
+    was killed mid-run with the runner and sent again, at the cost of an
+    attempt.) Nothing else sees the mark taken back: the lock holds them off.
+    """
+    from workers import dispatch
+
+    with dispatch.locked_workers(worker.manager_id):
+        if not Worker.objects.filter(pk=worker.pk, state=WorkerState.READY, idle_since__lt=limit).update(
+                state=WorkerState.STOPPING):
+            return False  # it took a disk, or was stopped, since it was read
+        if worker.active_tasks().exists():
+            Worker.objects.filter(pk=worker.pk).update(state=WorkerState.READY)
+            return False
+    worker.state = WorkerState.STOPPING
+    return True

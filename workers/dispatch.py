@@ -86,12 +86,25 @@ def worker_for(cluster, manager, *, exclude: tuple[int, ...] = ()) -> Iterator[W
     timeout, and a worker with a free slot may stand idle meanwhile. Keep the
     block short: every choice for the manager waits for it.
     """
+    with locked_workers(manager):
+        yield choose_worker(cluster, manager, exclude=exclude)
+
+
+@contextmanager
+def locked_workers(manager) -> Iterator[None]:
+    """Hold the manager's worker rows until the block commits.
+
+    Meanwhile no worker of the manager is chosen for a disk (``worker_for``
+    waits), and no change of a worker's state lands (heartbeats, stops, activity
+    wait): what the block reads of its workers and their tasks stays true until
+    it has written.
+    """
     with transaction.atomic():
         # Rows locked in one order (no deadlock between choosers); NO KEY: tasks may still
         # reference them, runners may still report on their tasks.
         list(Worker.objects.select_for_update(no_key=True).filter(manager=manager)
              .order_by("pk").values_list("pk", flat=True))
-        yield choose_worker(cluster, manager, exclude=exclude)
+        yield
 
 
 def _queue_of(worker: Worker | None) -> str:
@@ -152,11 +165,20 @@ def request_cancel(task: DiskTask) -> None:
     move goes ahead on a flagged task. (Pending first, then running, lost the
     stop of a task moved from running to pending between the two.)
     """
-    tasks = DiskTask.objects.filter(pk=task.pk)
+    stop_tasks(DiskTask.objects.filter(pk=task.pk))
+    task.refresh_from_db()
+
+
+def stop_tasks(tasks) -> None:
+    """``request_cancel`` for every task of the queryset ``tasks`` (a session's, say).
+
+    A pending task is ended here, not left for a runner to end when it claims
+    it: its queue may have no runner any more, and until it ends it holds a
+    slot of its worker's max tasks and shows as queued.
+    """
     tasks.filter(state__in=DISK_TASK_ACTIVE_STATES).update(cancel_requested=True)
     tasks.filter(state=DiskTaskState.PENDING, cancel_requested=True).update(
         state=DiskTaskState.CANCELLED, finished=timezone.now(), error="cancelled before it started")
-    task.refresh_from_db()
 
 
 class PollPace:
@@ -254,10 +276,14 @@ def not_taken(task: DiskTask, disk_name: str) -> str:
 def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: Q | None = None) -> bool:
     """Record the current run as failed and send the task again to another worker.
 
-    Used when its worker was lost. Returns False (and fails the task) when it
-    has used its attempts (VBR_DISK_TASK_ATTEMPTS), or (and cancels it) when it
-    was asked to stop, even after ``task`` was read. ``still`` is the reason to
-    move it, checked again as it moves (a task that reported meanwhile stays).
+    Used when its worker was lost. True when it was sent again; False when it
+    has used its attempts (VBR_DISK_TASK_ATTEMPTS: it fails), was asked to stop,
+    even after ``task`` was read (it is cancelled), or no longer needs moving.
+    ``still`` is the reason to move it, checked again in the statement that
+    moves or ends it (a task that reported meanwhile stays). Give a reason about
+    its worker as a subquery (``worker__in=``), not a join: Django makes a
+    join's update "id IN (...)", whose conditions on the task row PostgreSQL
+    doesn't check again against a write the update waited for.
     The conditional update on (state, attempt) means a runner that comes back
     to life can no longer write to the task: its next progress report fails.
     """

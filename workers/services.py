@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -25,16 +26,23 @@ log = logging.getLogger(__name__)
 
 
 def note_worker_activity(worker_id: int | None) -> None:
-    """Busy while the worker runs a task, ready (idle since now) when it runs none."""
+    """Busy while the worker runs a task, ready (idle since now) when it runs none.
+
+    Read and written with the worker's row locked: otherwise a runner whose
+    disk ended could read "none running", another runner take the next disk
+    and write busy, and the first write ready over it, a disk running.
+    """
     if worker_id is None:
         return
-    now = timezone.now()
-    running = DiskTask.objects.filter(worker_id=worker_id, state=DiskTaskState.RUNNING).exists()
     workers = Worker.objects.filter(pk=worker_id, state__in=(WorkerState.READY, WorkerState.BUSY))
-    if running:
-        workers.update(state=WorkerState.BUSY, idle_since=None)
-    else:
-        workers.update(state=WorkerState.READY, idle_since=now)
+    with transaction.atomic():
+        if not workers.select_for_update(no_key=True).exists():
+            return
+        running = DiskTask.objects.filter(worker_id=worker_id, state=DiskTaskState.RUNNING).exists()
+        if running:
+            workers.update(state=WorkerState.BUSY, idle_since=None)
+        else:
+            workers.update(state=WorkerState.READY, idle_since=timezone.now())
 
 
 def heartbeat(worker: Worker, *, version: str = "", runner_host: str = "") -> bool:
@@ -91,14 +99,17 @@ def check_workers(now=None) -> dict:
                                         state__in=(DiskTaskState.PENDING, DiskTaskState.RUNNING)
                                         ).select_related("worker", "manager"):
         reason = f"worker {task.worker.name} was lost: {task.worker.last_error}"
-        dispatch.resend(task, reason, exclude=(task.worker_id,))
-        moved += 1
+        # Still lost as its disk moves: a worker whose heartbeat brought it back since it
+        # was marked keeps its disks (each restart of a disk uses an attempt).
+        moved += dispatch.resend(task, reason, exclude=(task.worker_id,),
+                                 still=Q(worker__in=Worker.objects.filter(state=WorkerState.UNREACHABLE)))
     moved += _check_orphaned_tasks(limit)
+    # Moved: sent to another worker; not a disk that ran out of attempts, was cancelled or stayed.
     return {"unreachable": lost, "tasks_moved": moved}
 
 
 def _check_orphaned_tasks(limit) -> int:
-    """Running tasks whose own heartbeat stopped, on any worker.
+    """Send again running tasks whose own heartbeat stopped, on any worker; how many went.
 
     The worker's heartbeat comes from its runner's parent process: a task process
     that died (out of memory, a timeout) leaves a worker that looks fine and a task
@@ -110,9 +121,8 @@ def _check_orphaned_tasks(limit) -> int:
     stale = DiskTask.objects.filter(state=DiskTaskState.RUNNING, heartbeat__lt=limit).select_related(
         "manager", "worker")
     for task in stale:
-        dispatch.resend(task, f"{task.worker_name}: its runner stopped reporting on this disk",
-                        still=Q(heartbeat__lt=limit))
-        count += 1
+        count += dispatch.resend(task, f"{task.worker_name}: its runner stopped reporting on this disk",
+                                 still=Q(heartbeat__lt=limit))
     return count
 
 

@@ -1,12 +1,18 @@
 """Reconcile's last look before it cleans an engine object up (database only)."""
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from jobs.choices import ReconcileKind, SessionState
 from jobs.models import ReconcileAction, Session
-from jobs.reconcile import _act
+from jobs.reconcile import _act, fail_dead_sessions
+from tests.jobs import factories
+from workers import dispatch
+from workers.choices import DiskTaskKind, DiskTaskState, WorkerState
+from workers.models import DiskTask, Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -20,3 +26,22 @@ def test_an_object_is_cleaned_only_when_its_session_is_over_at_that_moment(state
     _act(None, str(session.pk), "transfer-1", ReconcileKind.TRANSFER_CANCELLED, "cancelled transfer-1", action)
     assert action.called is acted
     assert ReconcileAction.objects.filter(object_id="transfer-1").exists() is acted
+
+
+def test_the_queued_disks_of_a_dead_session_end_at_once_and_free_their_worker():
+    manager, cluster, _ = factories.inventory()
+    worker = Worker.objects.create(name="w1", manager=manager, cluster=cluster, max_tasks=2,
+                                   state=WorkerState.READY, last_heartbeat=timezone.now())
+    dead = Session.objects.create(name="dead", state=SessionState.RUNNING,
+                                  heartbeat=timezone.now() - timedelta(minutes=5))
+    queued, running = (DiskTask.objects.create(
+        kind=DiskTaskKind.BACKUP, session_id=dead.pk, worker=worker, queue=worker.queue, manager=manager,
+        repository=factories.repository(f"r{n}"), disk_engine_id="disk-0",
+        transfer_url="https://host1:54322/images/t") for n in range(2))
+    DiskTask.objects.filter(pk=running.pk).update(state=DiskTaskState.RUNNING)
+    assert fail_dead_sessions(stale_seconds=60) == [dead.pk]
+    queued.refresh_from_db(), running.refresh_from_db()
+    # No runner takes a disk flagged to stop: waiting for one to end it could last for good.
+    assert queued.state == DiskTaskState.CANCELLED and queued.finished
+    assert running.state == DiskTaskState.RUNNING and running.cancel_requested  # its run reads the flag
+    assert dispatch.choose_worker(cluster, manager) == worker

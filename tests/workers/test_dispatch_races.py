@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from inventory.models import Disk
 from repositories.models import Repository
-from workers import dispatch
+from workers import deployment, dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
-from workers.services import check_workers, heartbeat
-from workers.tasks import TaskMonitor, claim
+from workers.services import check_workers, heartbeat, note_worker_activity
+from workers.tasks import TaskMonitor, claim, finish
 
 
 @pytest.fixture
@@ -39,11 +39,12 @@ def submit(manager, repository, disk, worker):
 
 @contextmanager
 def racing(statement, step, *, before=False):
-    """Run ``step`` once, right after (or before) the first statement for which ``statement(sql)`` holds."""
+    """Run ``step`` once, right after (or before) the first statement for which
+    ``statement(sql, params)`` holds."""
     fired = []
 
     def wrapper(execute, sql, params, many, context):
-        hit = not fired and statement(sql)
+        hit = not fired and statement(sql, params)
         if hit:
             fired.append(sql)
             if before:
@@ -58,7 +59,7 @@ def racing(statement, step, *, before=False):
     assert fired, "the racing step never ran"
 
 
-def update_of_tasks(sql):
+def update_of_tasks(sql, params=None):
     return sql.startswith("UPDATE") and '"workers_disktask"' in sql
 
 
@@ -101,7 +102,7 @@ def test_a_worker_whose_heartbeat_arrives_while_it_is_checked_keeps_its_disks(
     late, _spare = make_worker("late"), make_worker("spare")
     task = claim(submit(inventory_manager, repository, disk, late).pk, 1)
     Worker.objects.filter(pk=late.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=2))
-    with racing(lambda sql: sql.startswith("SELECT") and '"workers_worker"' in sql,
+    with racing(lambda sql, params: sql.startswith("SELECT") and '"workers_worker"' in sql,
                 lambda: heartbeat(late)):
         outcome = check_workers()
     assert outcome["unreachable"] == []
@@ -168,3 +169,156 @@ def _waits_on_a_lock(pids: list[int]) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pids[0]])
         return cursor.fetchone()[0]
+
+
+def marking_stopping(sql, params):
+    return sql.startswith("UPDATE") and '"workers_worker"' in sql and WorkerState.STOPPING in (params or ())
+
+
+def test_a_disk_taken_by_an_idle_worker_as_it_is_stopped_is_not_killed_mid_run(
+        make_worker, inventory_manager, repository, disk, settings):
+    settings.VBR_WORKER_IDLE_MINUTES = 30
+    idle = make_worker("idle", idle_since=timezone.now() - timedelta(hours=1))
+    make_worker("spare")
+    taken = []
+
+    def session_and_runner():  # a session hands a disk out, the worker's runner takes it
+        with dispatch.worker_for(idle.cluster, inventory_manager) as worker:
+            task = submit(inventory_manager, repository, disk, worker)
+        taken.append(claim(task.pk, task.attempt))
+
+    with racing(marking_stopping, session_and_runner, before=True):
+        deployment.stop_idle_workers()
+    task = DiskTask.objects.select_related("worker").get(pk=taken[0].pk)
+    # Its run goes on where it started, and costs no attempt.
+    assert task.state == DiskTaskState.RUNNING and task.attempt == 1 and task.attempts == []
+    assert task.worker.state != WorkerState.STOPPED and not TaskMonitor(task).should_cancel()
+
+
+def test_a_disk_its_runner_takes_as_the_worker_is_being_stopped_refuses_the_stop(
+        make_worker, inventory_manager, repository, disk):
+    leaving, _staying = make_worker("leaving"), make_worker("staying")
+    queued = submit(inventory_manager, repository, disk, leaving)
+    with racing(marking_stopping, lambda: claim(queued.pk, queued.attempt), before=True), \
+            pytest.raises(deployment.DeploymentError, match="moving 1 disk"):
+        deployment.stop(Worker.objects.get(pk=leaving.pk))
+    queued.refresh_from_db()
+    assert queued.state == DiskTaskState.RUNNING and queued.worker == leaving and queued.attempt == 1
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.BUSY
+
+
+def test_a_lost_worker_that_comes_back_before_its_disks_are_moved_keeps_them(
+        make_worker, inventory_manager, repository, disk):
+    late, _spare = make_worker("late"), make_worker("spare")
+    task = claim(submit(inventory_manager, repository, disk, late).pk, 1)
+    Worker.objects.filter(pk=late.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=2))
+    # The check has marked it unreachable and read its disks when its heartbeat arrives.
+    with racing(lambda sql, params: sql.startswith("SELECT") and '"workers_disktask"' in sql,
+                lambda: heartbeat(late)):
+        outcome = check_workers()
+    assert outcome == {"unreachable": ["late"], "tasks_moved": 0}
+    assert Worker.objects.get(pk=late.pk).state == WorkerState.READY
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.RUNNING and task.worker == late and task.attempt == 1
+
+
+class Party(threading.Thread):
+    """One party of a race, in a thread of its own with its own database connection."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.pid, self.result, self.error = step, [], None, None
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self.pid.append(cursor.fetchone()[0])
+            self.result = self.step()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            self.error = exc
+        finally:
+            connection.close()
+            self.done.set()
+
+    def wait_blocked_or_done(self):
+        """Until the party ended, or waits on a row lock another party holds."""
+        for _ in range(3000):
+            if self.done.wait(0.01) or _waits_on_a_lock(self.pid):
+                return
+        raise AssertionError("the party neither ended nor waited on a lock")
+
+    def outcome(self):
+        self.join(30)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serialises writers by itself")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_stop_waits_for_a_choice_under_way_and_leaves_the_worker_its_disk(
+        transactional_db, make_worker, inventory_manager, repository, disk, settings):
+    postgres_only()
+    settings.VBR_WORKER_IDLE_MINUTES = 30
+    idle = make_worker("idle", idle_since=timezone.now() - timedelta(hours=1))
+    make_worker("spare")
+    chose, goes_on = threading.Event(), threading.Event()
+
+    def session():
+        with dispatch.worker_for(idle.cluster, inventory_manager) as worker:
+            chose.set()
+            goes_on.wait(30)
+            return submit(inventory_manager, repository, disk, worker)
+
+    driver = Party(session)
+    driver.start()
+    assert chose.wait(30)
+    # The idle stop starts while the session has chosen the worker but not yet made its task.
+    stopper = Party(deployment.stop_idle_workers)
+    stopper.start()
+    stopper.wait_blocked_or_done()
+    goes_on.set()
+    task = driver.outcome()
+    assert stopper.outcome() == []
+    task.refresh_from_db()
+    assert task.worker == idle and task.state == DiskTaskState.PENDING and task.attempt == 1
+    assert Worker.objects.get(pk=idle.pk).state == WorkerState.READY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_disk_ends_as_another_starts_is_busy(
+        transactional_db, make_worker, inventory_manager, repository, disk):
+    postgres_only()
+    worker = make_worker("w1")
+    ending = claim(submit(inventory_manager, repository, disk, worker).pk, 1)
+    starting = submit(inventory_manager, repository, disk, worker)
+    finish(ending, DiskTaskState.SUCCEEDED, "", {})
+    read, goes_on = threading.Event(), threading.Event()
+
+    def pause_after_reading_tasks(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not read.is_set() and sql.startswith("SELECT") and '"workers_disktask"' in sql:
+            read.set()
+            goes_on.wait(30)
+        return result
+
+    def note_the_end():  # the runner that moved the ended disk: it saw none running
+        with connection.execute_wrapper(pause_after_reading_tasks):
+            note_worker_activity(worker.pk)
+
+    ender = Party(note_the_end)
+    ender.start()
+    assert read.wait(30)
+    starter = Party(lambda: (claim(starting.pk, starting.attempt), note_worker_activity(worker.pk)))
+    starter.start()
+    starter.wait_blocked_or_done()
+    goes_on.set()
+    ender.outcome(), starter.outcome()
+    assert DiskTask.objects.get(pk=starting.pk).state == DiskTaskState.RUNNING
+    assert Worker.objects.get(pk=worker.pk).state == WorkerState.BUSY

@@ -164,6 +164,9 @@ VBR_DISK_TASK_ATTEMPTS = _read(env.env_int, "VBR_DISK_TASK_ATTEMPTS", 2)
 VBR_WORKER_RETRIES = _read(env.env_int, "VBR_WORKER_RETRIES", 5)
 # Bandwidth cap of one disk task, MB/s of disk data (0: none), to spare production storage.
 VBR_WORKER_MAX_MBPS = _read(env.env_int, "VBR_WORKER_MAX_MBPS", 0)
+# A disk index of more JSON bytes than this goes back to the session driver as chunks in the
+# repository instead of in the task's database row (repositories/store/stash.py).
+VBR_INDEX_INLINE_BYTES = _read(env.env_int, "VBR_INDEX_INLINE_BYTES", 4 * 1024 * 1024)
 # Days finished disk tasks (with their block indexes) are kept for the pages and the logs.
 VBR_DISK_TASK_KEEP_DAYS = _read(env.env_int, "VBR_DISK_TASK_KEEP_DAYS", 14)
 VBR_WORKER_DATABASE_URL = env.env_str("VBR_WORKER_DATABASE_URL")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from repositories.store.stash import stash_index
 from workers.choices import DiskTaskKind, DiskTaskState
 from workers.models import DiskTask
 from workers.runtime import (
@@ -154,6 +155,8 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
                                   base=base, connections=connections, monitor=monitor,
                                   max_rate=max_rate)
             result = outcome.to_dict()
+            # A large disk's index goes through the repository, not the task's row.
+            result.update(stash_index(mover, key, result.pop("index"), settings.VBR_INDEX_INLINE_BYTES))
             _final_progress(monitor, result["figures"])
             return result
         index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)

@@ -6,8 +6,10 @@ from django.utils import timezone
 
 from jobs.choices import BackupType
 from jobs.models import RestorePoint, Session
+from repositories.datamover.client import DataMoverError
 from repositories.store import BLOCK_SIZE, DiskIndex, build_manifest
-from repositories.store.errors import ManifestError
+from repositories.store.errors import ManifestError, StoreError
+from repositories.store.stash import unstash_index
 
 
 def manifest_id_for(session: Session, vm) -> str:
@@ -16,16 +18,24 @@ def manifest_id_for(session: Session, vm) -> str:
     return f"rp-{stamp}-s{session.pk}-{vm.engine_id[:36]}"
 
 
-def disk_index_of(work, checkpoint_id: str | None) -> DiskIndex:
-    """The disk's complete block index from its worker's result."""
+def disk_index_of(work, checkpoint_id: str | None, client=None, key=None) -> DiskIndex:
+    """The disk's complete block index from its worker's result (read from the repository
+    through ``client`` when the worker stored it there: a large disk's)."""
     result = work.task.result or {}
-    raw = result.get("index") or {}
+    try:
+        raw = unstash_index(client, key, result)
+    except (StoreError, DataMoverError, ValueError) as exc:
+        raise ManifestError(f"the index of disk {work.disk.name} can't be read back from the "
+                            f"repository: {exc}") from None
+    if not isinstance(raw.get("blocks"), list) or (raw.get("size") and not raw["blocks"]):
+        # Never an all-zero restore point for a disk whose index went missing.
+        raise ManifestError(f"the worker returned no block index for disk {work.disk.name}")
     try:
         index = DiskIndex(id=work.disk.id, size=int(raw.get("size", result.get("size", 0))),
                           name=work.disk.name, format=work.disk.format or raw.get("format", "raw"),
                           checkpoint_id=checkpoint_id,
                           block_size=int(raw.get("block_size", BLOCK_SIZE)),
-                          blocks=list(raw.get("blocks") or []))
+                          blocks=list(raw["blocks"]))
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"the worker returned no usable index for disk {work.disk.name}: {exc}") from None
     try:
@@ -45,14 +55,16 @@ def write_restore_point(*, session: Session, vm, repository, works: list, ovf: s
                         checkpoint_id: str | None, base: RestorePoint | None, incremental: bool,
                         started) -> RestorePoint:
     """Write the manifest through the data mover, then record the restore point."""
-    indexes = [disk_index_of(w, checkpoint_id) for w in works]
+    key = repository.repository_key()
+    with repository.client() as client:
+        indexes = [disk_index_of(w, checkpoint_id, client, key) for w in works]
     figures = {k: sum(w.figures.get(k, 0) for w in works)
                for k in ("bytes_read", "bytes_sent", "bytes_stored", "zero_bytes")}
     duration = (timezone.now() - started).total_seconds()
     figures["seconds"] = round(duration, 3)
     manifest = build_manifest(
         manifest_id_for(session, vm), vm.engine_id, indexes, vm_name=vm.name, ovf=ovf,
-        key=repository.repository_key(), parent=base.manifest_id if incremental and base else None,
+        key=key, parent=base.manifest_id if incremental and base else None,
         figures=figures, labels={"job": session.job.name if session.job else "", "session": str(session.pk)},
     )
     with repository.client(timeout=manifest_timeout(manifest)) as client:

@@ -129,3 +129,24 @@ def test_a_scheduled_run_fires_and_its_session_says_so(stack):
     assert session.trigger == Trigger.SCHEDULE and session.state == SessionState.SUCCESS, session_log(session)
     assert "Started by the schedule (cron * * * * *)" in session_log(session)
     assert Schedule.objects.get(name=f"jobs: backup job {job.pk}").next_run > due  # the next one is planned
+
+
+def test_a_disk_index_too_large_for_the_task_row_comes_back_through_the_repository(runners, tmp_path):
+    from workers.models import DiskTask
+
+    stack = runners(worker={"VBR_INDEX_INLINE_BYTES": "100"})  # every index goes as chunks
+    job = stack.job("stashed", ["small-vm2"])
+    images_at = {}
+    first = wait_for_session(services.run_job(job), stack=stack)
+    assert first.state == SessionState.SUCCESS, session_log(first) + stack.logs()
+    points = list(RestorePoint.objects.filter(session=first))
+    _snapshot_disks(stack, points, tmp_path, images_at)
+    stack.sim.cli("guest-write", "--vm", "small-vm2", "--offset", "5M", "--length", "1M", "--seed", "3")
+    second = wait_for_session(services.run_job(job), stack=stack)
+    assert second.state == SessionState.SUCCESS, session_log(second) + stack.logs()
+    incrementals = list(RestorePoint.objects.filter(session=second))
+    assert [p.type for p in incrementals] == [BackupType.INCREMENTAL]
+    _snapshot_disks(stack, incrementals, tmp_path, images_at)
+    results = [t.result for t in DiskTask.objects.filter(session_id__in=[first.pk, second.pk])]
+    assert results and all("index" not in r and r["index_chunks"] for r in results)
+    _points_equal_disks(stack, points + incrementals, images_at, tmp_path)

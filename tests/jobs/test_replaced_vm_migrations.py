@@ -68,6 +68,9 @@ def test_past_in_place_restores_are_linked_in_session_order_through_the_chain(ol
     old.restore(of_a, ["vm-y"], state="failed")              # the removal may never have come
     old.vm("vm-c")  # vm-c, vm-d: what the inventory saw since (the failed restore's original is still there)
     old.vm("vm-d", removed=False)
+    # The second restore ran on a version that recorded its link already (without a manager).
+    old.apps.get_model("jobs", "ReplacedVm").objects.create(old_engine_id="vm-b", engine_id="vm-c",
+                                                            vm_name="web1", session=second)
 
     apps = migrate(AFTER)
 

@@ -41,7 +41,7 @@ class RestorePointAdmin(admin.ModelAdmin):
 
 @admin.register(ReplacedVm)
 class ReplacedVmAdmin(admin.ModelAdmin):
-    list_display = ("vm_name", "old_engine_id", "engine_id", "time", "session")
+    list_display = ("vm_name", "manager", "old_engine_id", "engine_id", "time", "session")
 
 
 @admin.register(ReconcileAction)

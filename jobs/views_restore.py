@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from jobs.models import RestorePoint
-from jobs.models.restore_points import current_vm_engine_id
+from jobs.models.replaced_vms import current_vm_engine_id
 from jobs.restore.forms import (
     DISKS,
     NEW_LOCATION,
@@ -79,14 +79,14 @@ def _number(value: str) -> int:
 def restore(request: HttpRequest) -> HttpResponse:
     """The wizard's entry: start over, at the VM, or at a given VM's or restore point's step."""
     if request.GET.get("point"):
-        point = get_object_or_404(RestorePoint, pk=_number(request.GET["point"]))
-        _save(request, {"vm": current_vm_engine_id(point.vm_engine_id), "point": point.pk})
+        point = get_object_or_404(RestorePoint.objects.with_vm_key(), pk=_number(request.GET["point"]))
+        _save(request, {"vm": point.vm_key, "point": point.pk})
         return _go("kind")
     if request.GET.get("vm"):
         from inventory.models import VM
 
         vm = get_object_or_404(VM, pk=_number(request.GET["vm"]))
-        _save(request, {"vm": current_vm_engine_id(vm.engine_id)})
+        _save(request, {"vm": current_vm_engine_id(vm.engine_id, vm.manager_id)})
         return _go("point")
     _save(request, {})
     return _go("vm")
@@ -136,7 +136,9 @@ def _step_vm(request: HttpRequest, state: dict) -> HttpResponse:
     rows = RestorePoint.objects.with_vm_key()
     query = request.GET.get("q", "").strip()
     if query:
-        rows = rows.filter(Q(vm_name__icontains=query) | Q(vm_key=current_vm_engine_id(query)))
+        # By name, or by any engine id the VM had: the rows of the VMs those ids lead to now.
+        keys = RestorePoint.objects.with_vm_key().filter(Q(vm_engine_id=query) | Q(vm_key=query)).values("vm_key")
+        rows = rows.filter(Q(vm_name__icontains=query) | Q(vm_key__in=keys))
     rows = rows.values("vm_key").annotate(points=Count("pk"), last=Max("time"), name=Max("vm_name"))
     listing = Listing(request, rows, sorts=VM_SORTS, default_sort="name", tiebreak="vm_key")
     rows = listing.rows
@@ -153,7 +155,7 @@ def _present_vms(engine_ids: list[str]) -> set[str]:
 
 
 def _step_point(request: HttpRequest, state: dict) -> HttpResponse:
-    points = RestorePoint.objects.of_vm(state["vm"]).select_related("repository")
+    points = RestorePoint.objects.of_vm_key(state["vm"]).select_related("repository")
     if request.GET.get("choose"):
         point = get_object_or_404(points, pk=_number(request.GET["choose"]))
         _save(request, {"vm": state["vm"], "point": point.pk})

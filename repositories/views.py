@@ -152,20 +152,27 @@ def _corrupted_manifest_ids(repository: Repository) -> set[str]:
     return corrupted
 
 
-def _vm_ids_now(vm_ids: set[str]) -> dict[str, str]:
-    """VM id stored in a manifest -> the VM's id now, for VMs an in-place restore re-created
-    with a new id (jobs.ReplacedVm, when installed)."""
+def _vm_keys(repository: Repository, summaries: list[dict]) -> dict[str, str]:
+    """Manifest id -> the id its VM has now on its manager, for VMs an in-place restore re-created
+    with a new id (jobs.ReplacedVm, when installed). A manifest the database has no restore point
+    row for has no manager: only the links whose manager was removed apply to it."""
     try:
         from jobs.models import ReplacedVm
     except ImportError:
         return {}
-    return dict(ReplacedVm.objects.filter(old_engine_id__in=vm_ids).values_list("old_engine_id", "engine_id"))
+    keys = dict(repository.restore_points.with_vm_key().values_list("manifest_id", "vm_key"))
+    unknown = {(None, s["vm_id"]) for s in summaries if s.get("vm_id") and s["id"] not in keys}
+    now = ReplacedVm.objects.settled().current_ids(unknown)
+    for summary in summaries:
+        if summary["id"] not in keys and (None, summary.get("vm_id")) in now:
+            keys[summary["id"]] = now[(None, summary["vm_id"])]
+    return keys
 
 
 def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list[dict]:
     """One group per VM as the engine knows it now (named as in its newest restore point)."""
     corrupted = _corrupted_manifest_ids(repository)
-    now = _vm_ids_now({summary["vm_id"] for summary in summaries if summary.get("vm_id")})
+    keys = _vm_keys(repository, summaries)
     by_vm: dict[str, dict] = defaultdict(lambda: {"name": "", "restore_points": []})
     for summary in summaries:
         if "error" in summary:
@@ -174,8 +181,7 @@ def _restore_points_by_vm(repository: Repository, summaries: list[dict]) -> list
             state = RestorePointState.CORRUPTED
         else:
             state = RestorePointState.OK
-        vm_id = summary.get("vm_id", "?")
-        vm = by_vm[now.get(vm_id, vm_id)]
+        vm = by_vm[keys.get(summary["id"]) or summary.get("vm_id", "?")]
         vm["name"] = summary.get("vm_name") or summary.get("vm_id") or summary["id"]
         created = summary.get("created")
         vm["restore_points"].append({

@@ -12,8 +12,8 @@ from django.db.models import Max
 from jobs.choices import DONE_STATES, BackupType, LogLevel, SessionKind, SessionState, worst_state
 from jobs.driver.context import SessionRun
 from jobs.driver.heartbeat import Heartbeat, session_figures
-from jobs.models import RestorePoint, Session, TaskSession
-from jobs.models.restore_points import current_vm_engine_id
+from jobs.models import ReplacedVm, RestorePoint, Session, TaskSession
+from jobs.models.replaced_vms import current_vm_engine_id
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +121,26 @@ def _follow_chosen_vms(session: Session) -> list:
                     f"engine id ({new.engine_id}, was {old.engine_id}): the job backs it up from now on.")
     gone = session.job.chosen_vms_gone()
     for vm in gone:
-        now = current_vm_engine_id(vm.engine_id)
-        if now != vm.engine_id:
-            session.warn(f"VM {vm.name}, chosen in this job, was re-created by an in-place restore with a "
-                         f"new engine id ({now}) that the inventory doesn't have yet: sync manager "
-                         f"{vm.manager.name}; the job backs it up once the inventory has it.")
-        else:
-            session.warn(f"VM {vm.name}, chosen in this job, is gone from the engine (deleted, or "
-                         "re-created by hand with a new id): choose it again in the job.")
+        session.warn(f"VM {vm.name}, chosen in this job, {_why_gone(vm)}")
     return gone
+
+
+def _why_gone(vm) -> str:
+    """Why a chosen VM the inventory has as removed is not backed up, and what to do."""
+    from inventory.models import VM
+
+    restoring = ReplacedVm.objects.restoring().filter(manager_id=vm.manager_id, old_engine_id=vm.engine_id).first()
+    if restoring is not None:
+        return (f"is being restored in place (as {restoring.engine_id}): the job backs the restored VM up "
+                "from its first run after that restore has ended.")
+    now = current_vm_engine_id(vm.engine_id, vm.manager_id)
+    if now == vm.engine_id:
+        return "is gone from the engine (deleted, or re-created by hand with a new id): choose it again in the job."
+    if VM.objects.filter(manager_id=vm.manager_id, engine_id=now).exists():  # a row, but removed
+        return (f"was re-created by an in-place restore with a new engine id ({now}), and that VM was "
+                "deleted from the engine since: choose it again in the job.")
+    return (f"was re-created by an in-place restore with a new engine id ({now}) that the inventory "
+            f"doesn't have yet: sync manager {vm.manager.name}; the job backs it up once the inventory has it.")
 
 
 def _backup_vm(run: SessionRun, repository, vm, task: TaskSession) -> str:

@@ -84,10 +84,11 @@ def plan_backup(engine: ovirt.Engine, vm, repository, disks: list[ovirt.DiskInfo
 
 def _first_backup_reason(vm, repository) -> str:
     """Why a VM with no restore point of its own in the repository gets a full."""
-    earlier = ReplacedVm.objects.filter(engine_id=vm.engine_id)
+    earlier = ReplacedVm.objects.settled().filter(manager_id=vm.manager_id, engine_id=vm.engine_id)
     replaced = earlier.order_by("-time").first()
     if replaced is not None and RestorePoint.objects.filter(
-            repository=repository, vm_engine_id__in=earlier.values("old_engine_id")).exists():
+            repository=repository, vm__manager_id=vm.manager_id,
+            vm_engine_id__in=earlier.values("old_engine_id")).exists():
         # Its restore points from before are its own, but the checkpoints went with the old VM.
         session = f" (session {replaced.session_id})" if replaced.session_id else ""
         return (f"an in-place restore{session} re-created the VM with a new engine id ({vm.engine_id}, "

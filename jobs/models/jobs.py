@@ -28,6 +28,23 @@ def _tagged(queryset, tag: str):
     return queryset.filter(tags__icontains=json.dumps(tag))
 
 
+def vm_counts(jobs) -> dict[int, int]:
+    """How many VMs each job selects now, for a page of jobs.
+
+    The VMs chosen by name come from the page's ``prefetch_related("vms")``; those an
+    in-place restore re-created are looked up once for the whole page.
+    """
+    from jobs.models.replaced_vms import vms_now
+
+    chosen = [(job.pk, vm) for job in jobs if job.selection == VmSelection.EXPLICIT for vm in job.vms.all()]
+    selected: dict[int, set[int]] = {job.pk: set() for job in jobs}
+    for (job_pk, _), now in zip(chosen, vms_now([vm for _, vm in chosen]), strict=True):
+        if now is not None:
+            selected[job_pk].add(now.pk)  # two chosen rows of one VM count once
+    return {job.pk: len(selected[job.pk]) if job.selection == VmSelection.EXPLICIT else job.vm_count()
+            for job in jobs}
+
+
 class BackupJob(models.Model):
     """A backup job: which VMs (resolved at each run), which repository, when, and retention."""
 
@@ -141,21 +158,21 @@ class BackupJob(models.Model):
         """Each VM chosen by name, paired with that VM as the engine has it now (None: gone).
 
         An in-place restore re-creates the VM and the engine gives it a new id: the chosen
-        VM is then the one the restore recorded in its place (ReplacedVm), once an inventory
-        sync has brought it in. The link, not the name: names are reused.
+        VM is then the one the restore recorded in its place (ReplacedVm), once the restore
+        has ended and an inventory sync has brought it in. The link, not the name: names
+        are reused. Only a job that chooses VMs by name follows them: the VMs a tag or
+        cluster job once chose are kept, unused, for when it chooses by name again.
         """
-        from inventory.models import VM
-        from jobs.models.restore_points import ReplacedVm
+        from jobs.models.replaced_vms import vms_now
 
-        chosen = list(self.vms.select_related("manager", "cluster").defer("manager__password").order_by("name"))
-        gone = [vm.engine_id for vm in chosen if vm.removed]
-        links = dict(ReplacedVm.objects.filter(old_engine_id__in=gone)
-                     .values_list("old_engine_id", "engine_id")) if gone else {}
-        successors = {(vm.manager_id, vm.engine_id): vm for vm in VM.objects.filter(
-            engine_id__in=links.values(), removed=False).select_related("manager", "cluster")
-            .defer("manager__password")} if links else {}
-        return [(vm, vm if not vm.removed else successors.get((vm.manager_id, links.get(vm.engine_id))))
-                for vm in chosen]
+        if "vms" in getattr(self, "_prefetched_objects_cache", {}):  # a page of jobs: no query
+            chosen = sorted(self.vms.all(), key=lambda vm: (vm.name, vm.pk))
+        else:
+            chosen = list(self.vms.select_related("manager", "cluster").defer("manager__password")
+                          .order_by("name", "pk"))
+        if self.selection != VmSelection.EXPLICIT:
+            return [(vm, None if vm.removed else vm) for vm in chosen]
+        return list(zip(chosen, vms_now(chosen), strict=True))
 
     def follow_replaced_vms(self) -> list[tuple]:
         """Choose, instead of each chosen VM an in-place restore re-created, the VM in its place.
@@ -185,7 +202,7 @@ class BackupJob(models.Model):
         from inventory.models import VM
 
         if self.selection == VmSelection.EXPLICIT:
-            return len(self.resolve_vms())
+            return vm_counts([self])[self.pk]
         if self.selection == VmSelection.CLUSTER:
             return VM.objects.filter(cluster_id=self.cluster_id, removed=False).count() if self.cluster_id else 0
         queryset = _tagged(VM.objects.filter(removed=False), self.tag)

@@ -2,71 +2,40 @@
 
 from __future__ import annotations
 
-from django.db import models, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db import models
+from django.db.models import Case, F, OuterRef, Q, Subquery, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs.choices import BackupType, RestorePointState
+from jobs.models.replaced_vms import ReplacedVm, current_vm_engine_id
 from vbrsite.times import stamp
-
-
-class ReplacedVm(models.Model):
-    """A VM an in-place restore removed, and the engine id of the VM that took its place.
-
-    An in-place restore re-creates the VM, and the engine gives it a new id; restore
-    points keep the id their VM had when they were taken. This row says that the
-    restore points of ``old_engine_id`` are the VM's now known as ``engine_id``.
-    ``engine_id`` is always the latest id: recording a replacement moves the rows of
-    the ids replaced before along, so one look-up resolves a VM replaced many times.
-    """
-
-    old_engine_id = models.CharField(max_length=64, unique=True)
-    engine_id = models.CharField(max_length=64, db_index=True)
-    vm_name = models.CharField(max_length=255)
-    session = models.ForeignKey("jobs.Session", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="replaced_vms")
-    time = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name = "replaced VM"
-
-    def __str__(self) -> str:
-        return f"{self.vm_name}: {self.old_engine_id} replaced by {self.engine_id}"
-
-    @classmethod
-    def record(cls, old_engine_id: str, engine_id: str, *, vm_name: str, session=None) -> None:
-        """Note that an in-place restore replaced the VM ``old_engine_id`` by ``engine_id``."""
-        with transaction.atomic():
-            cls.objects.filter(engine_id=old_engine_id).update(engine_id=engine_id)
-            cls.objects.update_or_create(old_engine_id=old_engine_id, defaults={
-                "engine_id": engine_id, "vm_name": vm_name, "session": session, "time": timezone.now()})
-
-
-def current_vm_engine_id(engine_id: str) -> str:
-    """The engine id the VM has now (an in-place restore gave it a new one), else ``engine_id``."""
-    now = ReplacedVm.objects.filter(old_engine_id=engine_id).values_list("engine_id", flat=True).first()
-    return now or engine_id
-
-
-def vm_engine_ids(engine_id: str) -> list[str]:
-    """Every engine id of the VM that has or had ``engine_id``: its id now first, then earlier ones."""
-    now = current_vm_engine_id(engine_id)
-    return [now, *ReplacedVm.objects.filter(engine_id=now).values_list("old_engine_id", flat=True)]
 
 
 class RestorePointQuerySet(models.QuerySet):
     """Restore points found by the VM they restore, across in-place restores."""
 
-    def of_vm(self, engine_id: str) -> RestorePointQuerySet:
-        """The restore points of the VM that has or had ``engine_id``, before and after in-place restores."""
-        return self.filter(vm_engine_id__in=vm_engine_ids(engine_id))
+    def of_vm(self, engine_id: str, manager_id: int | None) -> RestorePointQuerySet:
+        """The restore points of the VM that has or had ``engine_id`` on the manager, before and
+        after in-place restores."""
+        return self.of_vm_key(current_vm_engine_id(engine_id, manager_id))
+
+    def of_vm_key(self, vm_key: str) -> RestorePointQuerySet:
+        """The restore points whose ``vm_key`` (see ``with_vm_key``) is this VM's id now."""
+        earlier = ReplacedVm.objects.filter(engine_id=vm_key).values("old_engine_id")
+        # The index on vm_engine_id narrows; the key decides (the links are per manager).
+        return (self.filter(Q(vm_engine_id=vm_key) | Q(vm_engine_id__in=earlier))
+                .with_vm_key().filter(vm_key=vm_key))
 
     def with_vm_key(self) -> RestorePointQuerySet:
-        """Annotated with ``vm_key``: the engine id the restore point's VM has now."""
-        now = ReplacedVm.objects.filter(old_engine_id=OuterRef("vm_engine_id")).values("engine_id")[:1]
-        return self.annotate(vm_key=Coalesce(Subquery(now), F("vm_engine_id")))
+        """Annotated with ``vm_key``: the engine id the restore point's VM has now on its manager
+        (a VM that left the inventory with its manager follows the links whose manager went too)."""
+        links = ReplacedVm.objects.settled().filter(old_engine_id=OuterRef("vm_engine_id"))
+        own = links.filter(manager_id=OuterRef("vm__manager_id")).values("engine_id")[:1]
+        orphaned = links.filter(manager__isnull=True).values("engine_id")[:1]
+        now = Case(When(vm__manager_id__isnull=True, then=Subquery(orphaned)), default=Subquery(own))
+        return self.annotate(vm_key=Coalesce(now, F("vm_engine_id")))
 
 
 class RestorePoint(models.Model):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs.choices import DONE_STATES, LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
-from jobs.models.restore_points import current_vm_engine_id
+from jobs.models.replaced_vms import current_vm_row
 from jobs.restore import targets
 from jobs.restore.disks import create_disks, disk_job, upload_disks
 from jobs.restore.ovf import read_ovf
@@ -76,7 +76,6 @@ def run_restore_session(session: Session) -> tuple[str, str]:
     # What a successful restore made stays: reconcile must never take it for leftovers.
     run.past_point_of_no_return = True
     run.remember()
-    _request_inventory_sync(run)
     # Restored, with something the log warned about (a NIC left unplugged, a mapping that
     # matched nothing, the original not started again): the session says so, as a backup's does.
     warned = session.log_lines.filter(level=LogLevel.WARNING).exists()
@@ -129,11 +128,9 @@ def _vm_held(run: RestoreRun):
 
 def _vm_to_replace(run: RestoreRun):
     """The inventory row of the VM an in-place restore replaces: the restore point's own, or the
-    VM an earlier in-place restore re-created in its place (once the inventory has it)."""
-    from inventory.models import VM
-
-    engine_id = current_vm_engine_id(run.point.vm_engine_id)
-    return VM.objects.filter(manager=run.manager, engine_id=engine_id).first() or run.point.vm
+    VM an earlier in-place restore on this manager re-created in its place (once the inventory
+    has it)."""
+    return current_vm_row(run.manager.pk, run.point.vm_engine_id) or run.point.vm
 
 
 def restore_disks(run: RestoreRun) -> str:
@@ -231,6 +228,10 @@ def _quietly(run: RestoreRun, what: str, action) -> None:
 
 
 def _finish(run: RestoreRun | None, state: str, summary: str) -> tuple[str, str]:
+    if run is not None and run.past_point_of_no_return:
+        # Succeeded, or failed once the original's removal was accepted: the engine's VMs changed.
+        # Jobs that chose the original follow the VM in its place once the inventory has it.
+        _request_inventory_sync(run)
     if run is not None and run.task is not None:
         TaskSession.objects.filter(pk=run.task.pk).update(
             state=state, finished=timezone.now(), error="" if state in DONE_STATES else summary,
@@ -238,7 +239,7 @@ def _finish(run: RestoreRun | None, state: str, summary: str) -> tuple[str, str]
     return state, summary[:2000]
 
 
-def _request_inventory_sync(run: RestoreRun | None) -> None:
+def _request_inventory_sync(run: RestoreRun) -> None:
     # The restored VM and disks show in the inventory without waiting for the next sync.
     try:
         from inventory.services import request_sync

@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 
 from jobs.models import ReplacedVm
-from jobs.models.restore_points import current_vm_engine_id
+from jobs.models.replaced_vms import current_vm_engine_id
 from jobs.restore import targets
 from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin import engine as ovirt
-from plugin.errors import EngineError, EngineTimeout, EngineUnreachable
+from plugin.errors import EngineError, EngineTimeout, EngineUnreachable, NotFound
 from plugin.placement import Placement, find_cluster, vnic_profile, vnic_profiles_by_network
 
 
@@ -28,8 +28,9 @@ def restore_vm(run: RestoreRun) -> str:
     request, point, engine = run.request, run.point, run.engine
     ovf_text = run.manifest.read_ovf(point.repository.repository_key())
     config = read_ovf(ovf_text)
-    # The VM's id now: an in-place restore before this one re-created it with a new id.
-    vm_engine_id = current_vm_engine_id(point.vm_engine_id)
+    # The VM's id now in the engine restored into: an in-place restore there before this one
+    # re-created it with a new id (another engine with the same VM, as oVirt DR has, did not).
+    vm_engine_id = current_vm_engine_id(point.vm_engine_id, run.manager.pk)
     original = targets.existing_vm(engine, vm_engine_id)
     replace = request.replace and original is not None
     if request.replace and original is None:
@@ -146,7 +147,8 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
 
     The restored VM becomes the one to keep the moment the engine accepts the
     original's removal: a failure after that (the wait for it to go, the
-    rename) must not let the cleanup remove the restored VM too.
+    rename) must not let the cleanup remove the restored VM too. It takes the
+    original's place (ReplacedVm) once the original is seen gone.
     """
     engine = run.engine
     was_running = original.status != "down"
@@ -161,32 +163,43 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
         ovirt.delete_vm(engine, original.id)
     except (EngineUnreachable, EngineTimeout):
         _keep_restored(run)  # the removal may have been accepted: keep both rather than neither
-        run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}: "
-                         "the restored VM is kept beside it; check which one to keep.")
-        if was_running:
-            _restart_if_still_there(run, original.id)
+        _after_unanswered_removal(run, original, vm_id, name, was_running)
         raise
     except EngineError:
         if was_running:  # refused: the original stays as it was
             _start_quietly(run, original.id)
         raise
     _keep_restored(run)
-    # Its restore points (keyed by the original's id) are the restored VM's from now on.
-    ReplacedVm.record(original.id, vm_id, vm_name=name, session=run.session)
     ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
+    _took_its_place(run, original, vm_id, name)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
     run.log(f"The restored VM has a new engine id ({vm_id}); its restore points stay with it, and the "
             "jobs that protect it back it up at their next run (a full: the new VM has no checkpoint).")
 
 
-def _restart_if_still_there(run: RestoreRun, vm_id: str) -> None:
-    """Start the original again if the engine still has it, switched off (the removal never came)."""
+def _took_its_place(run: RestoreRun, original, vm_id: str, name: str) -> None:
+    # The original is gone: its restore points (keyed by its id) are the restored VM's. Jobs and
+    # protection follow the link once this session has ended, when the VM has its name and NICs.
+    ReplacedVm.record(run.manager.pk, original.id, vm_id, vm_name=name, session=run.session)
+
+
+def _after_unanswered_removal(run: RestoreRun, original, vm_id: str, name: str, was_running: bool) -> None:
+    """The engine didn't answer the original's removal: if the original is gone, the restored VM
+    took its place; if it is still there, switched off, start it again (the removal never came)."""
     try:
-        if ovirt.get_vm(run.engine, vm_id).status == "down":
-            _start_quietly(run, vm_id)
+        still = ovirt.get_vm(run.engine, original.id)
+    except NotFound:
+        _took_its_place(run, original, vm_id, name)
+        run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}, "
+                         f"which is gone all the same: the restored VM ({vm_id}) takes its place.")
+        return
     except EngineError:
-        pass  # gone, or still unreachable: nothing to start
+        still = None  # still unreachable: nothing known, nothing to start
+    run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}: "
+                     "the restored VM is kept beside it; check which one to keep.")
+    if was_running and still is not None and still.status == "down":
+        _start_quietly(run, original.id)
 
 
 def _keep_restored(run: RestoreRun) -> None:

@@ -12,17 +12,19 @@ from django_htmx.http import HttpResponseClientRedirect
 from jobs import services
 from jobs.choices import ACTIVE_STATES
 from jobs.models import BackupJob, Session
+from jobs.models.jobs import vm_counts
 from jobs.views.access import can_edit, can_run, editors_only, runners_only
 from vbrsite.lists import Listing, SearchForm
 
 
-def _rows(jobs) -> list[dict]:
+def _rows(jobs, counts: dict[int, int] | None = None) -> list[dict]:
     """Each job with its last session, next run and how many VMs it selects now."""
+    counts = vm_counts(jobs) if counts is None else counts
     rows = []
     for job in jobs:
         last = job.sessions.order_by("-created").first()
         rows.append({"job": job, "last": last, "next_run": job.next_run(),
-                     "vm_count": job.vm_count(),
+                     "vm_count": counts[job.pk],
                      "running": last is not None and last.state in ACTIVE_STATES})
     return rows
 
@@ -44,8 +46,9 @@ def index(request: HttpRequest) -> HttpResponse:
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One job: what, where, when, and its recent sessions and restore points."""
     job = get_object_or_404(BackupJob.objects.select_related("repository", "cluster"), pk=pk)
+    vms = job.resolve_vms()
     return render(request, "jobs/detail.html", {
-        "job": job, "row": _rows([job])[0], "vms": job.resolve_vms(),
+        "job": job, "row": _rows([job], {job.pk: len(vms)})[0], "vms": vms,
         "sessions": job.sessions.order_by("-created")[:20],
         "points": job.restore_points.select_related("repository").order_by("-time")[:20],
         "can_edit": can_edit(request.user), "can_run": can_run(request.user), "title": job.name})

@@ -3,13 +3,15 @@
 from django.utils import timezone
 
 from inventory.models import VM, Cluster, Disk, Manager
-from jobs.choices import SessionKind
+from jobs.choices import SessionKind, SessionState
 from jobs.models import BackupJob, ReplacedVm, RestorePoint, Session
 from repositories.models import Repository
 
 
-def inventory(vm_names=("web1", "db1"), tags=("production",)):
-    manager = Manager.objects.create(name="engine1", url="https://engine1.example/ovirt-engine/api")
+def inventory(vm_names=("web1", "db1"), tags=("production",), manager="engine1"):
+    """A manager with one cluster and VMs ``vm-0``, ``vm-1``… (the same ids on every manager, as
+    engines sharing a replicated storage domain have them)."""
+    manager = Manager.objects.create(name=manager, url=f"https://{manager}.example/ovirt-engine/api")
     cluster = Cluster.objects.create(manager=manager, engine_id="c1", name="Production")
     vms = []
     for index, name in enumerate(vm_names):
@@ -38,12 +40,13 @@ def restore_point(vm, repo, when, **fields):
     return RestorePoint.objects.create(vm=vm, repository=repo, **{**defaults, **fields})
 
 
-def restored_in_place(vm, new_engine_id="vm-9", *, synced=True):
+def restored_in_place(vm, new_engine_id="vm-9", *, synced=True, state=SessionState.SUCCESS):
     """What an in-place restore of ``vm`` leaves: the original removed, the link to the id the
-    engine gave the re-created VM, and (once the inventory has synced) that VM's row."""
-    restore = Session.objects.create(name=f"Restore of {vm.name}", kind=SessionKind.RESTORE)
+    engine gave the re-created VM (on the VM's manager), and (once the inventory has synced)
+    that VM's row. ``state``: the restore session's (running: it is still finishing the VM)."""
+    restore = Session.objects.create(name=f"Restore of {vm.name}", kind=SessionKind.RESTORE, state=state)
     VM.objects.filter(pk=vm.pk).update(removed=True, removed_at=timezone.now())
-    ReplacedVm.record(vm.engine_id, new_engine_id, vm_name=vm.name, session=restore)
+    ReplacedVm.record(vm.manager_id, vm.engine_id, new_engine_id, vm_name=vm.name, session=restore)
     if not synced:
         return None
     return VM.objects.create(manager=vm.manager, engine_id=new_engine_id, name=vm.name, cluster=vm.cluster)

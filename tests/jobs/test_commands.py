@@ -109,7 +109,7 @@ def test_list_restore_points_of_a_vm_includes_those_taken_before_in_place_restor
     web1.save()
     for old, new in (("vm-0", "vm-8"), ("vm-8", "vm-9")):
         vm = VM.objects.create(manager=web1.manager, engine_id=new, name="web1", cluster=web1.cluster)
-        ReplacedVm.record(old, new, vm_name="web1")
+        ReplacedVm.record(web1.manager_id, old, new, vm_name="web1")
         taken.append(factories.restore_point(vm, setup["repo"], now - timedelta(hours=3 - len(taken))))
     VM.objects.filter(engine_id="vm-8").update(removed=True)
 
@@ -198,7 +198,7 @@ def test_retention_counts_the_restore_points_of_a_vm_from_before_its_in_place_re
     web1 = setup["vms"][0]
     job = factories.job("keep2", vms=[web1], repository=repo, retain=2)
     recreated = VM.objects.create(manager=web1.manager, engine_id="vm-9", name="web1")
-    ReplacedVm.record("vm-0", "vm-9", vm_name="web1")  # restored in place between the 2nd and 3rd
+    ReplacedVm.record(web1.manager_id, "vm-0", "vm-9", vm_name="web1")  # restored in place between the 2nd and 3rd
     now = timezone.now()
     with repo.client() as client:
         for age, vm in ((3, web1), (2, web1), (1, recreated), (0, recreated)):

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import VM
-from jobs.choices import SessionState
+from jobs.choices import SessionState, VmSelection
 from jobs.models import ReplacedVm, Session
 from tests.jobs import factories
 
@@ -82,3 +82,118 @@ def test_a_re_created_vm_is_protected_by_the_restore_points_taken_before():
     assert list(shown) == [recreated.pk]
     assert shown[recreated.pk]["last_restore_point"] == point.pk
     assert shown[recreated.pk]["state"] == SessionState.WARNING  # how its last backup went
+
+
+def test_a_link_belongs_to_the_manager_of_the_restore_not_to_another_engine_with_the_same_ids():
+    from jobs.models import RestorePoint
+    from jobs.models.replaced_vms import current_vm_engine_id, current_vm_row
+    from jobs.protection import protection_for_vms
+
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    # oVirt DR: the second engine imported the replicated storage domain, and web1 with it, same id.
+    _, _, (replica,) = factories.inventory(vm_names=("web1",), manager="engine2")
+    repo = factories.repository()
+    before = factories.restore_point(web1, repo, timezone.now() - timedelta(days=1))
+    of_replica = factories.restore_point(replica, repo, timezone.now() - timedelta(hours=1))
+    recreated = factories.restored_in_place(web1, "vm-0b")  # on engine1 only
+
+    # restore_vm <point> --replace on engine2 replaces the replica, which is still there as itself.
+    assert current_vm_engine_id("vm-0", replica.manager_id) == "vm-0"
+    assert current_vm_row(replica.manager_id, "vm-0") == replica
+    assert current_vm_row(web1.manager_id, "vm-0") == recreated
+    assert list(RestorePoint.objects.of_vm("vm-0", replica.manager_id)) == [of_replica]
+    assert list(RestorePoint.objects.of_vm("vm-0", web1.manager_id)) == [before]
+    assert dict(RestorePoint.objects.with_vm_key().values_list("pk", "vm_key")) == {
+        before.pk: "vm-0b", of_replica.pk: "vm-0"}
+    assert protection_for_vms([recreated])[recreated.pk]["last_restore_point"] == before.pk
+    # Deleted on engine2 later: gone there, not a VM engine2's inventory is still to sync.
+    VM.objects.filter(pk=replica.pk).update(removed=True)
+    job = factories.job(vms=[replica])
+    session = backup_session(job)
+    assert job.resolve_vms() == [] and _follow(session) == [replica]
+    assert "is gone from the engine (deleted" in session.log_lines.get().message
+
+
+def _follow(session):
+    from jobs.driver.backup_session import _follow_chosen_vms
+
+    return _follow_chosen_vms(session)
+
+
+def test_the_restore_holds_the_vm_of_its_own_manager():
+    from jobs.restore.driver import _vm_to_replace
+    from jobs.restore.run import RestoreRun
+
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    _, _, (replica,) = factories.inventory(vm_names=("web1",), manager="engine2")
+    point = factories.restore_point(web1, factories.repository(), timezone.now())
+    recreated = factories.restored_in_place(web1, "vm-0b")
+    restore = Session.objects.create(name="restore", kind="restore", state=SessionState.RUNNING)
+
+    assert _vm_to_replace(RestoreRun(restore, None, point, web1.manager)) == recreated
+    assert _vm_to_replace(RestoreRun(restore, None, point, replica.manager)) == replica
+
+
+def test_nothing_follows_a_vm_an_in_place_restore_is_still_finishing():
+    from jobs.protection import protection_for_vms
+
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    repo = factories.repository()
+    factories.restore_point(web1, repo, timezone.now())
+    job = factories.job(vms=[web1], repository=repo)
+    # Restored in place before (vm-0 -> vm-5), and now again (vm-5 -> vm-9): the restore is still
+    # renaming vm-9, adding its NICs and starting it, and an inventory sync brought it in meanwhile.
+    vm5 = factories.restored_in_place(web1, "vm-5")
+    recreated = factories.restored_in_place(vm5, "vm-9", state=SessionState.RUNNING)
+
+    session = backup_session(job)
+    assert job.resolve_vms() == [] and _follow(session) == [web1]
+    assert "is being restored in place (as vm-9): the job backs the restored VM up from its first run " \
+        "after that restore has ended" in session.log_lines.get().message
+    assert protection_for_vms([recreated]) == {}
+
+    ReplacedVm.objects.get(old_engine_id="vm-5").session.terminate(SessionState.FAILED)
+    assert job.resolve_vms() == [recreated] and recreated.pk in protection_for_vms([recreated])
+
+
+def test_only_a_job_that_chooses_vms_by_name_follows_them():
+    _, _, (web1, db1) = factories.inventory()
+    # A tag job keeps the VMs it chose by name before: unused, and left as they are.
+    job = factories.job(vms=[web1], selection=VmSelection.TAG, tag="production")
+    recreated = factories.restored_in_place(web1)
+    recreated.tags = ["production"]
+    recreated.save()
+
+    session = backup_session(job)
+    assert _follow(session) == []
+    assert list(job.vms.all()) == [web1] and not session.log_lines.exists()
+    assert job.resolve_vms() == [recreated]
+
+
+def test_a_re_created_vm_deleted_since_must_be_chosen_again():
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    job = factories.job(vms=[web1])
+    recreated = factories.restored_in_place(web1)
+    VM.objects.filter(pk=recreated.pk).update(removed=True)  # deleted from the engine, then synced
+
+    session = backup_session(job)
+    assert _follow(session) == [web1]
+    assert "was re-created by an in-place restore with a new engine id (vm-9), and that VM was deleted " \
+        "from the engine since: choose it again in the job" in session.log_lines.get().message
+
+
+def test_a_page_of_jobs_counts_their_vms_with_two_queries_whatever_its_length(django_assert_num_queries):
+    from jobs.models import BackupJob
+    from jobs.models.jobs import vm_counts
+
+    _, _, vms = factories.inventory(vm_names=("web1", "db1", "app1", "mail1"))
+    for n, vm in enumerate(vms[:3]):
+        factories.job(f"job{n}", vms=[vm, vms[3]])
+        factories.restored_in_place(vm, f"vm-{n}b")
+    jobs = list(BackupJob.objects.prefetch_related("vms"))
+
+    with django_assert_num_queries(2):  # the links of the page, then the VMs in their place
+        counts = vm_counts(jobs)
+
+    assert list(counts.values()) == [2, 2, 2]
+    assert [job.vm_count() for job in jobs] == [len(job.resolve_vms()) for job in jobs] == [2, 2, 2]

@@ -89,19 +89,26 @@ def test_the_detail_lists_restore_points_per_vm_with_sizes_and_states(client_as,
     assert TOKEN_MARK not in page
 
 
-def test_the_detail_groups_a_vm_restored_in_place_once_under_its_id_now(repository):
-    from jobs.models import ReplacedVm
-    from repositories.views import _restore_points_by_vm
+def test_the_detail_groups_a_vm_restored_in_place_once_under_its_id_now_on_its_manager(repository):
+    from django.utils import timezone
 
-    ReplacedVm.record("vm-a", "vm-a2", vm_name="web1")  # the engine re-created web1 as vm-a2
+    from repositories.views import _restore_points_by_vm
+    from tests.jobs import factories
+
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    # oVirt DR: a second engine knows the same VM by the same id; it was not restored there.
+    _, _, (replica,) = factories.inventory(vm_names=("web1",), manager="engine2")
+    recreated = factories.restored_in_place(web1, "vm-0b")  # the engine re-created web1 as vm-0b
+    for n, vm in ((1, web1), (2, recreated), (3, replica)):
+        factories.restore_point(vm, repository, timezone.now(), manifest_id=f"rp-{n}")
     summaries = [{"id": f"rp-{n}", "vm_id": vm_id, "vm_name": "web1", "created": f"2026-01-0{n}T00:00:00+00:00"}
-                 for n, vm_id in ((1, "vm-a"), (2, "vm-a"), (3, "vm-a2"))]
-    summaries.append({"id": "rp-4", "vm_id": "vm-b", "vm_name": "db1", "created": "2026-01-04T00:00:00+00:00"})
+                 for n, vm_id in ((1, "vm-0"), (2, "vm-0b"), (3, "vm-0"), (4, "vm-0"))]  # rp-4: no row
+    summaries.append({"id": "rp-5", "vm_id": "vm-b", "vm_name": "db1", "created": "2026-01-05T00:00:00+00:00"})
 
     groups = _restore_points_by_vm(repository, summaries)
 
     assert [(g["name"], [p["id"] for p in g["restore_points"]]) for g in groups] == [
-        ("db1", ["rp-4"]), ("web1", ["rp-3", "rp-2", "rp-1"])]
+        ("db1", ["rp-5"]), ("web1", ["rp-2", "rp-1"]), ("web1", ["rp-4", "rp-3"])]
 
 
 def test_the_detail_searches_vms_and_pages_them(client_as, served, datamover):

@@ -64,7 +64,7 @@ def test_restore_points_from_before_an_in_place_restore_are_the_re_created_vms(c
     # Restored in place: the engine re-created web1 as vm-2, and a backup of it followed.
     VM.objects.filter(pk=point.vm_id).update(removed=True)
     web1 = VM.objects.create(manager=point.vm.manager, engine_id="vm-2", name="web1")
-    ReplacedVm.record("vm-1", "vm-2", vm_name="web1")
+    ReplacedVm.record(web1.manager_id, "vm-1", "vm-2", vm_name="web1")
     later = RestorePoint.objects.create(vm=web1, vm_engine_id="vm-2", vm_name="web1", disks=[DISK],
                                         repository=point.repository, manifest_id="rp-2")
     client = client_as(RESTORE_OPERATOR)

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         points = RestorePoint.objects.select_related("repository").order_by("time", "pk")
         if vm:
             # With those taken before an in-place restore re-created the VM under a new id.
-            points = points.of_vm(_vm_engine_id(vm))
+            points = _points_of(points, vm)
         if options["json"]:
             self.stdout.write(json.dumps([p.as_json() for p in points], indent=2))
             return
@@ -33,12 +33,13 @@ class Command(BaseCommand):
                               f"{p.state:9} {p.repository.name[:16]:16} {len(p.disks)}")
 
 
-def _vm_engine_id(text: str) -> str:
-    """The engine id of the VM named ``text`` (or with that id) in the inventory, else as its
+def _points_of(points, text: str):
+    """The restore points of the VM named ``text`` (or with that id) in the inventory, else as its
     restore points recorded it (a VM whose manager was removed is in no inventory)."""
     try:
-        return services.find_vm(text).engine_id
+        vm = services.find_vm(text)
     except services.VmNotInInventory:
-        return lookup(services.vm_of_restore_points, text)
+        return points.of_vm_key(lookup(services.vm_of_restore_points, text))
     except services.LookupError_ as exc:
         raise CommandError(str(exc)) from None
+    return points.of_vm(vm.engine_id, vm.manager_id)

@@ -13,11 +13,25 @@ as itself, and a failed or cancelled restore unless the inventory saw its origin
 
 from importlib import import_module
 
-from django.db import migrations
-
-from jobs.models.replaced_vms import record_link
+from django.db import migrations, transaction
 
 manager_of_restore = import_module("jobs.migrations.0005_replaced_vm_manager").manager_of_restore
+
+
+def record_link(model, manager_id, old_engine_id, engine_id, **fields):
+    """ReplacedVm.record's chain logic as it was when this migration was written: frozen here,
+    so later changes to the app's code can't change (or break) what this migration does."""
+    links = model.objects.filter(manager_id=manager_id)
+    with transaction.atomic():
+        engine_id = links.filter(old_engine_id=engine_id).values_list("engine_id", flat=True).first() \
+            or engine_id
+        if engine_id == old_engine_id:
+            return
+        links.filter(engine_id=old_engine_id).update(engine_id=engine_id)
+        model.objects.update_or_create(manager_id=manager_id, old_engine_id=old_engine_id,
+                                       defaults={"engine_id": engine_id, **fields})
+
+
 ENDED = ("success", "warning", "failed", "cancelled")
 RESTORED = ("success", "warning")  # ended with the original confirmed gone
 

@@ -214,8 +214,11 @@ def test_retention_counts_the_restore_points_of_a_vm_from_before_its_in_place_re
         ["rp-replaced-0", "rp-replaced-1"]
 
 
-def test_apply_retention_fails_when_the_data_mover_keeps_what_the_policy_lets_go(setup, settings, capsys):
+def test_apply_retention_fails_when_the_data_mover_keeps_what_the_policy_lets_go(setup, settings, capsys,
+                                                                                monkeypatch):
     settings.TIME_ZONE = LOCAL_ZONE
+    # The data mover client retries a refused connection with backoff (15 s here): no waiting.
+    monkeypatch.setattr("repositories.datamover.client.time.sleep", lambda seconds: None)
     job = factories.job("keep1", vms=setup["vms"][:1], repository=setup["repo"], retain=1)
     now = timezone.now()
     for age in (2, 1, 0):  # the factory's repository has no data mover listening

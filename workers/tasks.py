@@ -24,6 +24,7 @@ from workers.runtime import (
     backup_disk,
     restore_disk,
 )
+from workers.runtime.common import wait_with_monitor
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,12 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
                                   base=base, connections=connections, monitor=monitor,
                                   max_rate=max_rate)
             result = outcome.to_dict()
-            # A large disk's index goes through the repository, not the task's row.
-            result.update(stash_index(mover, key, result.pop("index"), settings.VBR_INDEX_INLINE_BYTES))
+            # A large disk's index goes through the repository, not the task's row; that can
+            # take a while for a huge disk: the task keeps beating and can be cancelled meanwhile.
+            index = result.pop("index")
+            result.update(wait_with_monitor(
+                lambda: stash_index(mover, key, index, settings.VBR_INDEX_INLINE_BYTES), monitor,
+                keepalive=lambda: None, name="stash-index"))
             _final_progress(monitor, result["figures"])
             return result
         index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)

@@ -27,17 +27,19 @@ def disk_index_of(work, checkpoint_id: str | None, client=None, key=None) -> Dis
     except (StoreError, DataMoverError, ValueError) as exc:
         raise ManifestError(f"the index of disk {work.disk.name} can't be read back from the "
                             f"repository: {exc}") from None
-    if not isinstance(raw.get("blocks"), list) or (raw.get("size") and not raw["blocks"]):
-        # Never an all-zero restore point for a disk whose index went missing.
-        raise ManifestError(f"the worker returned no block index for disk {work.disk.name}")
     try:
-        index = DiskIndex(id=work.disk.id, size=int(raw.get("size", result.get("size", 0))),
-                          name=work.disk.name, format=work.disk.format or raw.get("format", "raw"),
-                          checkpoint_id=checkpoint_id,
-                          block_size=int(raw.get("block_size", BLOCK_SIZE)),
-                          blocks=list(raw["blocks"]))
+        size = int(raw.get("size", result.get("size", 0)))
+        block_size = int(raw.get("block_size", BLOCK_SIZE))
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"the worker returned no usable index for disk {work.disk.name}: {exc}") from None
+    blocks = raw.get("blocks")
+    # Never an all-zero restore point for a disk whose index went missing: an index
+    # left empty would be filled with zero blocks.
+    if not isinstance(blocks, list) or (size > 0 and not blocks):
+        raise ManifestError(f"the worker returned no block index for disk {work.disk.name}")
+    index = DiskIndex(id=work.disk.id, size=size, name=work.disk.name,
+                      format=work.disk.format or raw.get("format", "raw"), checkpoint_id=checkpoint_id,
+                      block_size=block_size, blocks=list(blocks))
     try:
         index.check()
     except ManifestError as exc:

@@ -27,14 +27,20 @@ def stash_index(mover, key, index: dict, inline_limit: int = INLINE_LIMIT) -> di
     data = json.dumps(index, separators=(",", ":")).encode()
     if len(data) <= inline_limit:
         return {"index": index}
-    pieces = [data[offset:offset + BLOCK_SIZE] for offset in range(0, len(data), BLOCK_SIZE)]
+    view = memoryview(data)  # pieces without copies: a 16 TiB disk's index is ~280 MB of JSON
+    pieces = [view[offset:offset + BLOCK_SIZE] for offset in range(0, len(data), BLOCK_SIZE)]
     digests = [block_digest(piece, key) for piece in pieces]
     missing = set(mover.missing(sorted(set(digests))))
     for digest, piece in zip(digests, pieces, strict=True):
         if digest in missing:
             mover.put_chunk(digest, encode_chunk(piece, key))
             missing.discard(digest)
-    return {"index_chunks": digests, "index_bytes": len(data)}
+    # "index" stays, unusable: a server older than the worker, which knows no index_chunks,
+    # fails the backup on it ("invalid literal for int()") rather than take an absent index
+    # for a disk of zeros.
+    return {"index_chunks": digests, "index_bytes": len(data),
+            "index": {"size": "stored in the repository (index_chunks): upgrade the backup server",
+                      "blocks": None}}
 
 
 def unstash_index(client, key, result: dict) -> dict:

@@ -14,7 +14,7 @@ import uuid
 from jobs.models import ReplacedVm
 from jobs.models.replaced_vms import current_vm_engine_id
 from jobs.restore import targets
-from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
+from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks, wake_workers
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
@@ -43,8 +43,10 @@ def restore_vm(run: RestoreRun) -> str:
     profiles = _nic_profiles(run, config, cluster.data_center_id)
     placement = Placement.for_cluster(engine, cluster)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id), placement) for disk in run.manifest.disks]
+    workers_cluster = _inventory_cluster(run, cluster.id)
+    wake_workers(run, workers_cluster)
     create_disks(run, jobs)
-    upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
+    upload_disks(run, jobs, workers_cluster)
     run.check_cancelled()
     # Beside the original the VM needs a new id; a deleted VM comes back as itself.
     vm_id = vm_engine_id if original is None else str(uuid.uuid4())

@@ -121,20 +121,3 @@ def test_a_restored_vm_keeps_its_nic_on_the_ovirtmgmt_of_the_data_center_it_goes
         for name, data_center in (("remote-vm1-copy", "Remote"), ("remote-vm1-moved", "Default")):
             assert [nic.vnic_profile_id for nic in ovirt.find_vm(engine, name).nics] == [profiles[data_center]]
 
-
-def test_a_restore_wakes_the_stopped_workers_of_the_cluster_it_restores_into(stack):
-    from inventory.models import Cluster
-    from workers.models import Worker
-
-    point, _ = stack.back_up("remote-vm1", label="wake")
-    stopped = {name: Worker.objects.create(name=f"stopped-{name.lower()}", manager=stack.manager, state="stopped",
-                                           cluster=Cluster.objects.get(manager=stack.manager, name=name))
-               for name in ("Default", "Remote")}
-
-    moved = stack.restore(RestoreRequest(point=point.pk, name="remote-vm1-woken", cluster="Default",
-                                         storage_domain="data1", networks={"ovirtmgmt": "ovirtmgmt"}))
-
-    assert moved.state == "success", session_log(moved)
-    assert "Starting stopped workers: stopped-default." in session_log(moved)
-    states = {name: Worker.objects.get(pk=worker.pk).state for name, worker in stopped.items()}
-    assert states["Remote"] == "stopped" and states["Default"] != "stopped", states

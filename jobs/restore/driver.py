@@ -114,7 +114,10 @@ def _vm_to_replace(run: RestoreRun):
     """The inventory row of the VM an in-place restore replaces: the restore point's own, or the
     VM an earlier in-place restore on this manager re-created in its place (once the inventory
     has it)."""
-    return current_vm_row(run.manager.pk, run.point.vm_engine_id) or run.point.vm
+    now = current_vm_row(run.manager.pk, run.point.vm_engine_id, settled=False)
+    point_vm = run.point.vm
+    # The restore point's own VM only on this manager: another's (an oVirt DR site) is not replaced here.
+    return now or (point_vm if point_vm is not None and point_vm.manager_id == run.manager.pk else None)
 
 
 def restore_disks(run: RestoreRun) -> str:

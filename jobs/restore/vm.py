@@ -30,7 +30,7 @@ def restore_vm(run: RestoreRun) -> str:
     config = read_ovf(ovf_text)
     # The VM's id now in the engine restored into: an in-place restore there before this one
     # re-created it with a new id (another engine with the same VM, as oVirt DR has, did not).
-    vm_engine_id = current_vm_engine_id(point.vm_engine_id, run.manager.pk)
+    vm_engine_id = current_vm_engine_id(point.vm_engine_id, run.manager.pk, settled=False)
     original = targets.existing_vm(engine, vm_engine_id)
     replace = request.replace and original is not None
     if request.replace and original is None:

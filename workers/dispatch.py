@@ -121,7 +121,7 @@ def enqueue(task: DiskTask) -> None:
 
 def submit_backup_disk(*, session_id: int | None, manager, repository, disk, transfer_url: str,
                        mode: str = BackupMode.FULL, base_manifest_id: str | None = None,
-                       worker: Worker | None = None) -> DiskTask:
+                       worker: Worker | None = None, cluster=None) -> DiskTask:
     """Create a backup DiskTask for ``disk`` (an inventory Disk) and enqueue it.
 
     ``mode`` "incremental" needs ``base_manifest_id`` (the restore point whose
@@ -134,7 +134,7 @@ def submit_backup_disk(*, session_id: int | None, manager, repository, disk, tra
         raise ValueError("an incremental backup needs base_manifest_id (the previous restore point)")
     task = DiskTask.objects.create(
         kind=DiskTaskKind.BACKUP, session_id=session_id, worker=worker, queue=_queue_of(worker),
-        manager=manager, repository=repository, disk_engine_id=disk.engine_id,
+        manager=manager, cluster=cluster, repository=repository, disk_engine_id=disk.engine_id,
         disk_name=disk.name, disk_size=disk.provisioned_size, disk_format=disk.format or "raw",
         transfer_url=transfer_url, mode=mode, base_manifest_id=base_manifest_id or "",
     )
@@ -144,12 +144,15 @@ def submit_backup_disk(*, session_id: int | None, manager, repository, disk, tra
 
 def submit_restore_disk(*, session_id: int | None, manager, repository, manifest_id: str,
                         source_disk_id: str, transfer_url: str,
-                        worker: Worker | None = None) -> DiskTask:
+                        worker: Worker | None = None, cluster=None) -> DiskTask:
     """Create a restore DiskTask: disk ``source_disk_id`` of restore point ``manifest_id``
-    written into the upload transfer at ``transfer_url``; enqueue it."""
+    written into the upload transfer at ``transfer_url``; enqueue it.
+
+    ``cluster`` is the target cluster the worker was chosen for: a task sent
+    again goes there too (the source disk's VM may be in another cluster)."""
     task = DiskTask.objects.create(
         kind=DiskTaskKind.RESTORE, session_id=session_id, worker=worker, queue=_queue_of(worker),
-        manager=manager, repository=repository, disk_engine_id=source_disk_id,
+        manager=manager, cluster=cluster, repository=repository, disk_engine_id=source_disk_id,
         transfer_url=transfer_url, manifest_id=manifest_id,
     )
     enqueue(task)
@@ -322,9 +325,15 @@ def _end(tasks, error: str, now, history: list) -> None:
 
 
 def _cluster_of(task: DiskTask):
-    """The cluster of the disk's VM, when the inventory knows it."""
+    """The cluster the task's worker was chosen for; for tasks that didn't record it, the cluster
+    of the disk's VM when the inventory knows it (a backup's; a restore's disk id is the source
+    disk, whose VM may be in another cluster than the one restored into)."""
     from inventory.models import Disk
 
+    if task.cluster_id:
+        return task.cluster
+    if task.kind == DiskTaskKind.RESTORE:
+        return task.worker.cluster if task.worker_id else None
     disk = (Disk.objects.filter(manager=task.manager, engine_id=task.disk_engine_id)
             .select_related("vm__cluster").first())
     if disk is not None and disk.vm is not None:

@@ -138,6 +138,10 @@ class DiskTask(models.Model):
                                help_text="Empty: the embedded worker.")
     queue = models.CharField(max_length=100, default=EMBEDDED_QUEUE)
     manager = models.ForeignKey("inventory.Manager", on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey("inventory.Cluster", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+",
+                                help_text="Where its worker was chosen (a restore's target cluster); "
+                                          "a task sent again goes to a worker there.")
     repository = models.ForeignKey("repositories.Repository", on_delete=models.CASCADE,
                                    related_name="+")
     disk_engine_id = models.CharField(max_length=64, help_text="The source disk's engine id.")

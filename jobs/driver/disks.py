@@ -76,7 +76,8 @@ def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: st
         work.task = dispatch.submit_backup_disk(
             session_id=run.session.pk, manager=vm.manager, repository=repository, disk=disk,
             transfer_url=work.transfer_url, mode=work.mode,
-            base_manifest_id=base_manifest_id if work.mode == "incremental" else None, worker=worker)
+            base_manifest_id=base_manifest_id if work.mode == "incremental" else None, worker=worker,
+            cluster=vm.cluster)
     return work.task
 
 

@@ -120,16 +120,19 @@ def record_link(model, manager_id: int | None, old_engine_id: str, engine_id: st
                                        defaults={"engine_id": engine_id, **fields})
 
 
-def current_vm_engine_id(engine_id: str, manager_id: int | None) -> str:
-    """The engine id the VM has now on the manager (an in-place restore gave it a new one), else ``engine_id``."""
-    return ReplacedVm.objects.settled().current_ids([(manager_id, engine_id)]).get((manager_id, engine_id),
-                                                                                  engine_id)
+def current_vm_engine_id(engine_id: str, manager_id: int | None, *, settled: bool = True) -> str:
+    """The engine id the VM has now on the manager (an in-place restore gave it a new one), else ``engine_id``.
+
+    ``settled`` False follows the links of in-place restores still finishing too: restore code
+    must, or a restore started meanwhile re-creates (or replaces) a VM by an id that is gone."""
+    links = ReplacedVm.objects.settled() if settled else ReplacedVm.objects.all()
+    return links.current_ids([(manager_id, engine_id)]).get((manager_id, engine_id), engine_id)
 
 
-def current_vm_row(manager_id: int | None, engine_id: str):
+def current_vm_row(manager_id: int | None, engine_id: str, *, settled: bool = True):
     """The inventory row of the VM that has or had ``engine_id`` on the manager, as the engine
     has it now; None when the inventory has no such VM in the engine (deleted, or not synced yet)."""
-    key = (manager_id, current_vm_engine_id(engine_id, manager_id))
+    key = (manager_id, current_vm_engine_id(engine_id, manager_id, settled=settled))
     return _live_rows([key]).get(key)
 
 

@@ -9,6 +9,7 @@ task rows, then finalizes the transfers.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from jobs.restore.points import RestoreError
 from jobs.restore.run import Cancelled, RestoreRun
 from plugin import engine as ovirt
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 FIRST_POLL_SECONDS = 0.02
 CANCEL_GRACE_SECONDS = 20.0
@@ -68,6 +70,21 @@ def disk_job(run: RestoreRun, index, ovf_disk, storage_domain_id: str, name: str
         sparse = request.allocation == "thin"
     return DiskJob(source=index, name=name, storage_domain_id=storage_domain_id, format=disk_format,
                    sparse=sparse)
+
+
+def wake_workers(run: RestoreRun, cluster) -> None:
+    """Start the stopped workers of ``cluster`` (the inventory row of the cluster restored into;
+    None: all the manager's), so they are up by the time the transfers are ready; meanwhile
+    disks go to ready workers or the embedded one."""
+    from workers.services import wake_workers as start_stopped
+
+    try:
+        started = start_stopped(run.manager, [cluster] if cluster is not None else None)
+    except Exception as exc:  # noqa: BLE001 — a worker that can't be started must not stop the restore
+        log.warning("restore session %s: workers not woken: %s", run.session.pk, exc)
+        return
+    if started:
+        run.log(f"Starting stopped workers: {', '.join(started)}.")
 
 
 def create_disks(run: RestoreRun, jobs: list[DiskJob]) -> None:
@@ -127,7 +144,7 @@ def _hand_over(run: RestoreRun, job: DiskJob, cluster) -> None:
         job.task = dispatch.submit_restore_disk(
             session_id=run.session.pk, manager=run.manager, repository=repository,
             manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
-            transfer_url=job.transfer_url, worker=worker)
+            transfer_url=job.transfer_url, worker=worker, cluster=cluster)
     run.log(f"Disk {job.name} handed to the {job.task.worker_name}.")
 
 

@@ -20,7 +20,7 @@ from jobs.choices import DONE_STATES, LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
 from jobs.models.replaced_vms import current_vm_row
 from jobs.restore import targets
-from jobs.restore.disks import create_disks, disk_job, upload_disks
+from jobs.restore.disks import create_disks, disk_job, upload_disks, wake_workers
 from jobs.restore.ovf import read_ovf
 from jobs.restore.placement import attach_to_vm, check_vm_takes_disks
 from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
@@ -84,7 +84,6 @@ def run_restore_session(session: Session) -> tuple[str, str]:
 
 def _restore(run: RestoreRun) -> str:
     timeout = float(getattr(settings, "VBR_ENGINE_TIMEOUT", 60))
-    _wake_workers(run)
     with _vm_held(run), ovirt.connect(run.manager.credentials(), timeout=timeout) as engine:
         run.engine = engine
         try:
@@ -92,21 +91,6 @@ def _restore(run: RestoreRun) -> str:
         except BaseException:
             cleanup(run)
             raise
-
-
-def _wake_workers(run: RestoreRun) -> None:
-    # Stopped (idle) workers of the cluster start now, so they are up by the time
-    # the transfers are ready; meanwhile disks go to ready workers or the embedded one.
-    from workers.services import wake_workers
-
-    cluster = run.point.vm.cluster if run.point.vm is not None else None
-    try:
-        started = wake_workers(run.manager, [cluster] if cluster is not None else None)
-    except Exception as exc:  # noqa: BLE001 — a worker that can't be started must not stop the restore
-        log.warning("restore session %s: workers not woken: %s", run.session.pk, exc)
-        return
-    if started:
-        run.log(f"Starting stopped workers: {', '.join(started)}.")
 
 
 @contextmanager
@@ -130,7 +114,10 @@ def _vm_to_replace(run: RestoreRun):
     """The inventory row of the VM an in-place restore replaces: the restore point's own, or the
     VM an earlier in-place restore on this manager re-created in its place (once the inventory
     has it)."""
-    return current_vm_row(run.manager.pk, run.point.vm_engine_id) or run.point.vm
+    now = current_vm_row(run.manager.pk, run.point.vm_engine_id, settled=False)
+    point_vm = run.point.vm
+    # The restore point's own VM only on this manager: another's (an oVirt DR site) is not replaced here.
+    return now or (point_vm if point_vm is not None and point_vm.manager_id == run.manager.pk else None)
 
 
 def restore_disks(run: RestoreRun) -> str:
@@ -143,8 +130,10 @@ def restore_disks(run: RestoreRun) -> str:
     if target_vm is not None:
         # Before anything is created: a suspended VM would still be so after the upload.
         check_vm_takes_disks(target_vm)
+    cluster = _cluster_row(run, target_vm)
+    wake_workers(run, cluster)
     create_disks(run, jobs)
-    upload_disks(run, jobs, _cluster_row(run, target_vm))
+    upload_disks(run, jobs, cluster)
     if target_vm is None:
         return f"Restored {len(jobs)} disk(s) as floating disks: " + ", ".join(j.name for j in jobs) + "."
     return attach_to_vm(run, target_vm, [(job.name, job.disk_id, _interface(config, job.source.id))

@@ -14,7 +14,7 @@ import uuid
 from jobs.models import ReplacedVm
 from jobs.models.replaced_vms import current_vm_engine_id
 from jobs.restore import targets
-from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks
+from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks, wake_workers
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
@@ -30,7 +30,7 @@ def restore_vm(run: RestoreRun) -> str:
     config = read_ovf(ovf_text)
     # The VM's id now in the engine restored into: an in-place restore there before this one
     # re-created it with a new id (another engine with the same VM, as oVirt DR has, did not).
-    vm_engine_id = current_vm_engine_id(point.vm_engine_id, run.manager.pk)
+    vm_engine_id = current_vm_engine_id(point.vm_engine_id, run.manager.pk, settled=False)
     original = targets.existing_vm(engine, vm_engine_id)
     replace = request.replace and original is not None
     if request.replace and original is None:
@@ -43,8 +43,10 @@ def restore_vm(run: RestoreRun) -> str:
     profiles = _nic_profiles(run, config, cluster.data_center_id)
     placement = Placement.for_cluster(engine, cluster)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id), placement) for disk in run.manifest.disks]
+    workers_cluster = _inventory_cluster(run, cluster.id)
+    wake_workers(run, workers_cluster)
     create_disks(run, jobs)
-    upload_disks(run, jobs, _inventory_cluster(run, cluster.id))
+    upload_disks(run, jobs, workers_cluster)
     run.check_cancelled()
     # Beside the original the VM needs a new id; a deleted VM comes back as itself.
     vm_id = vm_engine_id if original is None else str(uuid.uuid4())
@@ -163,15 +165,17 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
         ovirt.delete_vm(engine, original.id)
     except (EngineUnreachable, EngineTimeout):
         _keep_restored(run)  # the removal may have been accepted: keep both rather than neither
-        _after_unanswered_removal(run, original, vm_id, name, was_running)
-        raise
+        if not _gone_after_unanswered_removal(run, original, vm_id, name, was_running):
+            raise
+        # Gone all the same: the restored VM still needs its name, NICs and description.
     except EngineError:
         if was_running:  # refused: the original stays as it was
             _start_quietly(run, original.id)
         raise
-    _keep_restored(run)
-    ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
-    _took_its_place(run, original, vm_id, name)
+    else:
+        _keep_restored(run)
+        ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
+        _took_its_place(run, original, vm_id, name)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")
     ovirt.rename_vm(engine, vm_id, name)
     run.log(f"The restored VM has a new engine id ({vm_id}); its restore points stay with it, and the "
@@ -184,22 +188,25 @@ def _took_its_place(run: RestoreRun, original, vm_id: str, name: str) -> None:
     ReplacedVm.record(run.manager.pk, original.id, vm_id, vm_name=name, session=run.session)
 
 
-def _after_unanswered_removal(run: RestoreRun, original, vm_id: str, name: str, was_running: bool) -> None:
-    """The engine didn't answer the original's removal: if the original is gone, the restored VM
-    took its place; if it is still there, switched off, start it again (the removal never came)."""
+def _gone_after_unanswered_removal(run: RestoreRun, original, vm_id: str, name: str,
+                                   was_running: bool) -> bool:
+    """The engine didn't answer the original's removal: if the original is gone (True), the
+    restored VM took its place; if it is still there, switched off, start it again (the removal
+    never came)."""
     try:
         still = ovirt.get_vm(run.engine, original.id)
     except NotFound:
         _took_its_place(run, original, vm_id, name)
         run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}, "
                          f"which is gone all the same: the restored VM ({vm_id}) takes its place.")
-        return
+        return True
     except EngineError:
         still = None  # still unreachable: nothing known, nothing to start
     run.session.warn(f"The engine didn't answer the removal of the original VM {original.name}: "
                      "the restored VM is kept beside it; check which one to keep.")
     if was_running and still is not None and still.status == "down":
         _start_quietly(run, original.id)
+    return False
 
 
 def _keep_restored(run: RestoreRun) -> None:

@@ -197,3 +197,15 @@ def test_a_page_of_jobs_counts_their_vms_with_two_queries_whatever_its_length(dj
 
     assert list(counts.values()) == [2, 2, 2]
     assert [job.vm_count() for job in jobs] == [len(job.resolve_vms()) for job in jobs] == [2, 2, 2]
+
+
+def test_restore_code_follows_the_link_of_an_in_place_restore_still_finishing():
+    from jobs.models.replaced_vms import current_vm_engine_id, current_vm_row
+
+    _, _, (web1,) = factories.inventory(vm_names=("web1",))
+    recreated = factories.restored_in_place(web1, "vm-0b", state=SessionState.RUNNING)
+
+    # Jobs wait until that restore has ended; a restore started meanwhile must not re-create vm-0.
+    assert current_vm_engine_id("vm-0", web1.manager_id) == "vm-0"
+    assert current_vm_engine_id("vm-0", web1.manager_id, settled=False) == "vm-0b"
+    assert current_vm_row(web1.manager_id, "vm-0", settled=False) == recreated

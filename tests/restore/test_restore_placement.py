@@ -120,3 +120,4 @@ def test_a_restored_vm_keeps_its_nic_on_the_ovirtmgmt_of_the_data_center_it_goes
         profiles = ovirtmgmt_profiles(engine)
         for name, data_center in (("remote-vm1-copy", "Remote"), ("remote-vm1-moved", "Default")):
             assert [nic.vnic_profile_id for nic in ovirt.find_vm(engine, name).nics] == [profiles[data_center]]
+

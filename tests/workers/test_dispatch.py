@@ -318,3 +318,20 @@ def test_a_task_waiting_behind_a_busy_runner_is_not_called_untaken(make_worker, 
     assert dispatch.not_taken(waiting, "web1_data") == ""  # its runner works on another disk
     DiskTask.objects.filter(pk=busy.pk).update(heartbeat=timezone.now() - timedelta(hours=1))
     assert "no worker runner took it" in dispatch.not_taken(waiting, "web1_data")
+
+
+def test_a_restore_disk_whose_worker_is_lost_goes_to_a_worker_of_the_cluster_restored_into(
+        make_worker, inventory_manager, repository, disk, remote_cluster):
+    # The source disk's VM is in Cluster1; the restore writes into a VM of cluster Remote.
+    lost = make_worker("lost", cluster=remote_cluster)
+    make_worker("source-side")
+    there = make_worker("there", cluster=remote_cluster)
+    with dispatch.worker_for(remote_cluster, inventory_manager) as worker:
+        assert worker == lost
+        task = dispatch.submit_restore_disk(
+            session_id=7, manager=inventory_manager, repository=repository, manifest_id="m1",
+            source_disk_id=disk.engine_id, transfer_url="https://host1:54322/images/t",
+            worker=worker, cluster=remote_cluster)
+    assert dispatch.resend(task, "worker lost was lost", exclude=(lost.pk,))
+    task.refresh_from_db()
+    assert task.worker == there

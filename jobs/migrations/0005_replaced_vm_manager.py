@@ -36,6 +36,16 @@ def fill_managers(apps, schema_editor):
             ReplacedVm.objects.filter(pk=link.pk).update(manager_id=manager_id)
 
 
+def keep_one_link_per_old_id(apps, schema_editor):
+    """Back to one link per old engine id (unique again before 0005): the newest is kept."""
+    ReplacedVm = apps.get_model("jobs", "ReplacedVm")
+    seen = set()
+    for link in ReplacedVm.objects.order_by("-pk"):
+        if link.old_engine_id in seen:
+            link.delete()
+        seen.add(link.old_engine_id)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -60,5 +70,5 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('old_engine_id', 'manager'),
                                                name='replacedvm_unique_old_engine_id'),
         ),
-        migrations.RunPython(fill_managers, migrations.RunPython.noop),
+        migrations.RunPython(fill_managers, keep_one_link_per_old_id),
     ]

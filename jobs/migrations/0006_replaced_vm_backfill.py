@@ -11,11 +11,16 @@ with a link already, restores beside the original or of disks, a VM that came ba
 as itself, and a failed or cancelled restore unless the inventory saw its original go.
 """
 
-from importlib import import_module
-
 from django.db import migrations, transaction
 
-manager_of_restore = import_module("jobs.migrations.0005_replaced_vm_manager").manager_of_restore
+
+def manager_of_restore(options: dict, managers: set, RestorePoint) -> int | None:
+    """The manager a restore session restored into (0005's, frozen here with this migration)."""
+    request = options.get("restore") or {}
+    if request.get("manager"):
+        return request["manager"] if request["manager"] in managers else None
+    point = RestorePoint.objects.filter(pk=request.get("point")).select_related("vm").first()
+    return point.vm.manager_id if point is not None and point.vm_id else None
 
 
 def record_link(model, manager_id, old_engine_id, engine_id, **fields):

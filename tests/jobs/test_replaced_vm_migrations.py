@@ -92,3 +92,20 @@ def test_links_recorded_before_get_the_manager_of_their_restore(old):
 
     assert links(apps) == {("engine2", "vm-a", "vm-b", restore.pk), (None, "vm-c", "vm-e", into_removed_manager.pk),
                            ("engine1", "vm-f", "vm-g", None)}
+
+
+def test_going_back_before_per_manager_links_keeps_one_link_per_old_id():
+    new = migrate(AFTER)
+    Manager = new.get_model("inventory", "Manager")
+    ReplacedVm = new.get_model("jobs", "ReplacedVm")
+    site_a = Manager.objects.create(name="site-a", url="https://a/api")
+    site_b = Manager.objects.create(name="site-b", url="https://b/api")
+    # One VM id on two engines (oVirt DR), restored in place on both.
+    ReplacedVm.objects.create(manager=site_a, old_engine_id="vm-1", engine_id="vm-2", vm_name="web1")
+    ReplacedVm.objects.create(manager=site_b, old_engine_id="vm-1", engine_id="vm-3", vm_name="web1")
+    try:
+        old = migrate(BEFORE)  # old_engine_id unique again: would fail on the two links
+        assert list(old.get_model("jobs", "ReplacedVm").objects.values_list("engine_id", flat=True)) == ["vm-3"]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

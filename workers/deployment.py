@@ -287,6 +287,7 @@ def _mark_stopping(worker: Worker, force: bool) -> int:
 
     with dispatch.locked_workers(worker.manager_id):
         _set(worker, WorkerState.STOPPING)
+        dispatch.lock_tasks(worker.disk_tasks.filter(state__in=DISK_TASK_ACTIVE_STATES))
         _hand_over_tasks(worker, states=(DiskTaskState.PENDING,))
         running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
         if running and not force:

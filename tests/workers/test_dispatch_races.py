@@ -371,3 +371,36 @@ def test_a_worker_whose_disk_ends_as_another_starts_is_busy(
     ender.outcome(), starter.outcome()
     assert DiskTask.objects.get(pk=starting.pk).state == DiskTaskState.RUNNING
     assert Worker.objects.get(pk=worker.pk).state == WorkerState.BUSY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_while_a_session_of_its_disks_is_stopped_doesnt_deadlock(
+        transactional_db, make_worker, inventory_manager, repository, disk):
+    postgres_only()
+    leaving, _staying = make_worker("leaving"), make_worker("staying")
+    older, newer = (submit(inventory_manager, repository, disk, leaving) for _ in range(2))
+    moved_one, goes_on = threading.Event(), threading.Event()
+
+    def pause_after_moving_a_disk(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not moved_one.is_set() and update_of_tasks(sql):
+            moved_one.set()
+            goes_on.wait(30)
+        return result
+
+    def stop_the_worker():  # hands its queued disks over, newest first, in one transaction
+        with connection.execute_wrapper(pause_after_moving_a_disk):
+            deployment.begin_stop(Worker.objects.get(pk=leaving.pk))
+
+    stopper = Party(stop_the_worker)
+    stopper.start()
+    assert moved_one.wait(30)
+    # Reconcile stops the session of both disks (one statement) while the worker hands them over.
+    reconcile = Party(lambda: dispatch.stop_tasks(DiskTask.objects.filter(session_id=7)))
+    reconcile.start()
+    reconcile.wait_blocked_or_done()
+    goes_on.set()
+    stopper.outcome(), reconcile.outcome()  # neither was aborted as a deadlock victim
+    assert set(DiskTask.objects.filter(pk__in=(older.pk, newer.pk)).values_list("state", flat=True)) == {
+        DiskTaskState.CANCELLED}
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.STOPPING

@@ -49,9 +49,11 @@ def fail_dead_sessions(stale_seconds: int | None = None) -> list[int]:
     for session in candidates:
         # One transaction: whoever sees the session failed also sees why.
         with transaction.atomic():
-            # Conditional: a driver that beats again meanwhile keeps its session.
+            # Conditional: a driver that beats again meanwhile keeps its session. Flagged to
+            # stop too: a driver only stalled (not dead) reads the flag at its next beat and
+            # stops, instead of handing out disks for a session that has ended.
             ended = Session.objects.filter(pk=session.pk, state=SessionState.RUNNING, heartbeat__lt=cutoff) \
-                .update(state=SessionState.FAILED, finished=timezone.now(),
+                .update(state=SessionState.FAILED, finished=timezone.now(), cancel_requested=True,
                         summary="failed: its driver stopped (the runner died)")
             if not ended:
                 continue

@@ -251,36 +251,53 @@ def stop(worker: Worker, *, force: bool = False) -> Worker:
     The disks queued for it go to other workers first (refused or not); one its
     runner takes meanwhile counts as running.
     """
+    begin_stop(worker, force=force)
+    shut_down(worker)
+    return worker
+
+
+def begin_stop(worker: Worker, *, force: bool = False) -> None:
+    """The database half of a stop: mark the worker stopping and move its disks elsewhere.
+
+    Raises DeploymentError, the worker left busy, when it runs disks and ``force``
+    isn't given; with ``force`` its running disks are sent again to other workers
+    (its runner exits at its next heartbeat). A stop asked for from the pages
+    does this in the request: done later on the control runner, which long
+    sessions can hold for hours, a disk taken meanwhile died with the runner
+    and the disks queued for the worker waited for no runner.
+    """
     running = _mark_stopping(worker, force)
     if running and not force:
         raise DeploymentError(f"worker {worker.name} is moving {running} disk(s): wait until they "
                               "finish, or stop it anyway (their sessions fail those disks)")
-    _shut_down(worker)
-    return worker
 
 
 def _mark_stopping(worker: Worker, force: bool) -> int:
     """Mark the worker stopping and hand its queued disks over; how many disks it runs.
 
-    When it runs some and ``force`` isn't given, it stays busy instead. All
-    under the lock that choosing a worker takes: a disk chosen for it just
-    before exists when it is counted, none is chosen for it after, and its
-    runner can no longer take a queued disk once that went elsewhere. (Counted
-    before the mark and the handover, a disk the runner took in between was
-    killed mid-run with the runner and sent again, at the cost of an attempt.)
+    When it runs some and ``force`` isn't given, it stays busy instead; with
+    ``force`` they are handed over too. All under the lock that choosing a
+    worker takes: a disk chosen for it just before exists when it is counted,
+    none is chosen for it after, and its runner can no longer take a queued
+    disk once that went elsewhere. (Counted before the mark and the handover,
+    a disk the runner took in between was killed mid-run with the runner and
+    sent again, at the cost of an attempt.)
     """
     from workers import dispatch
 
     with dispatch.locked_workers(worker.manager_id):
         _set(worker, WorkerState.STOPPING)
+        dispatch.lock_tasks(worker.disk_tasks.filter(state__in=DISK_TASK_ACTIVE_STATES))
         _hand_over_tasks(worker, states=(DiskTaskState.PENDING,))
         running = worker.disk_tasks.filter(state=DiskTaskState.RUNNING).count()
         if running and not force:
             _set(worker, WorkerState.BUSY)  # it goes on serving the tasks it has
+        elif running:
+            _hand_over_tasks(worker, states=(DiskTaskState.RUNNING,))
     return running
 
 
-def _shut_down(worker: Worker) -> None:
+def shut_down(worker: Worker) -> None:
     """End the runner of a worker marked stopping, move what it still held, power the VM off."""
     launchers.stop_local_runner(worker)
     _hand_over_tasks(worker)
@@ -305,6 +322,16 @@ def _hand_over_tasks(worker: Worker, states=DISK_TASK_ACTIVE_STATES) -> None:
 def remove(worker: Worker, *, force: bool = False) -> None:
     """Stop the worker, delete its VM and disks in the engine, and forget it."""
     stop(worker, force=force)
+    _delete(worker)
+
+
+def remove_stopping(worker: Worker) -> None:
+    """The engine half of a removal whose stop began already (begin_stop): shut down, delete."""
+    shut_down(worker)
+    _delete(worker)
+
+
+def _delete(worker: Worker) -> None:
     if worker.engine_vm_id:
         with _failing(worker, "removal"), _engine(worker) as engine:
             ovirt.remove_vm(engine, worker.engine_vm_id, timeout=REMOVAL_TIMEOUT)
@@ -333,7 +360,7 @@ def stop_idle_workers(now=None) -> list[str]:
         if not _mark_idle_stopping(worker, limit):
             continue
         try:
-            _shut_down(worker)
+            shut_down(worker)
             stopped.append(worker.name)
         except (DeploymentError, EngineError) as exc:
             log.warning("stopping idle worker %s failed: %s", worker.name, exc)

@@ -179,9 +179,22 @@ def stop_tasks(tasks) -> None:
     it: its queue may have no runner any more, and until it ends it holds a
     slot of its worker's max tasks and shows as queued.
     """
-    tasks.filter(state__in=DISK_TASK_ACTIVE_STATES).update(cancel_requested=True)
-    tasks.filter(state=DiskTaskState.PENDING, cancel_requested=True).update(
-        state=DiskTaskState.CANCELLED, finished=timezone.now(), error="cancelled before it started")
+    with transaction.atomic():
+        lock_tasks(tasks.filter(state__in=DISK_TASK_ACTIVE_STATES))
+        tasks.filter(state__in=DISK_TASK_ACTIVE_STATES).update(cancel_requested=True)
+        tasks.filter(state=DiskTaskState.PENDING, cancel_requested=True).update(
+            state=DiskTaskState.CANCELLED, finished=timezone.now(), error="cancelled before it started")
+
+
+def lock_tasks(tasks) -> None:
+    """Lock the rows of ``tasks`` in pk order, until the transaction ends.
+
+    Whoever writes several tasks in one transaction locks them so first: a
+    stopping worker's handover (one task after another, across sessions) and a
+    session's stop (one statement, in the table's scan order) would otherwise
+    each hold a task the other waits for, and PostgreSQL aborts one of them.
+    """
+    list(tasks.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
 
 
 class PollPace:

@@ -167,17 +167,25 @@ def request_action(worker: Worker, action: str, *, force: bool = False) -> None:
     """Have the control runner deploy, start, stop, redeploy or remove the worker.
 
     The state changes at once (so the page shows it and the worker takes no new
-    task), then the engine work runs on the control runner.
+    task), then the engine work runs on the control runner. A stop or a removal
+    does its database half here (deployment.begin_stop: queued disks go to other
+    workers; refused, raising DeploymentError, while the worker runs disks and
+    ``force`` isn't given): the control runner may be hours behind, and a
+    worker marked stopping meanwhile would have its runner exit under a disk
+    it had just taken, and its queued disks wait for no runner.
     """
-    from django.db import transaction
     from django_q.tasks import async_task
+
+    from workers import deployment
 
     if action not in WORKER_ACTIONS:
         raise ValueError(f"unknown worker action {action!r}: use one of {', '.join(WORKER_ACTIONS)}")
-    transitional = {"deploy": WorkerState.DEPLOYING, "start": WorkerState.STARTING,
-                    "stop": WorkerState.STOPPING, "redeploy": WorkerState.DEPLOYING,
-                    "remove": WorkerState.STOPPING}
-    Worker.objects.filter(pk=worker.pk).update(state=transitional[action], last_error="")
+    if action in ("stop", "remove"):
+        deployment.begin_stop(worker, force=force)
+    else:
+        transitional = {"deploy": WorkerState.DEPLOYING, "start": WorkerState.STARTING,
+                        "redeploy": WorkerState.DEPLOYING}
+        Worker.objects.filter(pk=worker.pk).update(state=transitional[action], last_error="")
     worker_id = worker.pk
     transaction.on_commit(lambda: async_task("workers.tasks.worker_action", worker_id, action, force,
                                              task_name=f"worker-{action}-{worker_id}"))

@@ -206,18 +206,25 @@ def purge_finished_tasks() -> int:
 
 
 def worker_action(worker_id: int, action: str, force: bool = False) -> str:
-    """Deploy, start, stop, redeploy or remove a worker (the pages enqueue this)."""
+    """Deploy, start, stop, redeploy or remove a worker (the pages enqueue this).
+
+    A stop or a removal was begun by the request (services.request_action):
+    here the runner is ended and the VM powered off (and deleted), unless the
+    worker was started again since.
+    """
     from workers import deployment
+    from workers.choices import WorkerState
     from workers.models import Worker
 
     worker = Worker.objects.select_related("manager", "cluster", "preferred_host",
                                            "storage_domain").filter(pk=worker_id).first()
     if worker is None:
         return "gone"
-    actions = {"deploy": deployment.deploy, "start": deployment.start,
-               "stop": lambda w: deployment.stop(w, force=force),
-               "redeploy": deployment.redeploy,
-               "remove": lambda w: deployment.remove(w, force=force)}
+    if action in ("stop", "remove") and worker.state != WorkerState.STOPPING:
+        log.info("worker %s is %s: not stopping it", worker.name, worker.state)
+        return "skipped"
+    actions = {"deploy": deployment.deploy, "start": deployment.start, "stop": deployment.shut_down,
+               "redeploy": deployment.redeploy, "remove": deployment.remove_stopping}
     try:
         actions[action](worker)
     except deployment.DeploymentError as exc:

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseStopPolling
 from vbrsite.lists import Listing, SearchForm
 from vbrsite.roles import ADMINISTRATOR, user_has_role
 from workers.choices import DISK_TASK_ACTIVE_STATES, WORKER_IDLE_STATES, DiskTaskState, WorkerState
+from workers.deployment import DeploymentError
 from workers.forms import ConfirmForm, WorkerForm
 from workers.models import DiskTask, Worker
 from workers.services import embedded_record, request_action
@@ -121,6 +122,16 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(worker)
 
 
+def _requested(worker: Worker, action: str, form: ConfirmForm) -> bool:
+    """Request the action; False, with the reason on the form, when the stop is refused."""
+    try:
+        request_action(worker, action, force=form.cleaned_data["force"])
+    except DeploymentError as exc:  # it took a disk since it was counted above
+        form.add_error("force", str(exc))
+        return False
+    return True
+
+
 @administrator_required
 def confirm(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """Stop, redeploy or remove, after the administrator confirms."""
@@ -134,8 +145,7 @@ def confirm(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             form.add_error("force", f"The worker is moving {running} disk(s) right now.")
         elif running and action == "redeploy":
             form.add_error(None, "Wait until the worker's disks are moved before redeploying it.")
-        else:
-            request_action(worker, action, force=form.cleaned_data["force"])
+        elif _requested(worker, action, form):
             messages.success(request, f"{CONFIRMED_ACTIONS[action]} of worker {worker.name} requested.")
             return redirect(reverse("workers:index") if action == "remove" else worker.get_absolute_url())
     return render(request, "workers/confirm.html", {

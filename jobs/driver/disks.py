@@ -73,12 +73,15 @@ def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: st
 
     disk = inventory_disk(vm.manager, vm, work.disk)
     with dispatch.worker_for(vm.cluster, vm.manager) as worker:  # no other choice until the task exists
-        work.task = dispatch.submit_backup_disk(
+        task = dispatch.submit_backup_disk(
             session_id=run.session.pk, manager=vm.manager, repository=repository, disk=disk,
             transfer_url=work.transfer_url, mode=work.mode,
             base_manifest_id=base_manifest_id if work.mode == "incremental" else None, worker=worker,
             cluster=vm.cluster)
-    return work.task
+    # Only once committed: a task whose commit failed doesn't exist, and cancelling it on the
+    # way out would raise DoesNotExist over the real error.
+    work.task = task
+    return task
 
 
 def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) -> None:

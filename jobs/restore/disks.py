@@ -141,10 +141,11 @@ def _hand_over(run: RestoreRun, job: DiskJob, cluster) -> None:
     job.transfer_url = transfer.transfer_url or transfer.proxy_url
     repository = run.point.repository
     with dispatch.worker_for(cluster, run.manager) as worker:  # no other choice until the task exists
-        job.task = dispatch.submit_restore_disk(
+        task = dispatch.submit_restore_disk(
             session_id=run.session.pk, manager=run.manager, repository=repository,
             manifest_id=run.point.manifest_id, source_disk_id=job.source.id,
             transfer_url=job.transfer_url, worker=worker, cluster=cluster)
+    job.task = task  # only once committed: see jobs.driver.disks.submit
     run.log(f"Disk {job.name} handed to the {job.task.worker_name}.")
 
 

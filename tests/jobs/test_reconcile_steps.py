@@ -45,3 +45,16 @@ def test_the_queued_disks_of_a_dead_session_end_at_once_and_free_their_worker():
     assert queued.state == DiskTaskState.CANCELLED and queued.finished
     assert running.state == DiskTaskState.RUNNING and running.cancel_requested  # its run reads the flag
     assert dispatch.choose_worker(cluster, manager) == worker
+
+
+def test_a_driver_that_was_only_stalled_stops_once_reconcile_failed_its_session():
+    from jobs.driver.context import SessionRun
+    from jobs.driver.heartbeat import Heartbeat
+
+    stalled = Session.objects.create(name="stalled", state=SessionState.RUNNING,
+                                     heartbeat=timezone.now() - timedelta(minutes=5))
+    run = SessionRun(Session.objects.get(pk=stalled.pk))
+    assert fail_dead_sessions(stale_seconds=60) == [stalled.pk]
+    Heartbeat(run).beat()  # the driver's next beat, once it goes on
+    assert run.should_stop()
+    assert Session.objects.get(pk=stalled.pk).state == SessionState.FAILED

@@ -93,3 +93,27 @@ def test_a_disk_the_engine_reads_in_full_is_named_in_the_log_with_its_reason(bac
     assert log == ["web1: disk web1_data is read in full: the engine chose a full backup."]
     backup.task.refresh_from_db()
     assert backup.task.reason == "the engine chose a full backup"
+
+
+def test_a_disk_task_whose_commit_fails_is_not_kept_on_the_disk_and_the_real_error_shows(backup):
+    from contextlib import contextmanager
+
+    from django.db import DatabaseError, transaction
+
+    from jobs.driver.disks import DiskWork, submit
+    from workers import dispatch
+
+    @contextmanager
+    def failing_commit(cluster, manager, **kwargs):
+        # The task is made inside the block; the commit that ends the block fails.
+        with transaction.atomic():
+            yield None
+            transaction.set_rollback(True)
+        raise DatabaseError("could not serialize access")
+
+    work = DiskWork(disk=DISKS[0], mode="full", transfer_url="https://host1:54322/images/t")
+    with mock.patch.object(dispatch, "worker_for", failing_commit), \
+            pytest.raises(DatabaseError, match="could not serialize"):
+        submit(backup.run, backup.vm, backup.repository, work, None)
+    # Nothing for the way out to cancel: a rolled-back task would raise DoesNotExist over the error.
+    assert work.task is None

@@ -23,7 +23,9 @@ def test_list_workers_json_has_every_worker_and_the_embedded_one_last(make_worke
     assert records[1].keys() == alpha.keys()  # a script reads every row alike
     table = StringIO()
     call_command("list_workers", stdout=table)
-    assert "alpha" in table.getvalue() and "embedded" in table.getvalue()
+    rows = {line.split()[0]: line.split() for line in table.getvalue().splitlines()[1:]}
+    assert rows["alpha"][3] == "0/2"
+    assert rows["embedded"][3] == "0/-"  # it has no max tasks: never "0/None"
 
 
 def test_list_workers_shows_the_heartbeat_in_the_pages_time_zone_and_json_stays_utc(make_worker, settings):

@@ -18,8 +18,8 @@ from repositories.models import Repository
 from workers import deployment, dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
-from workers.services import check_workers, heartbeat, note_worker_activity
-from workers.tasks import TaskMonitor, claim, finish
+from workers.services import check_workers, heartbeat, note_worker_activity, request_action
+from workers.tasks import TaskMonitor, claim, finish, worker_action
 
 
 @pytest.fixture
@@ -207,6 +207,55 @@ def test_a_disk_its_runner_takes_as_the_worker_is_being_stopped_refuses_the_stop
     assert Worker.objects.get(pk=leaving.pk).state == WorkerState.BUSY
 
 
+def test_a_stop_from_the_workers_page_sends_its_queued_disks_elsewhere_at_once(
+        make_worker, inventory_manager, repository, disk, django_capture_on_commit_callbacks):
+    leaving, staying = make_worker("leaving"), make_worker("staying")
+    queued = submit(inventory_manager, repository, disk, leaving)
+    # The control runner, which would shut the worker down, is busy with long sessions.
+    with django_capture_on_commit_callbacks(execute=False):
+        request_action(Worker.objects.get(pk=leaving.pk), "stop")
+    queued.refresh_from_db()
+    assert queued.worker == staying and queued.state == DiskTaskState.PENDING
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.STOPPING
+    assert not heartbeat(leaving)  # its runner exits, with no disk of its own left to kill
+
+
+def test_a_disk_its_runner_takes_as_a_stop_is_asked_from_the_page_refuses_the_stop(
+        make_worker, inventory_manager, repository, disk, django_capture_on_commit_callbacks):
+    leaving, _staying = make_worker("leaving"), make_worker("staying")
+    queued = submit(inventory_manager, repository, disk, leaving)  # chosen just before the stop
+    with django_capture_on_commit_callbacks(execute=False) as shutdowns, \
+            racing(marking_stopping, lambda: claim(queued.pk, queued.attempt), before=True), \
+            pytest.raises(deployment.DeploymentError, match="moving 1 disk"):
+        request_action(Worker.objects.get(pk=leaving.pk), "stop")
+    queued.refresh_from_db()
+    assert queued.state == DiskTaskState.RUNNING and queued.worker == leaving and queued.attempt == 1
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.BUSY
+    assert shutdowns == [] and heartbeat(leaving)  # no shutdown: its runner goes on moving the disk
+
+
+def test_a_forced_stop_from_the_page_sends_its_running_disks_elsewhere_at_once(
+        make_worker, inventory_manager, repository, disk, django_capture_on_commit_callbacks):
+    leaving, staying = make_worker("leaving"), make_worker("staying")
+    running = claim(submit(inventory_manager, repository, disk, leaving).pk, 1)
+    with django_capture_on_commit_callbacks(execute=False):
+        request_action(Worker.objects.get(pk=leaving.pk), "stop", force=True)
+    moved = DiskTask.objects.get(pk=running.pk)
+    assert moved.worker == staying and moved.state == DiskTaskState.PENDING and moved.attempt == 2
+    old_run = TaskMonitor(running)
+    old_run.progress(1, 10, 0.0)
+    assert old_run.lost  # the old run stops at its next report, its runner leaving anyway
+
+
+def test_a_stop_whose_worker_was_started_again_before_the_control_runner_got_to_it_is_skipped(
+        make_worker):
+    worker = make_worker("back")
+    request_action(worker, "stop")
+    request_action(worker, "start")
+    assert worker_action(worker.pk, "stop") == "skipped"
+    assert Worker.objects.get(pk=worker.pk).state == WorkerState.STARTING
+
+
 def test_a_lost_worker_that_comes_back_before_its_disks_are_moved_keeps_them(
         make_worker, inventory_manager, repository, disk):
     late, _spare = make_worker("late"), make_worker("spare")
@@ -322,3 +371,36 @@ def test_a_worker_whose_disk_ends_as_another_starts_is_busy(
     ender.outcome(), starter.outcome()
     assert DiskTask.objects.get(pk=starting.pk).state == DiskTaskState.RUNNING
     assert Worker.objects.get(pk=worker.pk).state == WorkerState.BUSY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_while_a_session_of_its_disks_is_stopped_doesnt_deadlock(
+        transactional_db, make_worker, inventory_manager, repository, disk):
+    postgres_only()
+    leaving, _staying = make_worker("leaving"), make_worker("staying")
+    older, newer = (submit(inventory_manager, repository, disk, leaving) for _ in range(2))
+    moved_one, goes_on = threading.Event(), threading.Event()
+
+    def pause_after_moving_a_disk(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not moved_one.is_set() and update_of_tasks(sql):
+            moved_one.set()
+            goes_on.wait(30)
+        return result
+
+    def stop_the_worker():  # hands its queued disks over, newest first, in one transaction
+        with connection.execute_wrapper(pause_after_moving_a_disk):
+            deployment.begin_stop(Worker.objects.get(pk=leaving.pk))
+
+    stopper = Party(stop_the_worker)
+    stopper.start()
+    assert moved_one.wait(30)
+    # Reconcile stops the session of both disks (one statement) while the worker hands them over.
+    reconcile = Party(lambda: dispatch.stop_tasks(DiskTask.objects.filter(session_id=7)))
+    reconcile.start()
+    reconcile.wait_blocked_or_done()
+    goes_on.set()
+    stopper.outcome(), reconcile.outcome()  # neither was aborted as a deadlock victim
+    assert set(DiskTask.objects.filter(pk__in=(older.pk, newer.pk)).values_list("state", flat=True)) == {
+        DiskTaskState.CANCELLED}
+    assert Worker.objects.get(pk=leaving.pk).state == WorkerState.STOPPING

@@ -27,7 +27,7 @@ class Command(BaseCommand):
                           f"{'VERSION':10} LAST HEARTBEAT")
         beats = [w.last_heartbeat for w in workers] + [None]  # the embedded worker keeps none
         for r, beat in zip(records, beats, strict=True):
-            tasks = f"{r['active_tasks']}/{r.get('max_tasks', '-')}"
+            tasks = f"{r['active_tasks']}/{r['max_tasks'] or '-'}"  # the embedded worker has no max
             self.stdout.write(
                 f"{r['name'][:20]:20} {r.get('state', 'ready'):12} {(r.get('cluster') or '-')[:16]:16} "
                 f"{tasks:>7} {r['throughput'] / 1e6:>7.1f} {(r.get('software_version') or '-')[:10]:10} "

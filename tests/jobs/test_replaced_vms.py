@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import VM
-from jobs.choices import SessionState, VmSelection
+from jobs.choices import SessionKind, SessionState, VmSelection
 from jobs.models import ReplacedVm, Session
 from tests.jobs import factories
 
@@ -168,6 +168,27 @@ def test_only_a_job_that_chooses_vms_by_name_follows_them():
     assert _follow(session) == []
     assert list(job.vms.all()) == [web1] and not session.log_lines.exists()
     assert job.resolve_vms() == [recreated]
+
+
+@pytest.mark.parametrize("selection", [VmSelection.TAG, VmSelection.CLUSTER])
+def test_a_tag_or_cluster_job_leaves_alone_the_vm_a_running_restore_is_still_finishing(selection):
+    _, cluster, (web1, db1) = factories.inventory()
+    job = factories.job(selection=selection, tag="production", cluster=cluster)
+    # Synced while the restore renames it, adds its NICs and gives its description back.
+    recreated = factories.restored_in_place(web1, state=SessionState.RUNNING)
+    restore = ReplacedVm.objects.get(old_engine_id=web1.engine_id).session
+    VM.objects.filter(pk=recreated.pk).update(name=f"web1-restoring-{restore.pk}", tags=["production"],
+                                              description=f"vbr:{restore.pk} restore")
+    # Another running session's tag, and a tag that only starts alike, don't hide a VM.
+    other = Session.objects.create(name="other restore", kind=SessionKind.RESTORE, state=SessionState.RUNNING)
+    VM.objects.filter(pk=db1.pk).update(description=f"vbr:{other.pk}{restore.pk} restore")
+    expected = [] if selection == VmSelection.TAG else ["db1"]
+
+    assert [vm.name for vm in job.resolve_vms()] == expected and job.vm_count() == len(expected)
+
+    restore.terminate(SessionState.SUCCESS)
+    assert sorted(vm.name for vm in job.resolve_vms())[-1] == f"web1-restoring-{restore.pk}"
+    assert job.vm_count() == len(expected) + 1
 
 
 def test_a_re_created_vm_deleted_since_must_be_chosen_again():

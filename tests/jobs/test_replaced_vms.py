@@ -230,3 +230,34 @@ def test_restore_code_follows_the_link_of_an_in_place_restore_still_finishing():
     assert current_vm_engine_id("vm-0", web1.manager_id) == "vm-0"
     assert current_vm_engine_id("vm-0", web1.manager_id, settled=False) == "vm-0b"
     assert current_vm_row(web1.manager_id, "vm-0", settled=False) == recreated
+
+
+def _restore_that_gave_up_waiting(point, *, kept=True):
+    """A restore in place that failed waiting for the original to go, the removal accepted or not."""
+    return Session.objects.create(
+        name=f"Restore of {point.vm_name}", kind=SessionKind.RESTORE, state=SessionState.FAILED,
+        options={"restore": {"kind": "vm", "point": point.pk, "replace": True},
+                 "created": {"transfers": [], "vms": ["vm-9" if kept else "vm-8"], "disks": [], "kept": kept}})
+
+
+def test_a_sync_that_sees_the_original_gone_links_the_vm_a_restore_gave_up_waiting_for():
+    from inventory.sync import store_inventory
+    from plugin.engine import ClusterInfo, Inventory, VmInfo
+
+    manager, _, (web1, db1) = factories.inventory()
+    point = factories.restore_point(web1, factories.repository(), timezone.now())
+    gave_up = _restore_that_gave_up_waiting(point)
+    _restore_that_gave_up_waiting(point, kept=False)  # refused: its VM was removed, nothing to link
+    cluster = ClusterInfo(id="c1", name="Production")
+    restored = VmInfo(id="vm-9", name="web1", status="down", cluster_id="c1")
+    db = VmInfo(id=db1.engine_id, name="db1", status="up", cluster_id="c1")
+
+    store_inventory(manager, Inventory(clusters=[cluster], vms=[
+        VmInfo(id=web1.engine_id, name="web1", status="down", cluster_id="c1"), restored, db]))
+    assert not ReplacedVm.objects.exists()  # the original is still there: no link yet
+
+    store_inventory(manager, Inventory(clusters=[cluster], vms=[restored, db]))
+    [link] = ReplacedVm.objects.all()
+    assert (link.manager, link.old_engine_id, link.engine_id, link.session) == (manager, "vm-0", "vm-9", gave_up)
+    job = factories.job(vms=[web1])
+    assert [vm.engine_id for vm in job.resolve_vms()] == ["vm-9"]

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from inventory.choices import ManagerState
 from inventory.models import VM, Cluster, DataCenter, Disk, Host, Manager, Network, StorageDomain
+from inventory.signals import inventory_stored
 from plugin import engine as ovirt
 from plugin.errors import EngineError
 
@@ -126,6 +127,7 @@ def store_inventory(manager: Manager, inventory: ovirt.Inventory, *, read_at=Non
                    "cluster_id": _pk(clusters, v.cluster_id), "host_id": _pk(hosts, v.host_id)}
             for v in inventory.vms}, now, result)
         _sync(Disk, manager, _disk_values(inventory, vms, domains), now, result)
+    inventory_stored.send(sender=Manager, manager=manager, result=result)
     return result
 
 

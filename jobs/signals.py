@@ -1,5 +1,6 @@
 """Keep each job's django-q2 Schedule in step with the job, mark restore points as verification
-finds them, and reconcile when a control runner starts."""
+finds them, link VMs restored in place once a sync sees their original gone, and reconcile when a
+control runner starts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from inventory.signals import inventory_stored
 from jobs.choices import RestorePointState
 from jobs.models import BackupJob, RestorePoint
 from repositories.signals import repository_verified
@@ -55,3 +57,16 @@ def runner_spawned(sender, proc_name: str = "", **kwargs) -> None:
         reconcile_at_start()
     except Exception:  # a runner must start even when reconcile can't run now
         log.exception("reconcile at runner start failed")
+
+
+@receiver(inventory_stored, dispatch_uid="jobs.link_originals_gone")
+def inventory_stored_links_replaced_vms(sender, manager, result, **kwargs) -> None:
+    """An in-place restore that gave up waiting for the original to go never linked the VM in
+    its place: once the inventory sees the original removed, link it, as the restore would have."""
+    from jobs.models.replaced_vms import link_originals_gone
+
+    try:
+        for link in link_originals_gone(manager.pk):
+            log.info("linked %s, removed after its in-place restore ended", link)
+    except Exception:  # a link can wait for the next sync; the sync itself must not fail
+        log.exception("linking VMs restored in place on manager %s failed", manager.pk)

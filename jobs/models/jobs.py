@@ -7,10 +7,20 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Exists, ExpressionWrapper, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.choices import WEEKDAYS, ActiveFullKind, RetentionKind, ScheduleKind, VmSelection
+from jobs.choices import (
+    ACTIVE_STATES,
+    WEEKDAYS,
+    ActiveFullKind,
+    RetentionKind,
+    ScheduleKind,
+    SessionKind,
+    VmSelection,
+)
 
 
 def _weekday_names(days: list[int]) -> str:
@@ -26,6 +36,19 @@ def _tagged(queryset, tag: str):
         return queryset.filter(tags__contains=[tag])
     # SQLite holds the JSON text with non-ASCII escaped ("été" as "\u00e9t\u00e9"): match that form.
     return queryset.filter(tags__icontains=json.dumps(tag))
+
+
+def _restore_making_it():
+    """For a VM of an outer query: a restore session still running whose tag ("vbr:<id> restore",
+    plugin.engine.description_tag) the VM's description carries, as every VM a restore creates
+    does until its last steps."""
+    from jobs.models import Session
+    from plugin.engine import DESCRIPTION_PREFIX
+
+    tag = Concat(Value(DESCRIPTION_PREFIX), Cast("pk", models.CharField()))
+    return (Session.objects.filter(kind=SessionKind.RESTORE, state__in=ACTIVE_STATES)
+            .annotate(vm_description=ExpressionWrapper(OuterRef("description"), output_field=models.TextField()))
+            .filter(Q(vm_description=tag) | Q(vm_description__startswith=Concat(tag, Value(" ")))))
 
 
 def vm_counts(jobs) -> dict[int, int]:
@@ -139,20 +162,30 @@ class BackupJob(models.Model):
 
     def resolve_vms(self) -> list:
         """The VMs to back up now: explicit ones (followed across in-place restores), or the tag's
-        or cluster's current VMs."""
-        from inventory.models import VM
-
+        or cluster's current VMs (but not one a restore is still making)."""
         if self.selection == VmSelection.EXPLICIT:
             now = {vm.pk: vm for _, vm in self.chosen_vms_now() if vm is not None}
             return list(now.values())
+        queryset = (self._selected().select_related("manager", "cluster").defer("manager__password")
+                    .order_by("name"))
+        # SQLite's approximation of a tag (a text match) is narrowed to exact tags here.
+        return [vm for vm in queryset if self.selection == VmSelection.CLUSTER or self.tag in (vm.tags or [])]
+
+    def _selected(self):
+        """The tag's or cluster's VMs in the engine, without those a restore still running is making.
+
+        A restore in place creates 'NAME-restoring-N' and, after the original is removed, still
+        renames it, adds its NICs and gives it its description back; an inventory sync meanwhile
+        brings it in with the restore's tag as its description. A backup holding it then would make
+        those steps fail with the original already gone. Beside the original, the VM is unfinished.
+        """
+        from inventory.models import VM
+
         if self.selection == VmSelection.CLUSTER:
             queryset = VM.objects.filter(cluster_id=self.cluster_id) if self.cluster_id else VM.objects.none()
         else:
             queryset = _tagged(VM.objects.all(), self.tag)
-            # SQLite's approximation (a text match) is narrowed to exact tags here.
-            return [vm for vm in queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password")
-                    .order_by("name") if self.tag in (vm.tags or [])]
-        return list(queryset.filter(removed=False).select_related("manager", "cluster").defer("manager__password").order_by("name"))
+        return queryset.filter(removed=False).exclude(Exists(_restore_making_it()))
 
     def chosen_vms_now(self) -> list[tuple]:
         """Each VM chosen by name, paired with that VM as the engine has it now (None: gone).
@@ -199,14 +232,10 @@ class BackupJob(models.Model):
         tag or cluster."""
         from django.db import connection
 
-        from inventory.models import VM
-
         if self.selection == VmSelection.EXPLICIT:
             return vm_counts([self])[self.pk]
-        if self.selection == VmSelection.CLUSTER:
-            return VM.objects.filter(cluster_id=self.cluster_id, removed=False).count() if self.cluster_id else 0
-        queryset = _tagged(VM.objects.filter(removed=False), self.tag)
-        if connection.features.supports_json_field_contains:
+        queryset = self._selected()
+        if self.selection == VmSelection.CLUSTER or connection.features.supports_json_field_contains:
             return queryset.count()
         return sum(1 for tags in queryset.values_list("tags", flat=True) if self.tag in (tags or []))
 

@@ -17,7 +17,7 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from jobs.choices import ACTIVE_STATES
+from jobs.choices import ACTIVE_STATES, TERMINAL_STATES, SessionKind
 
 Key = tuple[int | None, str]  # (manager pk, engine id); None: a manager removed since
 
@@ -118,6 +118,47 @@ def record_link(model, manager_id: int | None, old_engine_id: str, engine_id: st
         links.filter(engine_id=old_engine_id).update(engine_id=engine_id)
         model.objects.update_or_create(manager_id=manager_id, old_engine_id=old_engine_id,
                                        defaults={"engine_id": engine_id, **fields})
+
+
+def link_originals_gone(manager_id: int) -> list[ReplacedVm]:
+    """Record the links of ended in-place restores on the manager whose original the inventory
+    now has removed, but which recorded none: the engine accepted the removal (``kept`` in the
+    session's ``options.created``) and the original went only after the restore gave up waiting.
+    The rule migration 0006 applies to sessions of earlier versions; the links made."""
+    from jobs.models import Session
+
+    linked = ReplacedVm.objects.exclude(session=None).values("session_id")
+    sessions = (Session.objects.filter(kind=SessionKind.RESTORE, state__in=TERMINAL_STATES,
+                                       options__created__kept=True, options__restore__replace=True)
+                .exclude(pk__in=linked).order_by("pk"))
+    made = []
+    for session in sessions:
+        found = _replaced_by(session, manager_id)
+        if found is not None:
+            old, new, name = found
+            ReplacedVm.record(manager_id, old, new, vm_name=name, session=session)
+            made.append(ReplacedVm.objects.get(manager_id=manager_id, old_engine_id=old))
+    return made
+
+
+def _replaced_by(session, manager_id: int) -> tuple[str, str, str] | None:
+    """(original's engine id, restored VM's, name) when the restore ``session`` replaced a VM on
+    the manager that the inventory has seen go; None otherwise."""
+    from inventory.models import VM
+    from jobs.models import RestorePoint
+
+    request, created = session.options.get("restore") or {}, session.options.get("created") or {}
+    point = RestorePoint.objects.filter(pk=request.get("point")).select_related("vm").first()
+    if request.get("kind", "vm") != "vm" or not created.get("vms") or point is None:
+        return None
+    if (request.get("manager") or (point.vm.manager_id if point.vm_id else None)) != manager_id:
+        return None
+    old, new = current_vm_engine_id(point.vm_engine_id, manager_id, settled=False), created["vms"][0]
+    if new in (old, point.vm_engine_id):
+        return None  # the original was gone before: the VM came back as itself
+    if not VM.objects.filter(manager_id=manager_id, engine_id=old, removed=True).exists():
+        return None  # not seen gone (yet): the removal may never have come
+    return old, new, point.vm_name
 
 
 def current_vm_engine_id(engine_id: str, manager_id: int | None, *, settled: bool = True) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from jobs.restore.points import RestoreError
 from plugin import engine as ovirt
-from plugin.errors import EngineTimeout
+from plugin.errors import EngineError, EngineTimeout
 
 ATTACHABLE_STATES = frozenset({"up", "paused", "down"})
 # States a VM leaves only when someone resumes it: waiting for them would waste the upload.
@@ -49,7 +49,9 @@ def attach_to_vm(run, vm, disks: list[tuple[str, str, str]]) -> str:
 
     Waits (VBR_ENGINE_WAIT_TIMEOUT) until the VM is up, paused or down. One that never
     gets there keeps the disks floating, with a warning: the upload is done, and
-    attaching them later is one step by hand.
+    attaching them later is one step by hand. So does an attach the engine refuses (the
+    VM started after the wait, and the disk can't be hot plugged): the disks attached so
+    far stay attached, the rest floating, and none is removed.
     """
     names = ", ".join(name for name, _, _ in disks)
     try:
@@ -59,14 +61,39 @@ def attach_to_vm(run, vm, disks: list[tuple[str, str, str]]) -> str:
         run.session.warn(f"The disks were not attached to VM {vm.name}: {exc} They are restored as floating "
                          f"disks ({names}): attach them once the VM is up, paused or down.")
         return f"Restored {len(disks)} disk(s) as floating disks: {names}; VM {vm.name} could not take them."
-    inactive = []
-    for name, disk_id, interface in disks:
-        active = plugged(vm.status, interface)
-        ovirt.attach_disk(run.engine, vm.id, disk_id, interface=interface, bootable=False, active=active)
-        if not active:
-            inactive.append(f"{name} ({interface})")
+    attached, inactive, failure = _attach_each(run, vm, disks)
     if inactive:
         run.session.warn(f"VM {vm.name} is {vm.status} and the engine hot plugs disks only on VirtIO or "
                          f"VirtIO-SCSI: {', '.join(inactive)} attached inactive. Activate them once the VM "
                          "is shut down.")
+    if failure is not None:
+        return _kept_after_refusal(run, vm, disks, attached, failure)
     return f"Restored {len(disks)} disk(s) and attached them to VM {vm.name}."
+
+
+def _attach_each(run, vm, disks: list[tuple[str, str, str]]) -> tuple[list[str], list[str], EngineError | None]:
+    """Attach the disks in order until the engine refuses one: the names attached, those attached
+    inactive, and the refusal (None when all went in)."""
+    attached, inactive = [], []
+    for name, disk_id, interface in disks:
+        active = plugged(vm.status, interface)
+        try:
+            ovirt.attach_disk(run.engine, vm.id, disk_id, interface=interface, bootable=False, active=active)
+        except EngineError as exc:
+            return attached, inactive, exc
+        attached.append(name)
+        if not active:
+            inactive.append(f"{name} ({interface})")
+    return attached, inactive, None
+
+
+def _kept_after_refusal(run, vm, disks, attached: list[str], failure: EngineError) -> str:
+    """Warn that an attach was refused (the VM started meanwhile, say) and keep every disk: the
+    upload is done, and the restored data may be the only copy the administrator has."""
+    floating = [name for name, _, _ in disks[len(attached):]]
+    done = f"attached: {', '.join(attached)}; " if attached else ""
+    run.session.warn(f"The engine refused to attach disk {floating[0]} to VM {vm.name}: {failure} The restored "
+                     f"disks are kept ({done}left floating: {', '.join(floating)}): attach the floating ones "
+                     "by hand — inactive, unless on VirtIO or VirtIO-SCSI, while the VM runs.")
+    return (f"Restored {len(disks)} disk(s); {done}left floating: {', '.join(floating)}; "
+            f"VM {vm.name} refused them.")

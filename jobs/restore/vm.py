@@ -174,6 +174,8 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
         raise
     else:
         _keep_restored(run)
+        # Timed out, the session fails: the inventory sync that sees the original go links it
+        # (jobs.signals, from options.created.kept).
         ovirt.wait_vm_gone(engine, original.id, timeout=run.wait_timeout)
         _took_its_place(run, original, vm_id, name)
     run.log(f"Removed the original VM {original.name} ({original.id}) and its disks.")

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import VM
-from jobs.choices import SessionState, VmSelection
+from jobs.choices import SessionKind, SessionState, VmSelection
 from jobs.models import ReplacedVm, Session
 from tests.jobs import factories
 
@@ -170,6 +170,27 @@ def test_only_a_job_that_chooses_vms_by_name_follows_them():
     assert job.resolve_vms() == [recreated]
 
 
+@pytest.mark.parametrize("selection", [VmSelection.TAG, VmSelection.CLUSTER])
+def test_a_tag_or_cluster_job_leaves_alone_the_vm_a_running_restore_is_still_finishing(selection):
+    _, cluster, (web1, db1) = factories.inventory()
+    job = factories.job(selection=selection, tag="production", cluster=cluster)
+    # Synced while the restore renames it, adds its NICs and gives its description back.
+    recreated = factories.restored_in_place(web1, state=SessionState.RUNNING)
+    restore = ReplacedVm.objects.get(old_engine_id=web1.engine_id).session
+    VM.objects.filter(pk=recreated.pk).update(name=f"web1-restoring-{restore.pk}", tags=["production"],
+                                              description=f"vbr:{restore.pk} restore")
+    # Another running session's tag, and a tag that only starts alike, don't hide a VM.
+    other = Session.objects.create(name="other restore", kind=SessionKind.RESTORE, state=SessionState.RUNNING)
+    VM.objects.filter(pk=db1.pk).update(description=f"vbr:{other.pk}{restore.pk} restore")
+    expected = [] if selection == VmSelection.TAG else ["db1"]
+
+    assert [vm.name for vm in job.resolve_vms()] == expected and job.vm_count() == len(expected)
+
+    restore.terminate(SessionState.SUCCESS)
+    assert sorted(vm.name for vm in job.resolve_vms())[-1] == f"web1-restoring-{restore.pk}"
+    assert job.vm_count() == len(expected) + 1
+
+
 def test_a_re_created_vm_deleted_since_must_be_chosen_again():
     _, _, (web1,) = factories.inventory(vm_names=("web1",))
     job = factories.job(vms=[web1])
@@ -209,3 +230,34 @@ def test_restore_code_follows_the_link_of_an_in_place_restore_still_finishing():
     assert current_vm_engine_id("vm-0", web1.manager_id) == "vm-0"
     assert current_vm_engine_id("vm-0", web1.manager_id, settled=False) == "vm-0b"
     assert current_vm_row(web1.manager_id, "vm-0", settled=False) == recreated
+
+
+def _restore_that_gave_up_waiting(point, *, kept=True):
+    """A restore in place that failed waiting for the original to go, the removal accepted or not."""
+    return Session.objects.create(
+        name=f"Restore of {point.vm_name}", kind=SessionKind.RESTORE, state=SessionState.FAILED,
+        options={"restore": {"kind": "vm", "point": point.pk, "replace": True},
+                 "created": {"transfers": [], "vms": ["vm-9" if kept else "vm-8"], "disks": [], "kept": kept}})
+
+
+def test_a_sync_that_sees_the_original_gone_links_the_vm_a_restore_gave_up_waiting_for():
+    from inventory.sync import store_inventory
+    from plugin.engine import ClusterInfo, Inventory, VmInfo
+
+    manager, _, (web1, db1) = factories.inventory()
+    point = factories.restore_point(web1, factories.repository(), timezone.now())
+    gave_up = _restore_that_gave_up_waiting(point)
+    _restore_that_gave_up_waiting(point, kept=False)  # refused: its VM was removed, nothing to link
+    cluster = ClusterInfo(id="c1", name="Production")
+    restored = VmInfo(id="vm-9", name="web1", status="down", cluster_id="c1")
+    db = VmInfo(id=db1.engine_id, name="db1", status="up", cluster_id="c1")
+
+    store_inventory(manager, Inventory(clusters=[cluster], vms=[
+        VmInfo(id=web1.engine_id, name="web1", status="down", cluster_id="c1"), restored, db]))
+    assert not ReplacedVm.objects.exists()  # the original is still there: no link yet
+
+    store_inventory(manager, Inventory(clusters=[cluster], vms=[restored, db]))
+    [link] = ReplacedVm.objects.all()
+    assert (link.manager, link.old_engine_id, link.engine_id, link.session) == (manager, "vm-0", "vm-9", gave_up)
+    job = factories.job(vms=[web1])
+    assert [vm.engine_id for vm in job.resolve_vms()] == ["vm-9"]

@@ -14,7 +14,7 @@ from jobs.restore.placement import ATTACHABLE_STATES, attach_to_vm, check_vm_tak
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
 from plugin.engine import VmInfo
-from plugin.errors import EngineTimeout
+from plugin.errors import EngineError, EngineTimeout
 
 
 @pytest.mark.parametrize("status", ["suspended", "saving_state"])
@@ -73,3 +73,19 @@ def test_a_vm_that_never_settles_leaves_the_disks_floating_rather_than_lost(run)
     assert summary.startswith("Restored 2 disk(s) as floating disks: data_restored, win_restored")
     [warning] = run.session.log_lines.filter(level="warning")
     assert "after 42 s" in warning.message and "attach them once the VM is up, paused or down" in warning.message
+
+
+def test_a_vm_started_between_two_attaches_keeps_every_restored_disk(run):
+    # The wait saw the VM down; it started before the SATA disk's attach, which the engine refuses.
+    refused = EngineError("Engine refused attaching a disk to a VM: Cannot hot plug.", code=409)
+    with mock.patch("plugin.engine.wait_vm_status", autospec=True,
+                    return_value=VmInfo(id="vm-2", name="web2", status="down")), \
+            mock.patch("plugin.engine.attach_disk", autospec=True, side_effect=[None, refused]) as attach:
+        summary = attach_to_vm(run, VmInfo(id="vm-2", name="web2", status="down"), DISKS)
+
+    assert attach.call_count == 2
+    assert summary == ("Restored 2 disk(s); attached: data_restored; left floating: win_restored; "
+                       "VM web2 refused them.")
+    [warning] = run.session.log_lines.filter(level="warning")
+    assert "refused to attach disk win_restored to VM web2: Engine refused" in warning.message
+    assert "left floating: win_restored): attach the floating ones by hand" in warning.message

@@ -14,7 +14,7 @@ import pytest
 from jobs.restore.requests import DISKS, RestoreRequest
 from plugin import engine as ovirt
 from tests.restore.points import SourceDisk, write_restore_point
-from tests.restore.stack import session_log
+from tests.restore.stack import same_image, session_log
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,31 @@ def test_a_sata_disk_restored_into_a_running_vm_is_attached_inactive(stack):
         restored = {ovirt.get_disk(engine, a.disk_id).name: a for a in attachments}
     attachment = restored[f"{disk.name}_restored"]
     assert (attachment.interface, attachment.active) == ("sata", False)
+
+
+def test_a_disk_the_engine_refuses_to_attach_after_the_upload_is_kept_floating(stack):
+    with stack.engine() as engine:
+        vm = ovirt.find_vm(engine, "small-vm2")
+        ovf = ovirt.get_vm_ovf(engine, vm.id)
+        disk = ovirt.get_disk(engine, vm.disk_attachments[0].disk_id)
+    path, fmt = stack.sim.disk_image(disk.id)
+    point = write_restore_point(stack.repository, vm_id=vm.id, vm_name=vm.name, ovf=ovf, vm=stack.vm(vm.name),
+                                disks=[SourceDisk(disk.id, disk.name, path, fmt, disk.format)],
+                                folder=stack.output_dir)
+    # As when the VM starts between the wait and the attach of a disk it can't hot plug.
+    before, _ = engine_state(stack)
+    stack.sim.cli("fault", "add", "fail", "--match", "POST diskattachments", "--count", "1", "--status", "409")
+
+    session = stack.restore(RestoreRequest(point=point.pk, kind=DISKS, disks=[disk.id], vm="small-vm1"))
+
+    assert session.state == "warning", session_log(session) + stack.logs()
+    assert "Removing what this restore created" not in session_log(session)
+    assert f"left floating: {disk.name}_restored" in session_log(session)
+    with stack.engine() as engine:
+        kept = [d for d in ovirt.list_disks(engine) if d.id not in before]
+        attached = {a.disk_id for a in ovirt.find_vm(engine, "small-vm1").disk_attachments}
+    assert [d.name for d in kept] == [f"{disk.name}_restored"] and kept[0].id not in attached
+    assert same_image(path, fmt, *stack.sim.disk_image(kept[0].id))
 
 
 def ovirtmgmt_profiles(engine) -> dict[str, str]:

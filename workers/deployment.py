@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from plugin import engine as ovirt
 from plugin import placement
-from plugin.errors import EngineError, NotFound
+from plugin.errors import EngineError, EngineTimeout, NotFound
 from workers import launchers
 from workers.choices import DISK_TASK_ACTIVE_STATES, DiskTaskState, Launcher, WorkerState
 from workers.models import Worker
@@ -71,8 +71,8 @@ def _failing(worker: Worker, what: str, aftermath: Callable[[], str] | None = No
         _set(worker, WorkerState.FAILED, f"{what} failed: {reason}")
         log.warning("worker %s: %s failed: %s", worker.name, what, reason)
         raise DeploymentError(f"{what} of worker {worker.name} failed: {reason}") from exc
-    except Exception as exc:
-        _set(worker, WorkerState.FAILED, f"{what} failed: {with_aftermath(str(exc))}")
+    except BaseException as exc:  # Ctrl-C, a runner stopping: the error still says what was left
+        _set(worker, WorkerState.FAILED, f"{what} failed: {with_aftermath(str(exc) or type(exc).__name__)}")
         raise
 
 
@@ -84,6 +84,7 @@ class _Made:
     # Disks not attached to the VM (yet): removing the VM doesn't take them along.
     floating: dict[str, str] = field(default_factory=dict)
     outcome: str = "Nothing was created in the engine."  # what became of it, for the worker's error
+    keep_vm: bool = False  # still being cloned: deleting it would wait for the clone as well
 
 
 def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
@@ -94,12 +95,15 @@ def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT)
     later step fails, what was made (the VM, its disks) is removed from the engine.
     A runner that never reports in is not such a failure: see wait_ready.
     """
+    return _deploy(worker, _Made(), wait=wait, timeout=timeout)
+
+
+def _deploy(worker: Worker, made: _Made, *, wait: bool, timeout: float) -> Worker:
     _set(worker, WorkerState.DEPLOYING)
-    made = _Made()
     with _failing(worker, "deployment", lambda: made.outcome), _engine(worker) as engine:
         try:
             _create_and_start(engine, worker, made)
-        except Exception:
+        except BaseException:  # Ctrl-C too: what was made is only known here
             _remove_made(engine, worker, made)
             raise
     return wait_ready(worker, timeout) if wait else worker
@@ -107,16 +111,65 @@ def deploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT)
 
 def _create_and_start(engine, worker: Worker, made: _Made) -> None:
     profile_id = _checked_placement(engine, worker)
-    vm = ovirt.create_vm(engine, _spec(worker))
-    made.vm_id = worker.engine_vm_id = vm.id
-    Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm.id)
-    # A VM made from a template is image_locked until its disks are cloned.
-    ovirt.wait_vm_status(engine, vm.id, {"down"}, timeout=600)
+    try:
+        vm = ovirt.create_vm(engine, _spec(worker))
+    except EngineError as exc:
+        if exc.code is None:  # no answer: the engine may have made it all the same
+            _adopt_vm(engine, worker, made)
+        raise
+    _record_vm(worker, made, vm.id)
+    _wait_cloned(engine, worker, made)
     if profile_id:
         ovirt.add_nic(engine, vm.id, name="nic1", vnic_profile_id=profile_id)
     if _needs_boot_disk(worker):
         _add_boot_disk(engine, worker, made)
     _power_on(engine, worker, first_boot=True)
+
+
+def _record_vm(worker: Worker, made: _Made, vm_id: str) -> None:
+    made.vm_id = worker.engine_vm_id = vm_id
+    Worker.objects.filter(pk=worker.pk).update(engine_vm_id=vm_id)
+
+
+def _adopt_vm(engine, worker: Worker, made: _Made) -> None:
+    """Take on the worker's VM that a create_vm without an answer may have made, if it is there."""
+    try:
+        vm = _our_vm(engine, worker)
+    except EngineError as exc:
+        made.outcome = (f"The engine may have created its VM {vm_name(worker)} all the same (looking for it "
+                        f"failed: {exc}): if it is there, Remove the worker (manage.py remove_worker "
+                        f"{worker.name}) to delete it.")
+        return
+    if vm is not None:
+        _record_vm(worker, made, vm.id)
+
+
+def _our_vm(engine, worker: Worker):
+    """The VM named after the worker, only if its description marks it as this worker's."""
+    vm = ovirt.find_vm(engine, vm_name(worker))
+    return vm if vm is not None and vm.description == _spec(worker).description else None
+
+
+def _our_floating_boot_disk(engine, worker: Worker) -> dict[str, str]:
+    """{id: name} of the boot disk a deployment of this worker made and never attached, if just one."""
+    attached = {a.disk_id for vm in ovirt.list_vms(engine) for a in vm.disk_attachments}
+    ours = [d for d in ovirt.list_disks(engine) if d.name == _boot_disk_name(worker)
+            and d.description == _boot_disk_description(worker) and d.id not in attached]
+    return {ours[0].id: ours[0].name} if len(ours) == 1 else {}
+
+
+def _wait_cloned(engine, worker: Worker, made: _Made) -> None:
+    """Wait until the VM is down: one made from a template is image_locked until its disks are cloned."""
+    timeout = settings.VBR_ENGINE_WAIT_TIMEOUT
+    try:
+        ovirt.wait_vm_status(engine, made.vm_id, {"down"}, timeout=timeout)
+    except EngineTimeout:
+        # Deleting it would wait for the clone too, and a retry would start another one.
+        made.keep_vm = True
+        made.outcome = (f"Its VM {vm_name(worker)} is kept: the engine was still copying the disks of "
+                        f"template {worker.template} after {timeout} s (VBR_ENGINE_WAIT_TIMEOUT). Once that "
+                        f"ends, Redeploy the worker, or Remove it (manage.py remove_worker {worker.name}).")
+        raise
 
 
 def _remove_made(engine, worker: Worker, made: _Made) -> None:
@@ -125,11 +178,11 @@ def _remove_made(engine, worker: Worker, made: _Made) -> None:
     Never raises: the deployment's own failure is what the administrator needs to read;
     ``made.outcome`` says what was removed, and what is left and how to remove it.
     """
-    if not made.vm_id and not made.floating:
+    if (not made.vm_id or made.keep_vm) and not made.floating:
         return
     launchers.stop_local_runner(worker)
     removed, left = [], []
-    if made.vm_id:
+    if made.vm_id and not made.keep_vm:
         try:
             ovirt.remove_vm(engine, made.vm_id, timeout=REMOVAL_TIMEOUT)
         except EngineError as exc:
@@ -142,18 +195,21 @@ def _remove_made(engine, worker: Worker, made: _Made) -> None:
             worker.engine_vm_id = ""
     for disk_id, name in made.floating.items():
         try:
-            ovirt.remove_disk(engine, disk_id, timeout=REMOVAL_TIMEOUT)
-            removed.append(f"disk {name} (not attached yet)")
+            if ovirt.remove_disk(engine, disk_id, timeout=REMOVAL_TIMEOUT):  # else it went with the VM
+                removed.append(f"disk {name} (not attached yet)")
         except EngineError as exc:
             log.warning("worker %s: removing disk %s failed: %s", worker.name, disk_id, exc)
             left.append(f"disk {name} (id {disk_id}) could not be removed ({exc}): delete it in the engine")
-    made.outcome = _outcome(removed, left)
+    made.outcome = _outcome(removed, left, made.outcome if made.keep_vm else "")
 
 
-def _outcome(removed: list[str], left: list[str]) -> str:
-    said = [f"Removed what it had created in the engine: {' and '.join(removed)}."] if removed else []
+def _outcome(removed: list[str], left: list[str], kept: str = "") -> str:
+    said = [kept] if kept else []
+    said += [f"Removed what it had created in the engine: {' and '.join(removed)}."] if removed else []
     if left:
         return " ".join([*said, f"Left in the engine: {'; '.join(left)}."])
+    if kept:
+        return " ".join(said)
     return " ".join([*said, "Start deploys the worker again once the cause is fixed."])
 
 
@@ -188,14 +244,28 @@ def _spec(worker: Worker) -> ovirt.VmSpec:
 
 
 def _add_boot_disk(engine, worker: Worker, made: _Made) -> None:
-    disk = ovirt.create_disk(engine, name=f"{vm_name(worker)}-boot",
-                             storage_domain_id=worker.storage_domain.engine_id,
-                             provisioned_size=BOOT_DISK_SIZE, format="cow", sparse=True,
-                             description=f"Boot disk of backup worker {worker.name}")
+    try:
+        disk = ovirt.create_disk(engine, name=_boot_disk_name(worker),
+                                 storage_domain_id=worker.storage_domain.engine_id,
+                                 provisioned_size=BOOT_DISK_SIZE, format="cow", sparse=True,
+                                 description=_boot_disk_description(worker))
+    except EngineError as exc:
+        if exc.code is None:  # no answer: the engine may have made it all the same
+            with suppress(EngineError):  # the deployment's failure is what to report
+                made.floating.update(_our_floating_boot_disk(engine, worker))
+        raise
     made.floating[disk.id] = disk.name
     ovirt.wait_disk_ok(engine, disk.id)
     ovirt.attach_disk(engine, worker.engine_vm_id, disk.id, interface="virtio_scsi", bootable=True)
     del made.floating[disk.id]  # it goes with the VM now
+
+
+def _boot_disk_name(worker: Worker) -> str:
+    return f"{vm_name(worker)}-boot"
+
+
+def _boot_disk_description(worker: Worker) -> str:
+    return f"Boot disk of backup worker {worker.name}"
 
 
 def _power_on(engine, worker: Worker, first_boot: bool = False) -> None:
@@ -240,6 +310,11 @@ def start(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) 
     """Power a stopped worker on and wait for its runner."""
     if not worker.engine_vm_id:
         return deploy(worker, wait=wait, timeout=timeout)
+    if worker.state == WorkerState.FAILED and worker.last_error.startswith("deployment failed"):
+        # Its VM is what a failed deployment left (no NIC or boot disk, perhaps): powering it on
+        # would wait for a runner that can't come.
+        raise DeploymentError(f"worker {worker.name} has the VM {vm_name(worker)} that its failed "
+                              "deployment left in the engine: Redeploy or Remove the worker instead")
     with _failing(worker, "start"), _engine(worker) as engine:
         _power_on(engine, worker)
     return wait_ready(worker, timeout) if wait else worker
@@ -332,21 +407,39 @@ def remove_stopping(worker: Worker) -> None:
 
 
 def _delete(worker: Worker) -> None:
-    if worker.engine_vm_id:
-        with _failing(worker, "removal"), _engine(worker) as engine:
-            ovirt.remove_vm(engine, worker.engine_vm_id, timeout=REMOVAL_TIMEOUT)
+    with _failing(worker, "removal"), _engine(worker) as engine:
+        _remove_from_engine(engine, worker)
     worker.delete()
+
+
+def _remove_from_engine(engine, worker: Worker) -> None:
+    """Delete the worker's VM with its disks, and a boot disk of it never attached.
+
+    A deployment killed, or without the engine's answer, may have left either
+    without recording it: they are found by name when marked as this worker's.
+    """
+    vm_id = worker.engine_vm_id
+    if not vm_id:
+        vm = _our_vm(engine, worker)
+        vm_id = vm.id if vm is not None else ""
+    if vm_id:
+        ovirt.remove_vm(engine, vm_id, timeout=REMOVAL_TIMEOUT)
+    for disk_id in _our_floating_boot_disk(engine, worker):
+        ovirt.remove_disk(engine, disk_id, timeout=REMOVAL_TIMEOUT)
 
 
 def redeploy(worker: Worker, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> Worker:
     """Replace the worker VM with a new one (a new software version), keeping its settings."""
     stop(worker)
-    if worker.engine_vm_id:
-        with _failing(worker, "redeployment"), _engine(worker) as engine:
-            ovirt.remove_vm(engine, worker.engine_vm_id, timeout=REMOVAL_TIMEOUT)
+    had_vm = bool(worker.engine_vm_id)
+    with _failing(worker, "redeployment"), _engine(worker) as engine:
+        _remove_from_engine(engine, worker)
     Worker.objects.filter(pk=worker.pk).update(engine_vm_id="", software_version="")
     worker.engine_vm_id = ""
-    return deploy(worker, wait=wait, timeout=timeout)
+    made = _Made()
+    if had_vm:
+        made.outcome = f"Its old VM {vm_name(worker)} was deleted; no new one was created in the engine."
+    return _deploy(worker, made, wait=wait, timeout=timeout)
 
 
 def stop_idle_workers(now=None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import ovirtsdk4 as sdk
@@ -232,11 +233,16 @@ def stop_vm(engine: Engine, vm_id: str, *, graceful: bool = False) -> None:
 
 
 def wait_vm_status(engine: Engine, vm_id: str, statuses: set[str] | frozenset[str], *,
-                   timeout: float = 600, should_stop: ShouldStop = None) -> VmInfo:
-    """Wait until the VM's status is one of ``statuses`` ("up", "down", ...)."""
+                   timeout: float = 600, should_stop: ShouldStop = None,
+                   deadline: float | None = None) -> VmInfo:
+    """Wait until the VM's status is one of ``statuses`` ("up", "down", ...).
+
+    ``deadline`` (time.monotonic()) ends the wait earlier, for a deadline shared by several steps.
+    """
     return wait_for(lambda: get_vm(engine, vm_id), lambda v: v.status in statuses, timeout=timeout,
                     what=f"VM {vm_id} to be {'/'.join(sorted(statuses))}",
-                    describe=lambda v: f"status {v.status or 'unknown'}", should_stop=should_stop)
+                    describe=lambda v: f"status {v.status or 'unknown'}", should_stop=should_stop,
+                    deadline=deadline)
 
 
 @translated("deleting a VM")
@@ -249,7 +255,7 @@ def delete_vm(engine: Engine, vm_id: str, *, keep_disks: bool = False) -> None:
             raise
 
 
-def wait_vm_gone(engine: Engine, vm_id: str, *, timeout: float = 600) -> None:
+def wait_vm_gone(engine: Engine, vm_id: str, *, timeout: float = 600, deadline: float | None = None) -> None:
     """Wait until the VM no longer exists."""
     def gone() -> bool:
         try:
@@ -259,15 +265,25 @@ def wait_vm_gone(engine: Engine, vm_id: str, *, timeout: float = 600) -> None:
             return True
 
     wait_for(gone, bool, timeout=timeout, what=f"VM {vm_id} to be deleted",
-             describe=lambda _: "still there")
+             describe=lambda _: "still there", deadline=deadline)
 
 
-def ensure_vm_down(engine: Engine, vm_id: str, *, timeout: float = 300) -> VmInfo:
-    """Power the VM off if it isn't down, and wait until it is."""
+# Statuses of a VM that isn't running: the engine refuses to stop it (image_locked while
+# its disks are created or cloned, image_illegal once that failed), and there is nothing to stop.
+NOT_RUNNING = frozenset({"down", "image_locked", "image_illegal"})
+
+
+def ensure_vm_down(engine: Engine, vm_id: str, *, timeout: float = 300,
+                   deadline: float | None = None) -> VmInfo:
+    """Power the VM off if it runs, and wait until it is down.
+
+    A VM that isn't running (NOT_RUNNING: down, image_locked, image_illegal) is
+    returned as it is: the engine would refuse to stop it.
+    """
     vm = get_vm(engine, vm_id)
-    if vm.status != "down":
+    if vm.status not in NOT_RUNNING:
         stop_vm(engine, vm_id)
-        vm = wait_vm_status(engine, vm_id, {"down"}, timeout=timeout)
+        vm = wait_vm_status(engine, vm_id, {"down"}, timeout=timeout, deadline=deadline)
     return vm
 
 
@@ -277,30 +293,32 @@ def remove_vm(engine: Engine, vm_id: str, *, timeout: float = 300) -> bool:
     The engine neither stops nor deletes a VM while it is image_locked (its disks
     being created or cloned from its template), nor deletes one with a locked disk
     (a snapshot or a disk creation under way): wait until those locks clear first.
+    ``timeout`` is for all of it, not for each step.
     """
+    deadline = time.monotonic() + timeout
     try:
-        _wait_vm_unlocked(engine, vm_id, timeout)
-        ensure_vm_down(engine, vm_id, timeout=timeout)
-        _wait_disks_unlocked(engine, get_vm(engine, vm_id), timeout)
+        _wait_vm_unlocked(engine, vm_id, timeout, deadline)
+        ensure_vm_down(engine, vm_id, timeout=timeout, deadline=deadline)
+        _wait_disks_unlocked(engine, get_vm(engine, vm_id), timeout, deadline)
     except NotFound:
         return False
     delete_vm(engine, vm_id)
-    wait_vm_gone(engine, vm_id, timeout=timeout)
+    wait_vm_gone(engine, vm_id, timeout=timeout, deadline=deadline)
     return True
 
 
-def _wait_vm_unlocked(engine: Engine, vm_id: str, timeout: float) -> VmInfo:
+def _wait_vm_unlocked(engine: Engine, vm_id: str, timeout: float, deadline: float) -> VmInfo:
     return wait_for(lambda: get_vm(engine, vm_id), lambda v: v.status != "image_locked",
                     timeout=timeout, what=f"VM {vm_id} to be unlocked",
-                    describe=lambda v: f"status {v.status or 'unknown'}")
+                    describe=lambda v: f"status {v.status or 'unknown'}", deadline=deadline)
 
 
-def _wait_disks_unlocked(engine: Engine, vm: VmInfo, timeout: float) -> None:
+def _wait_disks_unlocked(engine: Engine, vm: VmInfo, timeout: float, deadline: float) -> None:
     for attachment in vm.disk_attachments:
         try:
             wait_for(lambda a=attachment: get_disk(engine, a.disk_id), lambda d: d.status != "locked",
                      timeout=timeout, what=f"disk {attachment.disk_id} of VM {vm.name} to be unlocked",
-                     describe=lambda d: f"status {d.status or 'unknown'}")
+                     describe=lambda d: f"status {d.status or 'unknown'}", deadline=deadline)
         except NotFound:
             pass  # removed meanwhile: nothing holds the VM
 

@@ -20,8 +20,11 @@ ShouldStop = Callable[[], bool] | None
 
 def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
              what: str, describe: Callable[[T], str] = repr,
-             should_stop: ShouldStop = None) -> T:
+             should_stop: ShouldStop = None, deadline: float | None = None) -> T:
     """Call ``fetch`` until ``done(result)``; the result, or EngineTimeout after ``timeout`` s.
+
+    ``deadline`` (a time.monotonic() value) ends the wait earlier: one deadline
+    shared by the steps of an operation (the message still names ``timeout``).
 
     Polls every FIRST_POLL for the first QUICK_SECONDS (phases of small
     operations change within tens of milliseconds, and each VM of a session
@@ -31,7 +34,7 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
     ``should_stop`` is asked between polls; when it says True, WaitAborted.
     """
     started = time.monotonic()
-    deadline = started + timeout
+    deadline = min(started + timeout, deadline if deadline is not None else float("inf"))
     interval = FIRST_POLL
     while True:
         result = fetch()

@@ -4,11 +4,14 @@ Failures are the simulator's injected faults: the next engine call of a kind ans
 The launcher is cloud-init, so no runner is started: what counts is the engine's side.
 """
 
+from unittest import mock
+
 import pytest
 from django.core.management import call_command
 
 from inventory.models import StorageDomain
 from plugin import engine as ovirt
+from plugin.errors import EngineTimeout
 from workers import deployment
 from workers.choices import WorkerState
 from workers.models import Worker
@@ -102,3 +105,41 @@ def test_a_vm_whose_runner_never_reports_in_is_kept_for_inspection_until_removed
     call_command("remove_worker", "silent")
 
     assert engine_state(manager) == before
+
+
+def test_a_deployment_interrupted_while_its_boot_disk_is_made_removes_it(manager, new_worker):
+    before = engine_state(manager)
+    with (mock.patch.object(deployment.ovirt, "wait_disk_ok", autospec=True, side_effect=KeyboardInterrupt),
+          pytest.raises(KeyboardInterrupt)):
+        deployment.deploy(boot_disk_worker(manager, new_worker, "ctrlc"), wait=False)
+
+    assert engine_state(manager) == before
+    assert Worker.objects.get(name="ctrlc").state == WorkerState.FAILED
+
+
+def test_remove_finds_a_boot_disk_a_killed_deployment_left_floating(manager, new_worker):
+    before = engine_state(manager)
+    worker = boot_disk_worker(manager, new_worker, "killed")
+    with ovirt.connect(manager.credentials()) as engine:  # as the killed deployment made it
+        ovirt.create_disk(engine, name="vbr-worker-killed-boot", storage_domain_id=worker.storage_domain.engine_id,
+                          provisioned_size=2**20, description="Boot disk of backup worker killed")
+
+    call_command("remove_worker", "killed")
+
+    assert engine_state(manager) == before
+
+
+def test_a_vm_made_without_the_engines_answer_is_found_and_removed(manager, new_worker):
+    before = engine_state(manager)
+
+    def made_but_unanswered(engine, spec):
+        real_create_vm(engine, spec)
+        raise EngineTimeout("The engine did not answer in time while creating a VM.")
+
+    real_create_vm = ovirt.create_vm
+    with (mock.patch.object(deployment.ovirt, "create_vm", autospec=True, side_effect=made_but_unanswered),
+          pytest.raises(deployment.DeploymentError, match="did not answer")):
+        deployment.deploy(boot_disk_worker(manager, new_worker, "lost"), wait=False)
+
+    assert engine_state(manager) == before
+    assert "Removed what it had created in the engine: VM vbr-worker-lost" in Worker.objects.get(name="lost").last_error

@@ -153,7 +153,9 @@ def _replace_original(run: RestoreRun, original, vm_id: str, name: str) -> None:
     original's place (ReplacedVm) once the original is seen gone.
     """
     engine = run.engine
-    was_running = original.status != "down"
+    # Only a running original is started again after a refusal: the engine refuses to
+    # start one that is image_locked or image_illegal.
+    was_running = original.status not in ovirt.NOT_RUNNING
     run.log(f"Every disk is restored: stopping and replacing the original VM {original.name}.")
     try:
         ovirt.ensure_vm_down(engine, original.id, timeout=run.wait_timeout)

@@ -98,6 +98,7 @@ from plugin.engine.transfers import (
     wait_transfer_ready,
 )
 from plugin.engine.vms import (
+    NOT_RUNNING,
     VmSpec,
     add_nic,
     attach_disk,
@@ -196,7 +197,7 @@ __all__ = [
     "wait_transfer_finished",
     "wait_transfer_phase",
     "wait_transfer_ready",
-    "VmSpec",
+    "NOT_RUNNING", "VmSpec",
     "add_nic",
     "attach_disk",
     "create_disk",

@@ -89,6 +89,14 @@ def test_a_refused_removal_keeps_the_original_running_and_lets_cleanup_remove_th
     engine_calls["start_vm"].assert_called_once_with(run.engine, "vm-1")
 
 
+@pytest.mark.parametrize("status", ["down", "image_locked", "image_illegal"])
+def test_a_refused_removal_starts_no_original_that_wasnt_running(run, engine_calls, status):
+    engine_calls["delete_vm"].side_effect = Conflict("The engine refused deleting a VM")
+    with pytest.raises(Conflict):
+        _replace_original(run, SimpleNamespace(id="vm-1", name="web1", status=status), "vm-2", "web1")
+    engine_calls["start_vm"].assert_not_called()
+
+
 
 @pytest.mark.parametrize("removed", [True, False])
 def test_a_restore_that_ends_after_the_original_was_removed_requests_an_inventory_sync(run, removed):

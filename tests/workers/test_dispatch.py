@@ -5,28 +5,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from inventory.models import Cluster, Disk
-from repositories.models import Repository
+from inventory.models import Cluster
+from tests.workers import dispatching
 from workers import dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
 from workers.services import check_workers, heartbeat
 
-
-@pytest.fixture
-def repository(db):
-    return Repository.objects.create(name="r", path="/srv/r", datamover_url="http://127.0.0.1:9")
-
-
-@pytest.fixture
-def disk(inventory_manager):
-    return Disk.objects.filter(manager=inventory_manager).first()
-
-
-def submit(inventory_manager, repository, disk, worker):
-    return dispatch.submit_backup_disk(session_id=7, manager=inventory_manager,
-                                       repository=repository, disk=disk,
-                                       transfer_url="https://host1:54322/images/t", worker=worker)
+# The shared fixtures (a repository with no data mover, a disk) and submit helper.
+repository, disk, submit = dispatching.repository, dispatching.disk, dispatching.submit
 
 
 def test_the_least_busy_ready_worker_of_the_cluster_is_chosen(make_worker, inventory_manager,

@@ -13,28 +13,15 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from inventory.models import Disk
-from repositories.models import Repository
+from tests.workers import dispatching
 from workers import deployment, dispatch
 from workers.choices import DiskTaskState, WorkerState
 from workers.models import DiskTask, Worker
 from workers.services import check_workers, heartbeat, note_worker_activity, request_action
 from workers.tasks import TaskMonitor, claim, finish, worker_action
 
-
-@pytest.fixture
-def repository(db):
-    return Repository.objects.create(name="r", path="/srv/r", datamover_url="http://127.0.0.1:9")
-
-
-@pytest.fixture
-def disk(inventory_manager):
-    return Disk.objects.filter(manager=inventory_manager).first()
-
-
-def submit(manager, repository, disk, worker):
-    return dispatch.submit_backup_disk(session_id=7, manager=manager, repository=repository, disk=disk,
-                                       transfer_url="https://host1:54322/images/t", worker=worker)
+# The shared fixtures (a repository with no data mover, a disk) and submit helper.
+repository, disk, submit = dispatching.repository, dispatching.disk, dispatching.submit
 
 
 @contextmanager

@@ -113,7 +113,7 @@ class _DiskBackup:
                        for offset, size in ranges]
             with self.lock:
                 previous = self.index.blocks[block]
-            entry = patched(previous, patches, length)
+            entry = patched(previous, patches)
             entries.append((block, entry))
             if is_patched(entry):
                 self.counters.add(blocks_patched=1)

@@ -1,4 +1,4 @@
-"""The restore point of a VM: its manifest written last, then its row."""
+"""The restore point of a VM: its manifest written last (once its data is stored), then its row."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from jobs.choices import BackupType
 from jobs.models import RestorePoint, Session
-from repositories.datamover.client import DataMoverError
-from repositories.store import BLOCK_SIZE, DiskIndex, build_manifest
+from repositories.datamover.client import DataMoverError, NotFound
+from repositories.store import BLOCK_SIZE, DiskIndex, Manifest, build_manifest
 from repositories.store.errors import ManifestError, StoreError
 from repositories.store.stash import unstash_index
 
@@ -51,17 +51,15 @@ def manifest_timeout(manifest) -> float:
     return 60.0 + len(manifest.digests()) / 1000
 
 
-def write_restore_point(*, session: Session, vm, repository, works: list, ovf: str,
-                        checkpoint_id: str | None, base: RestorePoint | None, incremental: bool,
-                        started) -> RestorePoint:
-    """Write the manifest through the data mover, then record the restore point."""
+def write_manifest(*, session: Session, vm, repository, works: list, ovf: str, checkpoint_id: str | None,
+                   base: RestorePoint | None, incremental: bool, started) -> Manifest:
+    """Write the VM's manifest through the data mover (the restore point's row comes after)."""
     key = repository.repository_key()
     with repository.client() as client:
         indexes = [disk_index_of(w, checkpoint_id, client, key) for w in works]
     figures = {k: sum(w.figures.get(k, 0) for w in works)
                for k in ("bytes_read", "bytes_sent", "bytes_stored", "zero_bytes")}
-    duration = (timezone.now() - started).total_seconds()
-    figures["seconds"] = round(duration, 3)
+    figures["seconds"] = round((timezone.now() - started).total_seconds(), 3)
     manifest = build_manifest(
         manifest_id_for(session, vm), vm.engine_id, indexes, vm_name=vm.name, ovf=ovf,
         key=key, parent=base.manifest_id if incremental and base else None,
@@ -69,6 +67,13 @@ def write_restore_point(*, session: Session, vm, repository, works: list, ovf: s
     )
     with repository.client(timeout=manifest_timeout(manifest)) as client:
         client.put_manifest(manifest)
+    return manifest
+
+
+def record_restore_point(manifest: Manifest, *, session: Session, vm, repository, works: list,
+                         checkpoint_id: str | None, base: RestorePoint | None, incremental: bool) -> RestorePoint:
+    """The row of a restore point whose manifest is written."""
+    figures = manifest.figures
     return RestorePoint.objects.create(
         vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository, job=session.job,
         session=session, parent=base if incremental else None, time=manifest.created,
@@ -80,5 +85,18 @@ def write_restore_point(*, session: Session, vm, repository, works: list, ovf: s
                 **{k: w.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")}}
                for w in works],
         size=sum(w.disk.provisioned_size for w in works), bytes_read=figures["bytes_read"],
-        bytes_sent=figures["bytes_sent"], bytes_stored=figures["bytes_stored"], duration=duration,
+        bytes_sent=figures["bytes_sent"], bytes_stored=figures["bytes_stored"], duration=figures["seconds"],
     )
+
+
+def discard_manifest(repository, manifest_id: str) -> str:
+    """Delete a manifest written for a restore point that is not recorded after all; what went
+    wrong, or "" (gone already counts as done)."""
+    try:
+        with repository.client() as client:
+            client.delete_manifest(manifest_id)
+    except NotFound:
+        pass
+    except DataMoverError as exc:
+        return f"the manifest {manifest_id} written for it could not be deleted: {exc}"
+    return ""

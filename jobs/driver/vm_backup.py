@@ -9,6 +9,7 @@ and released in ``finally``.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,7 +19,7 @@ from jobs.driver import disks as disk_tasks
 from jobs.driver.cleanup import EngineHoldings
 from jobs.driver.context import Cancelled, SessionRun, Skipped, VmFailed
 from jobs.driver.plan import BackupPlan, plan_backup
-from jobs.driver.restore_points import write_restore_point
+from jobs.driver.restore_points import discard_manifest, record_restore_point, write_manifest
 from jobs.models import TaskSession, VmLock
 from plugin import engine as ovirt
 from plugin.errors import (
@@ -52,6 +53,8 @@ class VmBackup:
         self.started = timezone.now()
         self.cleanup_problems: list[str] = []
         self.attachments: dict = {}
+        self.ovf = ""
+        self.writer: ThreadPoolExecutor | None = None  # writes the manifest while the engine finalizes
 
     def say(self, message: str, level: str = LogLevel.INFO) -> None:
         self.run.session.log(f"{self.vm.name}: {message}", level)
@@ -108,22 +111,25 @@ class VmBackup:
 
     def _backup(self, engine: ovirt.Engine, holdings: EngineHoldings) -> None:
         disks = self._disks(engine)
-        ovf = ovirt.get_vm_ovf(engine, self.vm.engine_id)
+        self.ovf = ovirt.get_vm_ovf(engine, self.vm.engine_id)
         plan = plan_backup(engine, self.vm, self.repository, disks, full_reason=self.full_reason)
         self.run.check_cancelled()
-        with self._open_lease(plan):
+        with self._open_lease(plan), ThreadPoolExecutor(1, thread_name_prefix="manifest") as self.writer:
             if settings.VBR_BACKUP_METHOD == "snapshot":
                 works, checkpoint_id = self._snapshot_flow(engine, holdings, disks, plan,
                                                            "VBR_BACKUP_METHOD is snapshot")
+                early = None
             else:
                 try:
-                    works, checkpoint_id = self._backup_api_flow(engine, holdings, disks, plan)
+                    works, checkpoint_id, early = self._backup_api_flow(engine, holdings, disks, plan)
                 except BackupApiUnavailable as exc:
                     works, checkpoint_id = self._snapshot_flow(engine, holdings, disks, plan, str(exc))
-            incremental = any(w.mode == BackupType.INCREMENTAL for w in works)
-            point = write_restore_point(
-                session=self.run.session, vm=self.vm, repository=self.repository, works=works, ovf=ovf,
-                checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental, started=self.started)
+                    early = None
+            incremental = _incremental(works)
+            manifest = early.result() if early is not None else self._write_manifest(works, checkpoint_id, plan)
+            point = record_restore_point(
+                manifest, session=self.run.session, vm=self.vm, repository=self.repository, works=works,
+                checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental)
         self._update(restore_point=point, mode=point.type)
         self.say(f"restore point {point.manifest_id} recorded ({point.type}): read "
                  f"{_mib(point.bytes_read)}, sent {_mib(point.bytes_sent)}, stored {_mib(point.bytes_stored)}.")
@@ -184,15 +190,51 @@ class VmBackup:
             holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)
-        ovirt.finalize_backup(engine, self.vm.engine_id, backup.id)
-        done = ovirt.wait_backup_done(engine, self.vm.engine_id, backup.id, timeout=self.run.wait_timeout)
-        holdings.backup_finalized = True
-        if done.phase != "succeeded":
-            raise VmFailed(f"the engine ended backup {backup.id} in phase {done.phase}")
+        early = self._manifest_meanwhile(works, backup.to_checkpoint_id, plan)
+        try:
+            self._finalize_transfers(engine, holdings, works)
+            ovirt.finalize_backup(engine, self.vm.engine_id, backup.id)
+            done = ovirt.wait_backup_done(engine, self.vm.engine_id, backup.id, timeout=self.run.wait_timeout)
+            holdings.backup_finalized = True
+            if done.phase != "succeeded":
+                raise VmFailed(f"the engine ended backup {backup.id} in phase {done.phase}")
+        except BaseException:
+            self._discard(early)
+            raise
         checkpoint_id = backup.to_checkpoint_id or done.to_checkpoint_id
         if checkpoint_id:
             self.say(f"backup {backup.id} finalized; checkpoint {checkpoint_id} is the base of the next incremental.")
-        return works, checkpoint_id
+        return works, checkpoint_id, early
+
+    # The manifest
+
+    def _write_manifest(self, works, checkpoint_id: str | None, plan: BackupPlan):
+        return write_manifest(session=self.run.session, vm=self.vm, repository=self.repository, works=works,
+                              ovf=self.ovf, checkpoint_id=checkpoint_id, base=plan.base,
+                              incremental=_incremental(works), started=self.started)
+
+    def _manifest_meanwhile(self, works, checkpoint_id: str | None, plan: BackupPlan) -> Future | None:
+        """Write the manifest while the engine finalizes (the data is all stored by now); the
+        restore point is recorded only once the backup succeeded, its manifest deleted otherwise.
+
+        Not in an immutable repository, where a manifest can't be deleted, nor without the new
+        checkpoint's id (an engine that gives it only once finalized).
+        """
+        if not checkpoint_id or self.repository.immutable_days:
+            return None
+        return self.writer.submit(self._write_manifest, works, checkpoint_id, plan)
+
+    def _discard(self, early: Future | None) -> None:
+        """Delete the manifest written meanwhile for a VM that fails after all."""
+        if early is None:
+            return
+        try:
+            manifest = early.result()
+        except Exception:  # noqa: BLE001 - nothing was written; the VM's own failure is what counts
+            return
+        problem = discard_manifest(self.repository, manifest.id)
+        if problem:
+            self.say(f"{problem}; garbage collection keeps its chunks until it is deleted.", LogLevel.WARNING)
 
     def _start_backup(self, engine, holdings, disks, plan: BackupPlan):
         """Start the backup and wait for ready; an incremental the engine refuses becomes a full."""
@@ -260,16 +302,19 @@ class VmBackup:
             holdings.transfers[transfer.id] = work.disk.name
             work.transfer_id = transfer.id
         self._move(engine, holdings, works, plan)
+        self._finalize_transfers(engine, holdings, works)
         return works, None
 
     def _move(self, engine, holdings: EngineHoldings, works, plan: BackupPlan) -> None:
-        """Hand every disk to a worker, follow them, and finalize the transfers."""
+        """Hand every disk to a worker and follow them until all are stored."""
         try:
             self._hand_over(engine, works, plan)
         except BaseException:
             disk_tasks.stop_tasks(works)  # disks handed over already must not go on alone
             raise
         disk_tasks.follow(self.run, self.task, works)
+
+    def _finalize_transfers(self, engine, holdings: EngineHoldings, works) -> None:
         for work in works:
             ovirt.finalize_transfer(engine, work.transfer_id)
             ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout,
@@ -334,3 +379,7 @@ class VmBackup:
 
 def _mib(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
+
+
+def _incremental(works) -> bool:
+    return any(w.mode == BackupType.INCREMENTAL for w in works)

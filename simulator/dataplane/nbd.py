@@ -109,7 +109,33 @@ class NbdExport:
 
 
 def _cache_options(volume: Path) -> list[str]:
-    # vdsm runs qemu-nbd with cache=none/aio=native; where O_DIRECT is refused, use the page cache.
-    if direct_io_supported(volume.parent):
-        return ["--cache=none", "--aio=native"]
-    return ["--cache=writeback", "--aio=threads"]
+    """vdsm runs qemu-nbd with cache=none (O_DIRECT) and native AIO; where O_DIRECT is refused,
+    the page cache.
+
+    Native AIO makes qemu-nbd take some 30 ms to exit (tearing its AIO context down), which
+    every transfer's close paid, and with it every backup's finalize: io_uring does the same
+    O_DIRECT I/O without that, where the kernel allows it.
+    """
+    if not direct_io_supported(volume.parent):
+        return ["--cache=writeback", "--aio=threads"]
+    return ["--cache=none", "--aio=io_uring" if _io_uring_works(volume.parent) else "--aio=native"]
+
+
+_io_uring: bool | None = None
+
+
+def _io_uring_works(directory: Path) -> bool:
+    """Whether qemu can read with io_uring here (a kernel or a sandbox may refuse it); asked once."""
+    global _io_uring
+    if _io_uring is None:
+        probe = directory / ".io-uring-probe"
+        try:
+            probe.write_bytes(bytes(4096))
+            done = subprocess.run(["qemu-io", "-f", "raw", "-n", "-i", "io_uring", "-c", "read 0 4096",
+                                   str(probe)], capture_output=True, timeout=30)
+            _io_uring = done.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _io_uring = False
+        finally:
+            probe.unlink(missing_ok=True)
+    return _io_uring

@@ -1,6 +1,7 @@
 """Run the qemu tools and manage the long-lived processes the data plane starts."""
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -37,16 +38,35 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM the process group, wait, then SIGKILL whatever is left of it."""
     if process.poll() is None:
         _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        wait_exit(process, timeout)
     # The group may hold children even after its leader exited.
     _signal_group(process.pid, signal.SIGKILL)
     try:
         process.wait(5)
     except subprocess.TimeoutExpired as e:
         raise DataPlaneError(f"process {process.pid} ({process.args[0]}) does not die") from e
+
+
+def wait_exit(process: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to timeout s for the process to exit; whether it did (it is reaped then).
+
+    Wakes the moment it exits: Popen.wait(timeout) polls with sleeps growing to 50 ms,
+    which made every stop of a qemu-nbd that exits in a few ms take 32 or 64 ms (each
+    transfer the simulator closes, and with it every backup's finalize, paid that).
+    """
+    try:
+        handle = os.pidfd_open(process.pid)
+    except OSError:  # reaped already, or a kernel without pidfds
+        try:
+            process.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        select.select([handle], [], [], timeout)
+    finally:
+        os.close(handle)
+    return process.poll() is not None
 
 
 def stop_stale(pid_file: Path, marker: str) -> None:

@@ -84,6 +84,24 @@ def test_an_imageio_fault_mid_transfer_fails_the_vm_and_leaves_the_engine_clean(
     assert not VmLock.objects.exists()
 
 
+def test_an_engine_fault_at_finalize_fails_the_vm_and_deletes_the_manifest_written_meanwhile(runners):
+    # The manifest is written while the engine finalizes; a VM that fails there records nothing.
+    stack = runners()
+    with stack.repository.client() as client:
+        before = {m["id"] for m in client.list_manifests()}
+    stack.sim.cli("fault", "add", "fail", "--match", "POST finalize", "--count", "1")
+    try:
+        session = wait_for_session(services.backup_vms([stack.vm("small-vm1")], stack.repository), stack=stack)
+    finally:
+        stack.sim.cli("fault", "clear")
+    assert session.state == SessionState.FAILED, session_log(session)
+    assert "refused finalizing an image transfer" in session_log(session)
+    assert not RestorePoint.objects.filter(session=session).exists()
+    with stack.repository.client() as client:
+        assert {m["id"] for m in client.list_manifests()} == before
+    assert engine_leftovers(stack) == []
+
+
 def test_cancel_mid_transfer_stops_cleans_up_and_keeps_earlier_restore_points(runners, tmp_path):
     stack = runners(start_worker=False)
     job = stack.job("cancel-me", ["small-vm1"])

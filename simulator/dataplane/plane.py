@@ -163,8 +163,9 @@ class DataPlane:
                     overlay = _pit_overlay(volume)
                     if overlay.exists():
                         raise DataPlaneError(f"{volume} is already in a backup")
-                    size = volumes.info(volume)["virtual_size"]
-                    volumes.create(overlay, "cow", size, backing=volume)
+                    found = volumes.info(volume)
+                    volumes.create(overlay, "cow", found["virtual_size"], backing=volume,
+                                   backing_format=found["format"])
                 done.append(volume)
         except BaseException:
             self.end_backup(done)

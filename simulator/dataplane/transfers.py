@@ -139,7 +139,9 @@ class Transfers:
 
     def _start(self, request: TransferRequest, ticket_id: str) -> Transfer:
         short = request.transfer_id.replace("/", "_")[:40]
-        bitmap, temporary = self._bitmap_to_export(request, ticket_id)
+        # Looked up once: the bitmaps, the backing chain and the size all come from it.
+        found = volumes.info(request.volume) if request.dirty_bitmap or request.transfer_format == "raw" else None
+        bitmap, temporary = self._bitmap_to_export(request, ticket_id, found)
         export = None
         try:
             if request.transfer_format == "cow" and request.direction == "upload":
@@ -156,7 +158,7 @@ class Transfers:
                     request.fmt)
                 export.start(request.volume, nbd_format, writable=request.direction == "upload",
                              whole_chain=request.whole_chain, bitmap=bitmap)
-                url, size = export.url, self._export_size(request)
+                url, size = export.url, self._export_size(request, found)
             self.daemon.add_ticket({
                 "uuid": ticket_id, "size": size, "url": url,
                 "ops": ["read"] if request.direction == "download" else ["write"],
@@ -172,13 +174,13 @@ class Transfers:
             raise
         return Transfer(request, ticket_id, export, url, size, temporary_bitmap=temporary)
 
-    def _export_size(self, request: TransferRequest) -> int:
+    def _export_size(self, request: TransferRequest, found: dict | None) -> int:
         if request.transfer_format == "cow":
             return request.volume.stat().st_size
-        return volumes.info(request.volume)["virtual_size"]
+        return (found or volumes.info(request.volume))["virtual_size"]
 
-    def _bitmap_to_export(self, request: TransferRequest,
-                          ticket_id: str) -> tuple[str | None, str | None]:
+    def _bitmap_to_export(self, request: TransferRequest, ticket_id: str,
+                          found: dict | None) -> tuple[str | None, str | None]:
         """The bitmap name qemu-nbd exports, and the temporary one to remove afterwards.
 
         A checkpoint's bitmap must be in the exported (top) volume. Where lower layers of the
@@ -188,16 +190,17 @@ class Transfers:
         name = request.dirty_bitmap
         if not name:
             return None, None
-        _require_consistent(request.volume, name)
+        found = found or volumes.info(request.volume)
+        _require_consistent(request.volume, name, found)
         sources = [(request.volume, name)]
-        lower = volumes.info(request.volume)["backing"]
+        lower = found["backing"]
         while lower is not None and request.whole_chain:
-            found = {b["name"]: b for b in bitmaps.list_(lower)}
-            if name not in found:
+            below = volumes.info(lower)
+            if name not in {b["name"] for b in bitmaps.from_info(below)}:
                 break
-            _require_consistent(lower, name)
+            _require_consistent(lower, name, below)
             sources.append((lower, name))
-            lower = volumes.info(lower)["backing"]
+            lower = below["backing"]
         if len(sources) == 1:
             return name, None
         temporary = f"backup-{ticket_id[:8]}"
@@ -211,8 +214,8 @@ def _cow_upload_size(request: TransferRequest) -> int:
     return max(request.size, virtual + virtual // 8 + 16 * 1024 * 1024)
 
 
-def _require_consistent(volume: Path, name: str) -> None:
-    found = {b["name"]: b for b in bitmaps.list_(volume)}
+def _require_consistent(volume: Path, name: str, info: dict | None = None) -> None:
+    found = {b["name"]: b for b in (bitmaps.from_info(info) if info else bitmaps.list_(volume))}
     if name not in found:
         raise DataPlaneError(f"Bitmap does not exist: {name!r} in {volume}")
     if not found[name]["consistent"]:

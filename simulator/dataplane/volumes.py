@@ -21,8 +21,11 @@ def qemu_format(fmt: str) -> str:
 
 
 def create(path: Path, fmt: str, size: int, sparse: bool = True,
-           backing: Path | None = None) -> None:
-    """A new empty volume; with backing, a qcow2 overlay on it (a snapshot's new layer)."""
+           backing: Path | None = None, backing_format: str | None = None) -> None:
+    """A new empty volume; with backing, a qcow2 overlay on it (a snapshot's new layer).
+
+    backing_format ("raw" or "cow") saves looking the backing volume up when the caller knows it.
+    """
     qfmt = qemu_format(fmt)
     if backing is not None and qfmt != "qcow2":
         raise DataPlaneError("an overlay on a backing volume must be format cow")
@@ -34,7 +37,7 @@ def create(path: Path, fmt: str, size: int, sparse: bool = True,
     if not sparse:
         options.append("preallocation=falloc")
     if backing is not None:
-        backing_fmt = info(backing)["format"]
+        backing_fmt = backing_format or info(backing)["format"]
         # Relative, as vdsm writes it, so a state directory can move.
         args += ["-b", os.path.relpath(backing, path.parent), "-F", qemu_format(backing_fmt)]
     if options:

@@ -24,7 +24,7 @@ from workers.runtime import (
     backup_disk,
     restore_disk,
 )
-from workers.runtime.common import wait_with_monitor
+from workers.runtime.common import MoverError, wait_with_monitor
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,6 @@ def _rate(result: dict) -> float:
 
 
 def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
-    source = ImageioClient(task.transfer_url, ca_pem=task.manager.ca_certificate or None,
-                           retries=settings.VBR_WORKER_RETRIES)
     repository = task.repository
     key = repository.repository_key()
     connections = settings.VBR_WORKER_CONNECTIONS
@@ -151,6 +149,7 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
             base = None
             if task.mode == "incremental":
                 base = mover.get_manifest(task.base_manifest_id).disk(task.disk_engine_id)
+            source = _source(task, _transfer_url(task, monitor))
             outcome = backup_disk(source, mover, key, disk_id=task.disk_engine_id,
                                   disk_name=task.disk_name, disk_format=task.disk_format or "raw",
                                   base=base, connections=connections, monitor=monitor,
@@ -165,10 +164,33 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
             _final_progress(monitor, result["figures"])
             return result
         index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)
-        figures = restore_disk(source, mover, key, index, connections=connections, monitor=monitor,
+        figures = restore_disk(_source(task, task.transfer_url), mover, key, index, connections=connections, monitor=monitor,
                                max_rate=max_rate)
         _final_progress(monitor, figures)
         return {"disk_id": index.id, "size": index.size, "figures": figures}
+
+
+def _source(task: DiskTask, transfer_url: str) -> ImageioClient:
+    return ImageioClient(transfer_url, ca_pem=task.manager.ca_certificate or None,
+                         retries=settings.VBR_WORKER_RETRIES)
+
+
+def _transfer_url(task: DiskTask, monitor: TaskMonitor) -> str:
+    """The URL of the disk's transfer. A session driver hands a backup's disk over while the
+    engine is still opening its transfer (the runner gets ready meanwhile) and writes the URL
+    on the task once it is open: look for it every few milliseconds, then less often."""
+    deadline = time.monotonic() + settings.VBR_ENGINE_WAIT_TIMEOUT
+    pause = 0.005
+    while not task.transfer_url:
+        if monitor.should_cancel():
+            raise Cancelled("stopped before the disk's transfer was open")
+        if time.monotonic() > deadline:
+            raise MoverError(f"the engine did not open the transfer of disk {task.disk_name} within "
+                             f"{settings.VBR_ENGINE_WAIT_TIMEOUT} s (VBR_ENGINE_WAIT_TIMEOUT)")
+        time.sleep(pause)
+        pause = min(pause * 1.2, 0.25)
+        task.transfer_url = DiskTask.objects.filter(pk=task.pk).values_list("transfer_url", flat=True).first() or ""
+    return task.transfer_url
 
 
 def _final_progress(monitor: TaskMonitor, figures: dict) -> None:

@@ -1,9 +1,10 @@
 """Each disk of a VM handed to a worker as a DiskTask, and followed until it ends.
 
-The driver never moves data itself: it gives a worker runner the transfer URL
+The driver never moves data itself: it gives the disk to a worker runner
 (workers.dispatch picks the worker in the VM's cluster, least busy first,
-the embedded worker last), then polls the task row for progress and the
-result: the disk's block index and its figures.
+the embedded worker last), then the URL of its transfer once the engine has
+opened it, and polls the task row for progress and the result: the disk's
+block index and its figures.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: st
     # way out would raise DoesNotExist over the real error.
     work.task = task
     return task
+
+
+def open_transfer(work: DiskWork, transfer_url: str) -> None:
+    """Give the disk's task the URL of its transfer, now open (submit() may come before it)."""
+    from workers.models import DiskTask
+
+    work.transfer_url = work.task.transfer_url = transfer_url
+    DiskTask.objects.filter(pk=work.task.pk).update(transfer_url=transfer_url)
 
 
 def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) -> None:

@@ -322,13 +322,16 @@ class VmBackup:
             holdings.finalized.add(work.transfer_id)
 
     def _hand_over(self, engine, works, plan: BackupPlan) -> None:
+        """Give each disk to a worker at once, and its transfer's URL once the engine has opened it:
+        the worker meanwhile takes the task and reads the base restore point's index."""
         for work in works:
-            transfer = ovirt.wait_transfer_ready(engine, work.transfer_id, timeout=self.run.wait_timeout,
-                                                 should_stop=self.run.should_stop)
-            work.transfer_url = transfer.transfer_url or transfer.proxy_url
             task = disk_tasks.submit(self.run, self.vm, self.repository, work,
                                      plan.base.manifest_id if plan.base else None)
             self.say(f"disk {work.disk.name} ({work.mode}) handed to {task.worker_name}.")
+        for work in works:
+            transfer = ovirt.wait_transfer_ready(engine, work.transfer_id, timeout=self.run.wait_timeout,
+                                                 should_stop=self.run.should_stop)
+            disk_tasks.open_transfer(work, transfer.transfer_url or transfer.proxy_url)
 
     # Helpers
 

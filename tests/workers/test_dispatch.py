@@ -322,3 +322,34 @@ def test_a_restore_disk_whose_worker_is_lost_goes_to_a_worker_of_the_cluster_res
     assert dispatch.resend(task, "worker lost was lost", exclude=(lost.pk,))
     task.refresh_from_db()
     assert task.worker == there
+
+
+def _handed_over_before_its_transfer_opened(manager, repository, disk):
+    from workers.tasks import claim
+
+    task = dispatch.submit_backup_disk(session_id=7, manager=manager, repository=repository, disk=disk,
+                                       transfer_url="", worker=None)
+    return claim(task.pk, task.attempt)
+
+
+def test_a_backup_task_handed_over_before_its_transfer_opened_takes_the_url_once_written(
+        inventory_manager, repository, disk):
+    from workers.tasks import TaskMonitor, _transfer_url
+
+    class TheEngineOpensItMeanwhile(TaskMonitor):
+        def should_cancel(self):
+            DiskTask.objects.filter(pk=self.pk).update(transfer_url="https://host1:54322/images/t")
+            return super().should_cancel()
+
+    task = _handed_over_before_its_transfer_opened(inventory_manager, repository, disk)
+    assert _transfer_url(task, TheEngineOpensItMeanwhile(task)) == "https://host1:54322/images/t"
+
+
+def test_a_backup_task_stopped_while_its_transfer_opens_ends_there(inventory_manager, repository, disk):
+    from workers.runtime import Cancelled
+    from workers.tasks import TaskMonitor, _transfer_url
+
+    task = _handed_over_before_its_transfer_opened(inventory_manager, repository, disk)
+    DiskTask.objects.filter(pk=task.pk).update(cancel_requested=True)
+    with pytest.raises(Cancelled, match="before the disk's transfer was open"):
+        _transfer_url(task, TaskMonitor(task))

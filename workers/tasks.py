@@ -178,17 +178,17 @@ def _source(task: DiskTask, transfer_url: str) -> ImageioClient:
 def _transfer_url(task: DiskTask, monitor: TaskMonitor) -> str:
     """The URL of the disk's transfer. A session driver hands a backup's disk over while the
     engine is still opening its transfer (the runner gets ready meanwhile) and writes the URL
-    on the task once it is open: look for it every few milliseconds, then less often."""
-    deadline = time.monotonic() + settings.VBR_ENGINE_WAIT_TIMEOUT
-    pause = 0.005
+    on the task once it is open: look for it every few milliseconds for a second (an engine
+    opens a transfer in well under one), then every quarter of a second."""
+    started = time.monotonic()
     while not task.transfer_url:
         if monitor.should_cancel():
             raise Cancelled("stopped before the disk's transfer was open")
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - started
+        if waited > settings.VBR_ENGINE_WAIT_TIMEOUT:
             raise MoverError(f"the engine did not open the transfer of disk {task.disk_name} within "
                              f"{settings.VBR_ENGINE_WAIT_TIMEOUT} s (VBR_ENGINE_WAIT_TIMEOUT)")
-        time.sleep(pause)
-        pause = min(pause * 1.2, 0.25)
+        time.sleep(0.005 if waited < 1.0 else 0.25)
         task.transfer_url = DiskTask.objects.filter(pk=task.pk).values_list("transfer_url", flat=True).first() or ""
     return task.transfer_url
 

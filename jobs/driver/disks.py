@@ -17,8 +17,9 @@ from jobs.models import TaskSession
 
 POLL_SECONDS = 0.5
 # Small disks and no-change incrementals end in well under a second: poll
-# quickly at first, then back off to POLL_SECONDS.
-FIRST_POLL_SECONDS = 0.02
+# quickly at first (a look is one indexed read), then back off to POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.01
+QUICK_POLLS = 40
 CANCEL_GRACE_SECONDS = 20.0
 # A disk task no worker runner has taken after this long means no runner serves its queue.
 
@@ -101,7 +102,7 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     """
     from workers import dispatch
 
-    pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS)
+    pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS, quick=QUICK_POLLS)
     check_workers = dispatch.LivenessCheck()
     try:
         while True:

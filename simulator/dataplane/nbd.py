@@ -96,7 +96,7 @@ class NbdExport:
                         return
                     except OSError:
                         pass
-            time.sleep(0.01)
+            time.sleep(0.002)  # it listens within some 10 ms: every transfer's open waits for it
         raise DataPlaneError(f"qemu-nbd did not listen on {self.socket_path} within {timeout} s")
 
     def _log_since(self, offset: int) -> str:

@@ -87,7 +87,7 @@ class VmBackup:
         return self._finish(state, error)
 
     def _execute_locked(self) -> str:
-        with ovirt.connect(self.vm.manager.credentials(), timeout=self.run.engine_timeout) as engine:
+        with ovirt.pooled_connection(self.vm.manager.credentials(), timeout=self.run.engine_timeout) as engine:
             holdings = EngineHoldings(vm_id=self.vm.engine_id)
             try:
                 self._backup(engine, holdings)

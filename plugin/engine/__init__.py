@@ -60,6 +60,7 @@ from plugin.engine.inventory import (
     list_vnic_profiles,
     read_inventory,
 )
+from plugin.engine.pool import pooled_connection
 from plugin.engine.records import (
     ApiInfo,
     BackupDiskInfo,
@@ -149,6 +150,7 @@ __all__ = [
     "Engine",
     "ManagerCredentials",
     "connect",
+    "pooled_connection",
     "api_info",
     "find_vm",
     "get_disk",

@@ -163,9 +163,7 @@ class DataPlane:
                     overlay = _pit_overlay(volume)
                     if overlay.exists():
                         raise DataPlaneError(f"{volume} is already in a backup")
-                    found = volumes.info(volume)
-                    volumes.create(overlay, "cow", found["virtual_size"], backing=volume,
-                                   backing_format=found["format"])
+                    volumes.create(overlay, "cow", None, backing=volume)  # the volume's size
                 done.append(volume)
         except BaseException:
             self.end_backup(done)

@@ -20,12 +20,10 @@ def qemu_format(fmt: str) -> str:
         raise DataPlaneError(f"unknown volume format {fmt!r}: use one of {FORMATS}") from None
 
 
-def create(path: Path, fmt: str, size: int, sparse: bool = True,
-           backing: Path | None = None, backing_format: str | None = None) -> None:
-    """A new empty volume; with backing, a qcow2 overlay on it (a snapshot's new layer).
-
-    backing_format ("raw" or "cow") saves looking the backing volume up when the caller knows it.
-    """
+def create(path: Path, fmt: str, size: int | None, sparse: bool = True,
+           backing: Path | None = None) -> None:
+    """A new empty volume; with backing, a qcow2 overlay on it (a snapshot's new layer), of the
+    backing volume's size when ``size`` is None."""
     qfmt = qemu_format(fmt)
     if backing is not None and qfmt != "qcow2":
         raise DataPlaneError("an overlay on a backing volume must be format cow")
@@ -37,12 +35,21 @@ def create(path: Path, fmt: str, size: int, sparse: bool = True,
     if not sparse:
         options.append("preallocation=falloc")
     if backing is not None:
-        backing_fmt = backing_format or info(backing)["format"]
+        backing_fmt = format_of(backing)
         # Relative, as vdsm writes it, so a state directory can move.
         args += ["-b", os.path.relpath(backing, path.parent), "-F", qemu_format(backing_fmt)]
     if options:
         args += ["-o", ",".join(options)]
-    processes.run([*args, str(path), str(size)], f"create volume {path}")
+    processes.run([*args, str(path), *([str(size)] if size is not None else [])], f"create volume {path}")
+
+
+def format_of(path: Path) -> str:
+    """"cow" for a qcow2 file (its magic), else "raw": without running qemu-img."""
+    try:
+        with open(path, "rb") as f:
+            return "cow" if f.read(4) == b"QFI\xfb" else "raw"
+    except FileNotFoundError:
+        raise DataPlaneError(f"volume {path} doesn't exist") from None
 
 
 def seed(path: Path, fmt: str, size: int, seed_value: int, allocated_fraction: float) -> None:

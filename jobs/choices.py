@@ -120,4 +120,5 @@ class ReconcileKind(models.TextChoices):
     SNAPSHOT_DELETED = "snapshot_deleted", "Deleted a snapshot"
     LOCK_RELEASED = "lock_released", "Released a VM lock"
     RESTORE_CLEANED = "restore_cleaned", "Removed what a failed restore created"
+    MANIFEST_DELETED = "manifest_deleted", "Deleted a manifest no restore point was recorded for"
     ERROR = "error", "Could not clean up"

@@ -5,8 +5,10 @@ no driver any more (the runner crashed or was killed): it is failed, its VM
 locks are released and its disk tasks are stopped (queued ones at once). Then,
 per manager, image transfers, backups and snapshots whose description carries
 the project's tag (``vbr:<session id>``) but whose session is not alive are
-cancelled, finalized or deleted. Every action is recorded as a ReconcileAction (the
-dashboard shows them) and in the dead session's log.
+cancelled, finalized or deleted. A dead backup session's driver may also have
+written a VM's manifest (it does so while the engine finalizes) without living
+to record its restore point: that manifest is deleted. Every action is recorded
+as a ReconcileAction (the dashboard shows them) and in the dead session's log.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.choices import ACTIVE_STATES, LogLevel, ReconcileKind, SessionState
+from jobs.choices import ACTIVE_STATES, LogLevel, ReconcileKind, SessionKind, SessionState
 from jobs.models import ReconcileAction, Session, TaskSession, VmLock
 from jobs.notifications import notify_session_end
 from plugin import engine as ovirt
@@ -96,7 +98,7 @@ def reconcile_at_start() -> list[int]:
     if failed:
         from django_q.tasks import async_task
 
-        async_task("jobs.tasks.reconcile", task_name="reconcile after runner start",
+        async_task("jobs.tasks.reconcile", failed, task_name="reconcile after runner start",
                    cluster=settings.Q_CLUSTER["name"])
     return failed
 
@@ -106,11 +108,15 @@ def live_session_ids() -> set[str]:
     return {str(pk) for pk in Session.objects.filter(state__in=ACTIVE_STATES).values_list("pk", flat=True)}
 
 
-def reconcile_all() -> str:
-    """Fail dead sessions, then clean every manager of what no live session owns; a summary."""
+def reconcile_all(dead: list[int] | None = None) -> str:
+    """Fail dead sessions, then clean every manager of what no live session owns; a summary.
+
+    ``dead``: sessions failed already (by a runner's start) whose manifests are still to check.
+    """
     from inventory.models import Manager
 
     failed = fail_dead_sessions()
+    delete_unrecorded_manifests([*failed, *(dead or [])])
     release_orphan_locks()
     before = ReconcileAction.objects.count()
     for manager in Manager.objects.all():
@@ -121,6 +127,49 @@ def reconcile_all() -> str:
             log.warning("reconcile of manager %s skipped: %s", manager.name, exc)
     cleaned = ReconcileAction.objects.count() - before
     return f"{len(failed)} dead session(s) failed, {cleaned} action(s) in the engines"
+
+
+def delete_unrecorded_manifests(session_ids: list[int]) -> int:
+    """Delete the manifests dead backup sessions wrote for restore points they never recorded."""
+    from jobs.driver.restore_points import discard_manifest
+    from jobs.models import RestorePoint
+    from repositories.datamover.client import DataMoverError
+
+    deleted = 0
+    for session in Session.objects.filter(pk__in=session_ids, kind=SessionKind.BACKUP).select_related(
+            "job__repository"):
+        repository = _repository_of(session)
+        if repository is None:
+            continue
+        recorded = set(RestorePoint.objects.filter(session=session).values_list("manifest_id", flat=True))
+        try:
+            with repository.client() as client:
+                written = [m["id"] for m in client.list_manifests()
+                           if (m.get("labels") or {}).get("session") == str(session.pk)]
+        except DataMoverError as exc:
+            _record(ReconcileKind.ERROR, f"could not look for manifests session {session.pk} left in "
+                    f"repository {repository.name}: {exc}", session_id=session.pk)
+            continue
+        for manifest_id in sorted(set(written) - recorded):
+            problem = discard_manifest(repository, manifest_id)
+            if problem:
+                _record(ReconcileKind.ERROR, f"could not delete what session {session.pk} left: {problem}",
+                        session_id=session.pk, object_id=manifest_id)
+                continue
+            deleted += 1
+            _record(ReconcileKind.MANIFEST_DELETED,
+                    f"deleted manifest {manifest_id} from repository {repository.name}: session {session.pk} "
+                    "wrote it but died before recording its restore point.", session_id=session.pk,
+                    object_id=manifest_id)
+    return deleted
+
+
+def _repository_of(session: Session):
+    from repositories.models import Repository
+
+    if session.job is not None:
+        return session.job.repository
+    return Repository.objects.filter(pk=(session.options or {}).get("repository_id")).first()
 
 
 def reconcile_manager(engine: ovirt.Engine, manager) -> None:

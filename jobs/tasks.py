@@ -44,8 +44,9 @@ def _holds_the_job(session: Session) -> bool:
     return session.state == SessionState.RUNNING or session.created > timezone.now() - timedelta(minutes=10)
 
 
-def reconcile() -> str:
-    """The periodic reconcile (schedule made by jobs.schedules.ensure_schedules)."""
+def reconcile(dead: list[int] | None = None) -> str:
+    """The periodic reconcile (schedule made by jobs.schedules.ensure_schedules), and the one a
+    starting control runner queues with the sessions it found dead."""
     from jobs.reconcile import reconcile_all
 
-    return reconcile_all()
+    return reconcile_all(dead)

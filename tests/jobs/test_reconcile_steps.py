@@ -58,3 +58,37 @@ def test_a_driver_that_was_only_stalled_stops_once_reconcile_failed_its_session(
     Heartbeat(run).beat()  # the driver's next beat, once it goes on
     assert run.should_stop()
     assert Session.objects.get(pk=stalled.pk).state == SessionState.FAILED
+
+
+def test_reconcile_deletes_the_manifests_a_dead_driver_wrote_but_never_recorded(repository):
+    # The driver writes a VM's manifest while the engine finalizes; dying before recording the
+    # restore point left a manifest no row knows. One it recorded stays.
+    from jobs.models import RestorePoint
+    from jobs.reconcile import reconcile_all
+    from repositories.store import BLOCK_SIZE, DiskIndex, build_manifest
+
+    _, _, (vm,) = factories.inventory(vm_names=("web1",))
+    dead = Session.objects.create(name="dead", state=SessionState.RUNNING, options={"repository_id": repository.pk},
+                                  heartbeat=timezone.now() - timedelta(hours=1))
+
+    def written(manifest_id: str, session: Session):
+        disk = DiskIndex(id="disk-1", size=BLOCK_SIZE, blocks=[None])
+        manifest = build_manifest(manifest_id, vm.engine_id, [disk], labels={"session": str(session.pk)})
+        with repository.client() as client:
+            client.put_manifest(manifest)
+        return manifest
+
+    recorded = written(f"rp-recorded-s{dead.pk}", dead)
+    RestorePoint.objects.create(vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository,
+                                session=dead, time=recorded.created, manifest_id=recorded.id)
+    written(f"rp-unrecorded-s{dead.pk}", dead)
+    other = written("rp-other-session", Session.objects.create(name="alive", state=SessionState.RUNNING,
+                                                               heartbeat=timezone.now()))
+
+    reconcile_all()
+
+    with repository.client() as client:
+        left = {m["id"] for m in client.list_manifests()}
+    assert {recorded.id, other.id} <= left and f"rp-unrecorded-s{dead.pk}" not in left
+    action = ReconcileAction.objects.get(kind=ReconcileKind.MANIFEST_DELETED)
+    assert action.object_id == f"rp-unrecorded-s{dead.pk}" and action.session == dead

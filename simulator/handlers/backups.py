@@ -272,6 +272,13 @@ def finalize(engine: Engine, request: Request):
         _vm, backup = _backup(engine, request)
         if backup["phase"] != "ready":
             raise conflict(f"Cannot finalize backup in phase {backup['phase']}.")
+        from simulator.handlers.transfers import FINISHED_PHASES
+
+        active = [t["id"] for t in engine.store["imagetransfers"].values()
+                  if t.get("backup") == backup["id"] and t["phase"] not in FINISHED_PHASES]
+        if active:  # as the engine refuses since 4.5.1: a client ends its transfers first
+            raise conflict(f"Cannot stop VM backup. The backup has active image transfers: "
+                           f"{', '.join(active)}.")
         backup["phase"] = "finalizing"
         backup["modification_date"] = now()
         backup["stuck"] = faults.take(engine, "backup-stuck-finalizing") is not None

@@ -206,3 +206,19 @@ def test_a_disk_not_in_the_previous_checkpoint_is_full_in_the_incremental(connec
     end_backup(service)
     [_, latest] = _checkpoints(connection, vm).list()
     assert {d.id for d in latest.disks} == {first.id, second.id}
+
+
+def test_a_backup_with_a_transfer_still_open_is_not_finalized(connection):
+    # As the engine since 4.5.1: a client finalizes or cancels its transfers first.
+    from tests.simulator.support import finalize, start_transfer
+
+    vm = vm_named(connection, "small-vm1")
+    disk = vm_disks(connection, vm)[0]
+    backup, service = start_backup(connection, vm, [disk])
+    _, transfer = start_transfer(connection, disk=types.Disk(id=disk.id), backup=types.Backup(id=backup.id),
+                                 direction=types.ImageTransferDirection.DOWNLOAD, format=types.DiskFormat.RAW)
+    with pytest.raises(sdk.Error, match="active image transfers"):
+        service.finalize()
+    assert service.get().phase == types.BackupPhase.READY
+    assert finalize(transfer).phase == types.ImageTransferPhase.FINISHED_SUCCESS
+    assert end_backup(service).phase == types.BackupPhase.SUCCEEDED

@@ -164,8 +164,8 @@ def _move(task: DiskTask, monitor: TaskMonitor) -> dict:
             _final_progress(monitor, result["figures"])
             return result
         index = mover.get_manifest(task.manifest_id).disk(task.disk_engine_id)
-        figures = restore_disk(_source(task, task.transfer_url), mover, key, index, connections=connections, monitor=monitor,
-                               max_rate=max_rate)
+        figures = restore_disk(_source(task, task.transfer_url), mover, key, index, connections=connections,
+                               monitor=monitor, max_rate=max_rate)
         _final_progress(monitor, figures)
         return {"disk_id": index.id, "size": index.size, "figures": figures}
 
@@ -178,8 +178,8 @@ def _source(task: DiskTask, transfer_url: str) -> ImageioClient:
 def _transfer_url(task: DiskTask, monitor: TaskMonitor) -> str:
     """The URL of the disk's transfer. A session driver hands a backup's disk over while the
     engine is still opening its transfer (the runner gets ready meanwhile) and writes the URL
-    on the task once it is open: look for it every few milliseconds for a second (an engine
-    opens a transfer in well under one), then every quarter of a second."""
+    on the task once it is open: look for it every 5 ms for a second (a quick engine opens one
+    within that), then every quarter of a second."""
     started = time.monotonic()
     while not task.transfer_url:
         if monitor.should_cancel():

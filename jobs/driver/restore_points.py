@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
-from jobs.choices import BackupType
+from jobs.choices import BackupType, SessionState
 from jobs.models import RestorePoint, Session
 from repositories.datamover.client import DataMoverError, NotFound
 from repositories.store import BLOCK_SIZE, DiskIndex, Manifest, build_manifest
@@ -70,23 +71,37 @@ def write_manifest(*, session: Session, vm, repository, works: list, ovf: str, c
     return manifest
 
 
+class SessionEnded(Exception):
+    """The session ended while its driver finished a VM: reconcile took the driver for dead."""
+
+
 def record_restore_point(manifest: Manifest, *, session: Session, vm, repository, works: list,
                          checkpoint_id: str | None, base: RestorePoint | None, incremental: bool) -> RestorePoint:
-    """The row of a restore point whose manifest is written."""
+    """The row of a restore point whose manifest is written; SessionEnded when the session is
+    no longer running.
+
+    Reconcile deletes the manifests a session it failed wrote but never recorded: the
+    session's row stays locked from this check to the insert, so either reconcile sees the
+    restore point or the driver sees the session failed, never neither.
+    """
     figures = manifest.figures
-    return RestorePoint.objects.create(
-        vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository, job=session.job,
-        session=session, parent=base if incremental else None, time=manifest.created,
-        type=BackupType.INCREMENTAL if incremental else BackupType.FULL,
-        checkpoint_id=checkpoint_id or "", manifest_id=manifest.id,
-        disks=[{"id": w.disk.id, "name": w.disk.name, "size": w.disk.provisioned_size,
-                "format": w.disk.format, "sparse": w.disk.sparse, "mode": w.mode,
-                "interface": w.interface, "bootable": w.bootable,
-                **{k: w.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")}}
-               for w in works],
-        size=sum(w.disk.provisioned_size for w in works), bytes_read=figures["bytes_read"],
-        bytes_sent=figures["bytes_sent"], bytes_stored=figures["bytes_stored"], duration=figures["seconds"],
-    )
+    with transaction.atomic():
+        running = Session.objects.select_for_update().filter(pk=session.pk, state=SessionState.RUNNING)
+        if not list(running.values_list("pk", flat=True)):
+            raise SessionEnded(f"session {session.pk} was ended meanwhile (its heartbeat had stalled)")
+        return RestorePoint.objects.create(
+            vm=vm, vm_engine_id=vm.engine_id, vm_name=vm.name, repository=repository, job=session.job,
+            session=session, parent=base if incremental else None, time=manifest.created,
+            type=BackupType.INCREMENTAL if incremental else BackupType.FULL,
+            checkpoint_id=checkpoint_id or "", manifest_id=manifest.id,
+            disks=[{"id": w.disk.id, "name": w.disk.name, "size": w.disk.provisioned_size,
+                    "format": w.disk.format, "sparse": w.disk.sparse, "mode": w.mode,
+                    "interface": w.interface, "bootable": w.bootable,
+                    **{k: w.figures.get(k, 0) for k in ("bytes_read", "bytes_sent", "bytes_stored")}}
+                   for w in works],
+            size=sum(w.disk.provisioned_size for w in works), bytes_read=figures["bytes_read"],
+            bytes_sent=figures["bytes_sent"], bytes_stored=figures["bytes_stored"], duration=figures["seconds"],
+        )
 
 
 def discard_manifest(repository, manifest_id: str) -> str:

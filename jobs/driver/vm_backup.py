@@ -19,7 +19,12 @@ from jobs.driver import disks as disk_tasks
 from jobs.driver.cleanup import EngineHoldings
 from jobs.driver.context import Cancelled, SessionRun, Skipped, VmFailed
 from jobs.driver.plan import BackupPlan, plan_backup
-from jobs.driver.restore_points import discard_manifest, record_restore_point, write_manifest
+from jobs.driver.restore_points import (
+    SessionEnded,
+    discard_manifest,
+    record_restore_point,
+    write_manifest,
+)
 from jobs.models import TaskSession, VmLock
 from plugin import engine as ovirt
 from plugin.errors import (
@@ -127,9 +132,13 @@ class VmBackup:
                     early = None
             incremental = _incremental(works)
             manifest = early.result() if early is not None else self._write_manifest(works, checkpoint_id, plan)
-            point = record_restore_point(
-                manifest, session=self.run.session, vm=self.vm, repository=self.repository, works=works,
-                checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental)
+            try:
+                point = record_restore_point(
+                    manifest, session=self.run.session, vm=self.vm, repository=self.repository, works=works,
+                    checkpoint_id=checkpoint_id, base=plan.base, incremental=incremental)
+            except SessionEnded as exc:
+                problem = discard_manifest(self.repository, manifest.id)
+                raise VmFailed(f"{exc}: no restore point recorded{'; ' + problem if problem else ''}") from None
         self._update(restore_point=point, mode=point.type)
         self.say(f"restore point {point.manifest_id} recorded ({point.type}): read "
                  f"{_mib(point.bytes_read)}, sent {_mib(point.bytes_sent)}, stored {_mib(point.bytes_stored)}.")

@@ -22,27 +22,34 @@ def add(volume: Path, name: str) -> None:
     The volume is looked at only when qemu-img refuses (one tool run, not three, for each
     checkpoint a backup makes), to say why in the simulator's words.
     """
-    try:
-        processes.run(["qemu-img", "bitmap", "--add", str(volume), name],
-                      f"add bitmap {name} to {volume}")
-    except DataPlaneError:
-        found = volumes.info(volume)
-        _require_cow(volume, found)
-        if any(b["name"] == name for b in from_info(found)):
-            raise DataPlaneError(f"bitmap {name!r} exists already in {volume}") from None
-        raise
+    error = _bitmap_command(volume, "--add", name, f"add bitmap {name} to {volume}")
+    if error is not None and _holds(volume, name):
+        raise DataPlaneError(f"bitmap {name!r} exists already in {volume}") from None
+    if error is not None:
+        raise error
 
 
 def remove(volume: Path, name: str) -> None:
     """Remove the bitmap (also an inconsistent one); a missing bitmap is not an error."""
+    error = _bitmap_command(volume, "--remove", name, f"remove bitmap {name} from {volume}")
+    if error is not None and _holds(volume, name):
+        raise error
+
+
+def _bitmap_command(volume: Path, option: str, name: str, what: str) -> DataPlaneError | None:
+    """Run ``qemu-img bitmap OPTION VOLUME NAME``; its error, or None when it worked."""
     try:
-        processes.run(["qemu-img", "bitmap", "--remove", str(volume), name],
-                      f"remove bitmap {name} from {volume}")
-    except DataPlaneError:
-        found = volumes.info(volume)
-        _require_cow(volume, found)
-        if any(b["name"] == name for b in from_info(found)):
-            raise
+        processes.run(["qemu-img", "bitmap", option, str(volume), name], what)
+    except DataPlaneError as exc:
+        return exc
+    return None
+
+
+def _holds(volume: Path, name: str) -> bool:
+    """Whether the volume has the bitmap; DataPlaneError for a raw volume (it holds none)."""
+    found = volumes.info(volume)
+    _require_cow(volume, found)
+    return any(b["name"] == name for b in from_info(found))
 
 
 def list_(volume: Path) -> list[dict]:

@@ -117,3 +117,19 @@ def test_a_disk_task_whose_commit_fails_is_not_kept_on_the_disk_and_the_real_err
         submit(backup.run, backup.vm, backup.repository, work, None)
     # Nothing for the way out to cancel: a rolled-back task would raise DoesNotExist over the error.
     assert work.task is None
+
+
+def test_no_restore_point_is_recorded_for_a_session_reconcile_ended_meanwhile(backup):
+    # Reconcile deletes what a session it failed left unrecorded: a driver that was only
+    # stalled must not record a restore point whose manifest may be gone.
+    from jobs.choices import SessionState
+    from jobs.driver.restore_points import SessionEnded, record_restore_point
+    from jobs.models import RestorePoint
+    from repositories.store import BLOCK_SIZE, DiskIndex, build_manifest
+
+    manifest = build_manifest("rp-late", backup.vm.engine_id, [DiskIndex(id="d-1", size=BLOCK_SIZE, blocks=[None])])
+    Session.objects.filter(pk=backup.run.session.pk).update(state=SessionState.FAILED)
+    with pytest.raises(SessionEnded, match="ended meanwhile"):
+        record_restore_point(manifest, session=backup.run.session, vm=backup.vm, repository=backup.repository,
+                             works=[], checkpoint_id=None, base=None, incremental=False)
+    assert not RestorePoint.objects.exists()

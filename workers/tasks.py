@@ -129,8 +129,10 @@ def finish(task: DiskTask, state: str, error: str, result: dict) -> None:
               "heartbeat": Now()}
     if state == DiskTaskState.SUCCEEDED:
         fields["rate"] = _rate(result)
-    DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(
-        **fields)
+    if DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(**fields):
+        from workers import wakeups
+
+        wakeups.task_ended(task.pk)
 
 
 def _rate(result: dict) -> float:

@@ -9,7 +9,6 @@ block index and its figures.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from jobs.driver.context import Cancelled, SessionRun, VmFailed
@@ -20,6 +19,9 @@ POLL_SECONDS = 0.5
 # quickly at first (a look is one indexed read), then back off to POLL_SECONDS.
 FIRST_POLL_SECONDS = 0.01
 QUICK_POLLS = 40
+# Where runners announce a task's end (workers.wakeups), the driver wakes at once
+# and reads the rows only for progress and the odd failure.
+WOKEN_FIRST_POLL_SECONDS = 0.1
 CANCEL_GRACE_SECONDS = 20.0
 # A disk task no worker runner has taken after this long means no runner serves its queue.
 
@@ -100,9 +102,10 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     On the way out (failure or cancel), every task still running is asked to
     stop and given a few seconds to do so before the transfers are cancelled.
     """
-    from workers import dispatch
+    from workers import dispatch, wakeups
 
-    pace = dispatch.PollPace(FIRST_POLL_SECONDS, POLL_SECONDS, quick=QUICK_POLLS)
+    first = WOKEN_FIRST_POLL_SECONDS if wakeups.available() else FIRST_POLL_SECONDS
+    pace = dispatch.PollPace(first, POLL_SECONDS, quick=QUICK_POLLS)
     check_workers = dispatch.LivenessCheck()
     try:
         while True:
@@ -117,7 +120,8 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
                 return
             _check_taken(works)
             run.check_cancelled()
-            time.sleep(pace.next([w.task for w in works]))
+            wakeups.wait_for_end([w.task.pk for w in works if w.task.state != "succeeded"],
+                                 pace.next([w.task for w in works]))
     except (VmFailed, Cancelled):
         stop_tasks(works)
         _record(task_session, works)

@@ -1,0 +1,68 @@
+"""Waking a session driver the moment one of its disk tasks ends.
+
+The task rows stay the truth: a driver still reads them. Where the runners use
+Redis (production, VBR_REDIS_URL), the runner that ends a task also pushes a
+note on the task's key and the driver, between two reads, blocks on its tasks'
+keys instead of sleeping: it sees a disk end at once and reads the rows less
+often meanwhile (fewer queries competing with the disks' own work). Without
+Redis, or when it fails, the driver sleeps between reads as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+NOTE_SECONDS = 300  # a note nobody took (its driver had read the row already) goes away
+
+_clients: dict[str, object] = {}
+
+
+def available() -> bool:
+    """Whether ends of tasks are announced (Redis is configured)."""
+    return bool(settings.REDIS_URL)
+
+
+def task_ended(task_id: int) -> None:
+    """Announce that a task ended (its row is written); a failure only costs the driver a poll."""
+    client = _client()
+    if client is None:
+        return
+    try:
+        with client.pipeline() as pipe:
+            pipe.lpush(_key(task_id), 1).expire(_key(task_id), NOTE_SECONDS).execute()
+    except Exception as exc:  # noqa: BLE001 - the row is written: the driver polls it anyway
+        log.debug("announcing the end of disk task %s failed: %s", task_id, exc)
+
+
+def wait_for_end(task_ids: Iterable[int], seconds: float) -> None:
+    """Return when one of the tasks is announced ended, or after ``seconds``."""
+    client, keys = _client(), [_key(task_id) for task_id in task_ids]
+    if client is None or not keys or seconds <= 0:
+        time.sleep(max(seconds, 0))
+        return
+    try:
+        client.blpop(keys, timeout=seconds)
+    except Exception as exc:  # noqa: BLE001 - Redis away: sleep, the rows tell the rest
+        log.debug("waiting for disk tasks on Redis failed: %s", exc)
+        time.sleep(seconds)
+
+
+def _key(task_id: int) -> str:
+    return f"vbr:disk-task:{task_id}:ended"
+
+
+def _client():
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    if url not in _clients:
+        import redis
+
+        _clients[url] = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+    return _clients[url]

@@ -75,13 +75,13 @@ def _run_restore(session: Session) -> tuple[str, str]:
         return SessionState.FAILED, f"failed: {exc}"
 
 
-def targets(session: Session):
+def targets(session: Session, chosen: list[tuple] | None = None):
     """The repository and VMs of a backup session (a job's, resolved now, or the session's own)."""
     from inventory.models import VM
     from repositories.models import Repository
 
     if session.job is not None:
-        return session.job.repository, session.job.resolve_vms()
+        return session.job.repository, session.job.resolve_vms(chosen)
     repository = Repository.objects.get(pk=session.options["repository_id"])
     vms = list(VM.objects.filter(pk__in=session.options.get("vm_ids", []))
                .select_related("manager", "cluster").defer("manager__password").order_by("name"))
@@ -90,16 +90,21 @@ def targets(session: Session):
 
 def run_backup(run: SessionRun) -> tuple[str, str]:
     session = run.session
-    gone = _follow_chosen_vms(session) if session.job is not None else []
-    repository, vms = targets(session)
+    chosen = _chosen_now(session)
+    gone = _follow_chosen_vms(session, chosen) if session.job is not None else []
+    repository, vms = targets(session, chosen)
     if not vms:
         session.warn("The job selects no VMs right now: nothing to back up.")
         return SessionState.WARNING, "no VMs selected"
     parallel = max(1, session.job.parallel_vms if session.job else 1)
     session.log(f"Backing up {len(vms)} VM(s) to repository {repository.name}, {parallel} at a time.")
     tasks = [TaskSession.objects.create(session=session, vm=vm, vm_name=vm.name) for vm in vms]
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"session-{session.pk}") as pool:
-        states = list(pool.map(lambda pair: _backup_vm(run, repository, *pair), zip(vms, tasks, strict=True)))
+    if parallel == 1:  # one VM at a time: here, on this thread's database connection
+        states = [_backup_vm(run, repository, vm, task, own_connection=False)
+                  for vm, task in zip(vms, tasks, strict=True)]
+    else:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"session-{session.pk}") as pool:
+            states = list(pool.map(lambda pair: _backup_vm(run, repository, *pair), zip(vms, tasks, strict=True)))
     if session.job is not None and SessionState.SUCCESS in states:
         from jobs.driver.retention import apply_job_retention
 
@@ -113,13 +118,21 @@ def run_backup(run: SessionRun) -> tuple[str, str]:
     return worst_state(states), summary
 
 
-def _follow_chosen_vms(session: Session) -> list:
+def _chosen_now(session: Session) -> list[tuple] | None:
+    """A job's VMs chosen by name as the engine has them now, looked up once per session."""
+    from jobs.choices import VmSelection
+
+    job = session.job
+    return job.chosen_vms_now() if job is not None and job.selection == VmSelection.EXPLICIT else None
+
+
+def _follow_chosen_vms(session: Session, chosen: list[tuple] | None = None) -> list:
     """Back up, instead of each chosen VM an in-place restore re-created, the VM in its place;
     warn of the chosen VMs gone from the engine (returned)."""
-    for old, new in session.job.follow_replaced_vms():
+    for old, new in session.job.follow_replaced_vms(chosen):
         session.log(f"VM {old.name}, chosen in this job, was re-created by an in-place restore with a new "
                     f"engine id ({new.engine_id}, was {old.engine_id}): the job backs it up from now on.")
-    gone = session.job.chosen_vms_gone()
+    gone = session.job.chosen_vms_gone(chosen)
     for vm in gone:
         session.warn(f"VM {vm.name}, chosen in this job, {_why_gone(vm)}")
     return gone
@@ -143,8 +156,8 @@ def _why_gone(vm) -> str:
             f"doesn't have yet: sync manager {vm.manager.name}; the job backs it up once the inventory has it.")
 
 
-def _backup_vm(run: SessionRun, repository, vm, task: TaskSession) -> str:
-    """One VM, in a thread of the pool (its own database connection, closed at the end)."""
+def _backup_vm(run: SessionRun, repository, vm, task: TaskSession, own_connection: bool = True) -> str:
+    """One VM; in a thread of the pool, on its own database connection, closed at the end."""
     from jobs.driver.vm_backup import VmBackup
 
     try:
@@ -153,7 +166,8 @@ def _backup_vm(run: SessionRun, repository, vm, task: TaskSession) -> str:
             return SessionState.CANCELLED
         return VmBackup(run, vm, repository, task, full_reason=_full_reason(run.session, vm, repository)).execute()
     finally:
-        connection.close()
+        if own_connection:
+            connection.close()
 
 
 def _full_reason(session: Session, vm, repository) -> str:

@@ -160,11 +160,15 @@ class BackupJob(models.Model):
 
     # What
 
-    def resolve_vms(self) -> list:
+    def resolve_vms(self, chosen: list[tuple] | None = None) -> list:
         """The VMs to back up now: explicit ones (followed across in-place restores), or the tag's
-        or cluster's current VMs (but not one a restore is still making)."""
+        or cluster's current VMs (but not one a restore is still making).
+
+        ``chosen``: what chosen_vms_now() returned a moment ago (a session asks once).
+        """
         if self.selection == VmSelection.EXPLICIT:
-            now = {vm.pk: vm for _, vm in self.chosen_vms_now() if vm is not None}
+            now = {vm.pk: vm for _, vm in (chosen if chosen is not None else self.chosen_vms_now())
+                   if vm is not None}
             return list(now.values())
         queryset = (self._selected().select_related("manager", "cluster").defer("manager__password")
                     .order_by("name"))
@@ -207,25 +211,28 @@ class BackupJob(models.Model):
             return [(vm, None if vm.removed else vm) for vm in chosen]
         return list(zip(chosen, vms_now(chosen), strict=True))
 
-    def follow_replaced_vms(self) -> list[tuple]:
+    def follow_replaced_vms(self, chosen: list[tuple] | None = None) -> list[tuple]:
         """Choose, instead of each chosen VM an in-place restore re-created, the VM in its place.
 
         The (old, new) pairs moved. Done when the job runs rather than when the restore
         records the link: the inventory only has the new VM after the sync that follows.
         """
-        moved = [(vm, now) for vm, now in self.chosen_vms_now() if now is not None and now.pk != vm.pk]
+        moved = [(vm, now) for vm, now in (chosen if chosen is not None else self.chosen_vms_now())
+                 if now is not None and now.pk != vm.pk]
+        if not moved:
+            return moved
         with transaction.atomic():
             for old, new in moved:
                 self.vms.remove(old)
                 self.vms.add(new)
         return moved
 
-    def chosen_vms_gone(self) -> list:
+    def chosen_vms_gone(self, chosen: list[tuple] | None = None) -> list:
         """VMs chosen by name that the engine no longer has (deleted, or re-created with a new id
         that the inventory doesn't have yet)."""
         if self.selection != VmSelection.EXPLICIT:
             return []
-        return [vm for vm, now in self.chosen_vms_now() if now is None]
+        return [vm for vm, now in (chosen if chosen is not None else self.chosen_vms_now()) if now is None]
 
     def vm_count(self) -> int:
         """How many VMs the job selects now (what the jobs list shows), without loading those of a

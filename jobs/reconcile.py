@@ -135,21 +135,23 @@ def delete_unrecorded_manifests(session_ids: list[int]) -> int:
     from jobs.models import RestorePoint
     from repositories.datamover.client import DataMoverError
 
-    deleted = 0
+    deleted, listed = 0, {}  # repository pk -> its manifests' (id, session label): one listing each
     for session in Session.objects.filter(pk__in=session_ids, kind=SessionKind.BACKUP).select_related(
             "job__repository"):
-        repository = _repository_of(session)
+        repository = session.backup_repository()
         if repository is None:
             continue
         recorded = set(RestorePoint.objects.filter(session=session).values_list("manifest_id", flat=True))
         try:
-            with repository.client() as client:
-                written = [m["id"] for m in client.list_manifests()
-                           if (m.get("labels") or {}).get("session") == str(session.pk)]
+            if repository.pk not in listed:
+                with repository.client() as client:
+                    listed[repository.pk] = [(m["id"], (m.get("labels") or {}).get("session"))
+                                             for m in client.list_manifests()]
         except DataMoverError as exc:
             _record(ReconcileKind.ERROR, f"could not look for manifests session {session.pk} left in "
                     f"repository {repository.name}: {exc}", session_id=session.pk)
             continue
+        written = [manifest_id for manifest_id, label in listed[repository.pk] if label == str(session.pk)]
         for manifest_id in sorted(set(written) - recorded):
             problem = discard_manifest(repository, manifest_id)
             if problem:
@@ -162,14 +164,6 @@ def delete_unrecorded_manifests(session_ids: list[int]) -> int:
                     "wrote it but died before recording its restore point.", session_id=session.pk,
                     object_id=manifest_id)
     return deleted
-
-
-def _repository_of(session: Session):
-    from repositories.models import Repository
-
-    if session.job is not None:
-        return session.job.repository
-    return Repository.objects.filter(pk=(session.options or {}).get("repository_id")).first()
 
 
 def reconcile_manager(engine: ovirt.Engine, manager) -> None:

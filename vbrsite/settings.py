@@ -15,18 +15,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SETTINGS_ERRORS: list[str] = []
 
 
-def _own_requirement() -> str:
-    """This server's own release as a pip requirement: workers must run the server's version
-    (an older worker can't read newer restore points, a newer one writes what this server
-    can't read)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"ovirt-backup-server=={version('ovirt-backup-server')}"
-    except PackageNotFoundError:
-        return "ovirt-backup-server"
-
-
 def _read(helper, *args):
     try:
         return helper(*args)
@@ -183,7 +171,7 @@ VBR_INDEX_INLINE_BYTES = _read(env.env_int, "VBR_INDEX_INLINE_BYTES", 4 * 1024 *
 VBR_DISK_TASK_KEEP_DAYS = _read(env.env_int, "VBR_DISK_TASK_KEEP_DAYS", 14)
 VBR_WORKER_DATABASE_URL = env.env_str("VBR_WORKER_DATABASE_URL")
 VBR_WORKER_REDIS_URL = env.env_str("VBR_WORKER_REDIS_URL")
-VBR_WORKER_PACKAGE = env.env_str("VBR_WORKER_PACKAGE", _own_requirement())
+VBR_WORKER_PACKAGE = env.env_str("VBR_WORKER_PACKAGE")  # empty: workers.launchers.worker_package()
 
 # Backup sessions: how long to wait for a backup, snapshot or transfer to
 # change phase (seconds); "auto" uses the engine's backup API with checkpoints

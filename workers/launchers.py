@@ -171,7 +171,7 @@ def cloud_init_user_data(worker: Worker) -> str:
         ],
         "runcmd": [
             ["python3", "-m", "venv", "/opt/vbr-worker"],
-            ["/opt/vbr-worker/bin/pip", "install", "--upgrade", settings.VBR_WORKER_PACKAGE],
+            ["/opt/vbr-worker/bin/pip", "install", "--upgrade", worker_package()],
             ["mkdir", "-p", "/var/lib/vbr-worker"],
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "vbr-worker.service"],
@@ -179,3 +179,15 @@ def cloud_init_user_data(worker: Worker) -> str:
     }
     # JSON is valid YAML; cloud-init wants the #cloud-config header.
     return "#cloud-config\n" + json.dumps(document, indent=2) + "\n"
+
+
+def worker_package() -> str:
+    """What a worker VM installs with pip: VBR_WORKER_PACKAGE, else this server's own release.
+    Workers must run the server's version (an older worker can't read newer restore points, a
+    newer one writes what this server can't read)."""
+    from workers.runner import software_version
+
+    if settings.VBR_WORKER_PACKAGE:
+        return settings.VBR_WORKER_PACKAGE
+    version = software_version()
+    return "ovirt-backup-server" if version == "unknown" else f"ovirt-backup-server=={version}"

@@ -80,9 +80,11 @@ def targets(session: Session, chosen: list[tuple] | None = None):
     from inventory.models import VM
     from repositories.models import Repository
 
+    repository = session.backup_repository()
     if session.job is not None:
-        return session.job.repository, session.job.resolve_vms(chosen)
-    repository = Repository.objects.get(pk=session.options["repository_id"])
+        return repository, session.job.resolve_vms(chosen)
+    if repository is None:
+        raise Repository.DoesNotExist(f"the repository session {session.pk} backs up to was deleted")
     vms = list(VM.objects.filter(pk__in=session.options.get("vm_ids", []))
                .select_related("manager", "cluster").defer("manager__password").order_by("name"))
     return repository, vms
@@ -91,7 +93,7 @@ def targets(session: Session, chosen: list[tuple] | None = None):
 def run_backup(run: SessionRun) -> tuple[str, str]:
     session = run.session
     chosen = _chosen_now(session)
-    gone = _follow_chosen_vms(session, chosen) if session.job is not None else []
+    gone = _follow_chosen_vms(session, chosen) if chosen is not None else []  # VMs chosen by name only
     repository, vms = targets(session, chosen)
     if not vms:
         session.warn("The job selects no VMs right now: nothing to back up.")

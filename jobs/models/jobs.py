@@ -167,8 +167,7 @@ class BackupJob(models.Model):
         ``chosen``: what chosen_vms_now() returned a moment ago (a session asks once).
         """
         if self.selection == VmSelection.EXPLICIT:
-            now = {vm.pk: vm for _, vm in (chosen if chosen is not None else self.chosen_vms_now())
-                   if vm is not None}
+            now = {vm.pk: vm for _, vm in self._chosen(chosen) if vm is not None}
             return list(now.values())
         queryset = (self._selected().select_related("manager", "cluster").defer("manager__password")
                     .order_by("name"))
@@ -217,8 +216,7 @@ class BackupJob(models.Model):
         The (old, new) pairs moved. Done when the job runs rather than when the restore
         records the link: the inventory only has the new VM after the sync that follows.
         """
-        moved = [(vm, now) for vm, now in (chosen if chosen is not None else self.chosen_vms_now())
-                 if now is not None and now.pk != vm.pk]
+        moved = [(vm, now) for vm, now in self._chosen(chosen) if now is not None and now.pk != vm.pk]
         if not moved:
             return moved
         with transaction.atomic():
@@ -232,7 +230,11 @@ class BackupJob(models.Model):
         that the inventory doesn't have yet)."""
         if self.selection != VmSelection.EXPLICIT:
             return []
-        return [vm for vm, now in (chosen if chosen is not None else self.chosen_vms_now()) if now is None]
+        return [vm for vm, now in self._chosen(chosen) if now is None]
+
+    def _chosen(self, chosen: list[tuple] | None) -> list[tuple]:
+        """``chosen`` when the caller looked the chosen VMs up already, else chosen_vms_now()."""
+        return chosen if chosen is not None else self.chosen_vms_now()
 
     def vm_count(self) -> int:
         """How many VMs the job selects now (what the jobs list shows), without loading those of a

@@ -91,6 +91,15 @@ class Session(Figures):
 
     # Lifecycle
 
+    def backup_repository(self):
+        """The repository a backup session writes to: its job's, or the one it was started with
+        (None once that one is deleted)."""
+        from repositories.models import Repository
+
+        if self.job is not None:
+            return self.job.repository
+        return Repository.objects.filter(pk=(self.options or {}).get("repository_id")).first()
+
     def enqueue(self) -> None:
         """Send the session to the control runner once the transaction that made it commits."""
         session_id = self.pk

@@ -72,6 +72,15 @@ def disk_job(run: RestoreRun, index, ovf_disk, storage_domain_id: str, name: str
                    sparse=sparse)
 
 
+def inventory_cluster(run: RestoreRun, cluster_id: str | None):
+    """The inventory row of an engine cluster of the restore's manager (None: not known there)."""
+    from inventory.models import Cluster
+
+    if not cluster_id:
+        return None
+    return Cluster.objects.filter(manager=run.manager, engine_id=cluster_id).first()
+
+
 def wake_workers(run: RestoreRun, cluster) -> None:
     """Start the stopped workers of ``cluster`` (the inventory row of the cluster restored into;
     None: all the manager's), so they are up by the time the transfers are ready; meanwhile

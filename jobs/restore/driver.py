@@ -20,7 +20,7 @@ from jobs.choices import DONE_STATES, LogLevel, SessionState
 from jobs.models import Session, TaskSession, VmLock
 from jobs.models.replaced_vms import current_vm_row
 from jobs.restore import targets
-from jobs.restore.disks import create_disks, disk_job, upload_disks, wake_workers
+from jobs.restore.disks import create_disks, disk_job, inventory_cluster, upload_disks, wake_workers
 from jobs.restore.ovf import read_ovf
 from jobs.restore.placement import attach_to_vm, check_vm_takes_disks
 from jobs.restore.points import RestoreError, get_point, held, load_manifest, manifest_disk
@@ -165,11 +165,12 @@ def _ovf_or_none(run: RestoreRun):
 
 
 def _cluster_row(run: RestoreRun, vm):
-    from inventory.models import Cluster
-
+    """The cluster whose workers upload: the target VM's, else the source VM's when it is of this
+    manager (another's, an oVirt DR site's, has no workers here)."""
     if vm is not None and vm.cluster_id:
-        return Cluster.objects.filter(manager=run.manager, engine_id=vm.cluster_id).first()
-    return run.point.vm.cluster if run.point.vm is not None else None
+        return inventory_cluster(run, vm.cluster_id)
+    point_vm = run.point.vm
+    return point_vm.cluster if point_vm is not None and point_vm.manager_id == run.manager.pk else None
 
 
 def cleanup(run: RestoreRun) -> None:

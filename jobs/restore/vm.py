@@ -14,7 +14,14 @@ import uuid
 from jobs.models import ReplacedVm
 from jobs.models.replaced_vms import current_vm_engine_id
 from jobs.restore import targets
-from jobs.restore.disks import DiskJob, create_disks, disk_job, upload_disks, wake_workers
+from jobs.restore.disks import (
+    DiskJob,
+    create_disks,
+    disk_job,
+    inventory_cluster,
+    upload_disks,
+    wake_workers,
+)
 from jobs.restore.ovf import OvfDisk, OvfVm, engine_ovf, read_ovf
 from jobs.restore.points import RestoreError
 from jobs.restore.run import RestoreRun
@@ -43,7 +50,7 @@ def restore_vm(run: RestoreRun) -> str:
     profiles = _nic_profiles(run, config, cluster.data_center_id)
     placement = Placement.for_cluster(engine, cluster)
     jobs = [_disk_job(run, disk, config.disks.get(disk.id), placement) for disk in run.manifest.disks]
-    workers_cluster = _inventory_cluster(run, cluster.id)
+    workers_cluster = inventory_cluster(run, cluster.id)
     wake_workers(run, workers_cluster)
     create_disks(run, jobs)
     upload_disks(run, jobs, workers_cluster)
@@ -128,12 +135,6 @@ def source_domain(run: RestoreRun, disk_id: str, placement: Placement) -> str:
     if len(placement.usable) == 1:
         return placement.usable[0].id
     raise RestoreError(f"the storage domain of disk {disk_id} is unknown: choose a storage domain")
-
-
-def _inventory_cluster(run: RestoreRun, cluster_id: str):
-    from inventory.models import Cluster
-
-    return Cluster.objects.filter(manager=run.manager, engine_id=cluster_id).first()
 
 
 def _attach_disks(run: RestoreRun, vm_id: str, jobs: list[DiskJob], config: OvfVm) -> None:

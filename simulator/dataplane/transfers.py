@@ -214,8 +214,9 @@ def _cow_upload_size(request: TransferRequest) -> int:
     return max(request.size, virtual + virtual // 8 + 16 * 1024 * 1024)
 
 
-def _require_consistent(volume: Path, name: str, info: dict | None = None) -> None:
-    found = {b["name"]: b for b in (bitmaps.from_info(info) if info else bitmaps.list_(volume))}
+def _require_consistent(volume: Path, name: str, info: dict) -> None:
+    """``info``: the volume's volumes.info()."""
+    found = {b["name"]: b for b in bitmaps.from_info(info)}
     if name not in found:
         raise DataPlaneError(f"Bitmap does not exist: {name!r} in {volume}")
     if not found[name]["consistent"]:

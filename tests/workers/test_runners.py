@@ -207,6 +207,9 @@ def test_a_cloud_init_worker_vm_carries_the_payload_that_starts_its_runner(sim, 
     script = run_once["custom_script"]
     assert run_once["use_cloud_init"] and script.startswith("#cloud-config") and "runworker cloudy" in script
     assert "DATABASE_URL=" in script and "vbr-worker.service" in script
+    from workers.runner import software_version
+
+    assert f"ovirt-backup-server=={software_version()}" in script  # the server's own release
     assert len(attachments) == 1 and attachments[0].bootable
     with pytest.raises(deployment.DeploymentError, match="no heartbeat"):
         deployment.wait_ready(worker, timeout=2)

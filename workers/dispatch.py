@@ -294,7 +294,8 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: 
 
     Used when its worker was lost. True when it was sent again; False when it
     has used its attempts (VBR_DISK_TASK_ATTEMPTS: it fails), was asked to stop,
-    even after ``task`` was read (it is cancelled), or no longer needs moving.
+    even after ``task`` was read (it is cancelled), had read its whole disk (its
+    transfer may be finalized: it fails), or no longer needs moving.
     ``still`` is the reason to move it, checked again in the statement that
     moves or ends it (a task that reported meanwhile stays). Give a reason about
     its worker as a subquery (``worker__in=``), not a join: Django makes a
@@ -317,7 +318,7 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: 
         _end(mine, error, now, history)
         return False
     with worker_for(_cluster_of(task), task.manager, exclude=exclude) as worker:
-        updated = mine.filter(cancel_requested=False).update(
+        updated = mine.filter(cancel_requested=False, reads_finished__isnull=True).update(
             state=DiskTaskState.PENDING, attempt=task.attempt + 1, attempts=history, worker=worker,
             queue=_queue_of(worker), bytes_done=0, rate=0.0, started=None, heartbeat=None, runner="",
             error="", result={})
@@ -327,6 +328,9 @@ def resend(task: DiskTask, error: str, *, exclude: tuple[int, ...] = (), still: 
             enqueue(task)
             return True
     _end(mine.filter(cancel_requested=True), error, now, history)  # asked to stop since it was read
+    # A backup that had read its disk: its driver may have finalized the transfer already.
+    _end(mine.filter(reads_finished__isnull=False), f"{error} after it had read the whole disk; the disk's "
+         "transfer may be closed already, so it can't be read again: run the backup again", now, history)
     return False
 
 

@@ -160,6 +160,10 @@ class DiskTask(models.Model):
     rate = models.FloatField(default=0.0, help_text="bytes per second")
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
+    reads_finished = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a backup had read every block it needs: its transfer may be finalized "
+                  "while the last blocks are sent. A task lost after that can't be sent again.")
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

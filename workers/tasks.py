@@ -67,6 +67,13 @@ class TaskMonitor:
                 return True
         return self._mine().filter(cancel_requested=True).exists()
 
+    def reads_done(self) -> None:
+        """Tell the driver the disk is read: it finalizes the transfer while the rest is sent."""
+        if self._mine().update(reads_finished=Now()):
+            from workers import wakeups
+
+            wakeups.announce(self.pk)
+
 
 def _runner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -132,7 +139,7 @@ def finish(task: DiskTask, state: str, error: str, result: dict) -> None:
     if DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(**fields):
         from workers import wakeups
 
-        wakeups.task_ended(task.pk)
+        wakeups.announce(task.pk)
 
 
 def _rate(result: dict) -> float:

@@ -1,9 +1,10 @@
-"""Waking a session driver the moment one of its disk tasks ends.
+"""Waking a session driver the moment one of its disk tasks ends, or has read its disk.
 
 The task rows stay the truth: a driver still reads them. Where the runners use
-Redis (production, VBR_REDIS_URL), the runner that ends a task also pushes a
+Redis (production, VBR_REDIS_URL), the runner that ends a task (or whose backup
+has read every block, when the driver finalizes the transfer) also pushes a
 note on the task's key and the driver, between two reads, blocks on its tasks'
-keys instead of sleeping: it sees a disk end at once and reads the rows less
+keys instead of sleeping: it sees the change at once and reads the rows less
 often meanwhile (fewer queries competing with the disks' own work). Without
 Redis, or when it fails, the driver sleeps between reads as before.
 """
@@ -28,8 +29,9 @@ def available() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def task_ended(task_id: int) -> None:
-    """Announce that a task ended (its row is written); a failure only costs the driver a poll."""
+def announce(task_id: int) -> None:
+    """Announce that a task's row changed as its driver waits for (it ended, or its reads
+    finished); a failure only costs the driver a poll."""
     client = _client()
     if client is None:
         return
@@ -37,11 +39,11 @@ def task_ended(task_id: int) -> None:
         with client.pipeline() as pipe:
             pipe.lpush(_key(task_id), 1).expire(_key(task_id), NOTE_SECONDS).execute()
     except Exception as exc:  # noqa: BLE001 - the row is written: the driver polls it anyway
-        log.debug("announcing the end of disk task %s failed: %s", task_id, exc)
+        log.debug("announcing disk task %s failed: %s", task_id, exc)
 
 
-def wait_for_end(task_ids: Iterable[int], seconds: float) -> None:
-    """Return when one of the tasks is announced ended, or after ``seconds``."""
+def wait_for_news(task_ids: Iterable[int], seconds: float) -> None:
+    """Return when one of the tasks is announced, or after ``seconds``."""
     client, keys = _client(), [_key(task_id) for task_id in task_ids]
     if client is None or not keys or seconds <= 0:
         time.sleep(max(seconds, 0))
@@ -54,7 +56,7 @@ def wait_for_end(task_ids: Iterable[int], seconds: float) -> None:
 
 
 def _key(task_id: int) -> str:
-    return f"vbr:disk-task:{task_id}:ended"
+    return f"vbr:disk-task:{task_id}:news"
 
 
 def _client():

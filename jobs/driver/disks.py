@@ -4,11 +4,14 @@ The driver never moves data itself: it gives the disk to a worker runner
 (workers.dispatch picks the worker in the VM's cluster, least busy first,
 the embedded worker last), then the URL of its transfer once the engine has
 opened it, and polls the task row for progress and the result: the disk's
-block index and its figures.
+block index and its figures. A backup's task also says when it has read every
+block it needs: the driver may finalize the transfer then, while the worker
+sends the last blocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobs.driver.context import Cancelled, SessionRun, VmFailed
@@ -39,6 +42,7 @@ class DiskWork:
     figures: dict = field(default_factory=dict)
     interface: str = ""  # how the VM sees the disk (restore attaches it the same way)
     bootable: bool = False
+    transfer_finalizing: bool = False  # finalized once the worker had read the disk
 
     def as_row(self) -> dict:
         """The disk's entry in TaskSession.disks (what the progress page shows)."""
@@ -96,9 +100,12 @@ def open_transfer(work: DiskWork, transfer_url: str) -> None:
     DiskTask.objects.filter(pk=work.task.pk).update(transfer_url=transfer_url)
 
 
-def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) -> None:
+def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork],
+           read: Callable[[DiskWork], None] | None = None) -> None:
     """Poll the disk tasks until all succeeded; VmFailed or Cancelled otherwise.
 
+    ``read(work)`` is called once for each disk whose worker has read every
+    block it needs (its transfer can be finalized while the rest is sent).
     On the way out (failure or cancel), every task still running is asked to
     stop and given a few seconds to do so before the transfers are cancelled.
     """
@@ -107,6 +114,7 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
     first = WOKEN_FIRST_POLL_SECONDS if wakeups.available() else FIRST_POLL_SECONDS
     pace = dispatch.PollPace(first, POLL_SECONDS, quick=QUICK_POLLS)
     check_workers = dispatch.LivenessCheck()
+    told: set[int] = set()  # works whose read() was called
     try:
         while True:
             check_workers()
@@ -118,9 +126,13 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork]) ->
                 raise VmFailed(f"disk {w.disk.name}: {w.task.error or 'the worker task ' + w.task.state}")
             if all(w.task.state == "succeeded" for w in works):
                 return
+            for w in works:
+                if read is not None and w.task.reads_finished and id(w) not in told:
+                    told.add(id(w))
+                    read(w)
             _check_taken(works)
             run.check_cancelled()
-            wakeups.wait_for_end([w.task.pk for w in works if w.task.state != "succeeded"],
+            wakeups.wait_for_news([w.task.pk for w in works if w.task.state != "succeeded"],
                                  pace.next([w.task for w in works]))
     except (VmFailed, Cancelled):
         stop_tasks(works)

@@ -321,11 +321,22 @@ class VmBackup:
         except BaseException:
             disk_tasks.stop_tasks(works)  # disks handed over already must not go on alone
             raise
-        disk_tasks.follow(self.run, self.task, works)
+        disk_tasks.follow(self.run, self.task, works, read=lambda work: self._finalize_read(engine, work))
+
+    def _finalize_read(self, engine, work: disk_tasks.DiskWork) -> None:
+        """Finalize a transfer whose worker has read the disk and still sends the last blocks:
+        the engine's finalize overlaps the sending. A refusal leaves it to _finalize_transfers."""
+        try:
+            ovirt.finalize_transfer(engine, work.transfer_id)
+        except EngineError as exc:
+            log.info("finalizing transfer %s early failed (%s): finalizing it later", work.transfer_id, exc)
+            return
+        work.transfer_finalizing = True
 
     def _finalize_transfers(self, engine, holdings: EngineHoldings, works) -> None:
         for work in works:
-            ovirt.finalize_transfer(engine, work.transfer_id)
+            if not work.transfer_finalizing:
+                ovirt.finalize_transfer(engine, work.transfer_id)
             ovirt.wait_transfer_finished(engine, work.transfer_id, work.disk.id, timeout=self.run.wait_timeout,
                                          should_stop=self.run.should_stop)
             holdings.finalized.add(work.transfer_id)

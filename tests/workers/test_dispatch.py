@@ -158,6 +158,19 @@ def test_moving_a_task_no_runner_had_taken_yet_uses_up_no_attempt(make_worker, i
     assert task.state == DiskTaskState.PENDING and task.attempt == 3
 
 
+def test_a_backup_lost_after_reading_its_disk_fails_instead_of_reading_a_finalized_transfer(
+        make_worker, inventory_manager, repository, disk):
+    lost, _spare = make_worker("lost"), make_worker("spare")
+    task = submit(inventory_manager, repository, disk, lost)
+    DiskTask.objects.filter(pk=task.pk).update(state=DiskTaskState.RUNNING, started=timezone.now(),
+                                               reads_finished=timezone.now())
+    task.refresh_from_db()
+    assert not dispatch.resend(task, "worker lost was lost", exclude=(lost.pk,))
+    task.refresh_from_db()
+    assert task.state == DiskTaskState.FAILED and task.worker == lost and task.attempt == 1
+    assert "after it had read the whole disk" in task.error and "run the backup again" in task.error
+
+
 def test_a_heartbeat_makes_a_starting_worker_ready_and_brings_back_a_lost_one(make_worker):
     starting = make_worker("starting", state=WorkerState.STARTING, beat=False)
     assert heartbeat(starting, version="1.2.3", runner_host="vm1")

@@ -188,6 +188,32 @@ def test_a_dropped_imageio_connection_is_retried_without_damage(plane, mover, tm
     assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "flaky.raw"))
 
 
+class ClosesWhenRead(Recorder):
+    """Closes the transfer the moment the backup says it has read everything, as a driver
+    finalizes it then: no read may come after."""
+
+    def __init__(self, close):
+        super().__init__()
+        self.close, self.told = close, 0
+
+    def reads_done(self):
+        self.told += 1
+        self.close()
+
+
+def test_a_backup_says_once_when_it_has_read_everything_and_needs_the_transfer_no_more(
+        plane, mover, tmp_path):
+    volume = plane.disk("closed", SIZE, seed=14, allocated=0.9)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    monitor = ClosesWhenRead(lambda: plane.dp.close_transfer(transfer_id))
+    with mover.client() as client:
+        result = backup_disk(ImageioClient(url, ca_pem=plane.ca_pem), client, None, disk_id="disk-1",
+                             connections=2, monitor=monitor)
+    assert monitor.told == 1
+    assert_index_matches(result.index, raw_image(volume, "cow", tmp_path / "closed.raw"))
+    assert mover.store().missing(sorted({d for d in result.index.blocks if d})) == []
+
+
 def test_a_cancelled_backup_stops_and_says_so(plane, mover):
     volume = plane.disk("cancel", SIZE, seed=10, allocated=0.9)
     monitor = Recorder(cancel_at=2)  # the 1st question comes while extents are read

@@ -27,24 +27,24 @@ def redis_url(settings):
 
 def test_a_waiting_driver_wakes_when_a_task_is_announced_ended(redis_url):
     assert wakeups.available()
-    announcer = threading.Timer(0.2, wakeups.task_ended, args=(41,))
+    announcer = threading.Timer(0.2, wakeups.announce, args=(41,))
     started = time.monotonic()
     announcer.start()
-    wakeups.wait_for_end([40, 41], 20.0)
+    wakeups.wait_for_news([40, 41], 20.0)
     assert time.monotonic() - started < 10.0  # woken, not timed out
 
 
 def test_an_end_announced_before_the_wait_is_not_missed(redis_url):
-    wakeups.task_ended(7)
+    wakeups.announce(7)
     started = time.monotonic()
-    wakeups.wait_for_end([7], 20.0)
+    wakeups.wait_for_news([7], 20.0)
     assert time.monotonic() - started < 10.0
 
 
 def test_without_redis_the_wait_is_a_plain_sleep(settings):
     settings.REDIS_URL = ""
     assert not wakeups.available()
-    wakeups.task_ended(7)  # nothing to announce to: no error
+    wakeups.announce(7)  # nothing to announce to: no error
     started = time.monotonic()
-    wakeups.wait_for_end([7], 0.05)
+    wakeups.wait_for_news([7], 0.05)
     assert time.monotonic() - started >= 0.05

@@ -11,6 +11,8 @@
    few blocks at a time: read, drop zeros, hash, ask the data mover which
    digests it lacks, encode (zstd, AES-GCM where the repository is encrypted)
    and send only those. At most ``connections × BATCH`` blocks are in memory.
+   Once the last block is read the monitor hears ``reads_done()``: the driver
+   may finalize the transfer while the last blocks are still being sent.
 4. Return the disk index; the session driver writes the manifest once every
    disk of the VM is done.
 """
@@ -18,7 +20,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -68,15 +70,36 @@ def disk_size(extents: list[dict]) -> int:
 
 
 class _PlanQueue:
-    """Hands out the plan's items, a few at a time, to the mover threads."""
+    """Hands out the plan's items, a few at a time, to the mover threads, and knows when
+    every item was read: ``on_read_all()`` is called once the plan is exhausted and no
+    thread is still reading a batch it took (the transfer is no longer needed; sending
+    may go on)."""
 
     def __init__(self, plan: Iterator[Item]):
         self._items = plan
         self._lock = threading.Lock()
+        self._reading = 0  # batches taken and not read yet
+        self._exhausted = False
+        self.on_read_all: Callable[[], None] = lambda: None
 
     def take(self, count: int) -> list[Item]:
+        """The next items to read; empty once there are none. Each non-empty batch must be
+        followed by ``read(batch)`` once all of its items were read."""
         with self._lock:
-            return [item for _, item in zip(range(count), self._items, strict=False)]
+            batch = [item for _, item in zip(range(count), self._items, strict=False)]
+            self._exhausted = self._exhausted or len(batch) < count
+            self._reading += bool(batch)
+            self._check()
+            return batch
+
+    def read(self) -> None:
+        with self._lock:
+            self._reading -= 1
+            self._check()
+
+    def _check(self) -> None:
+        if self._exhausted and not self._reading:
+            self.on_read_all()
 
 
 class _DiskBackup:
@@ -117,6 +140,9 @@ class _DiskBackup:
             entries.append((block, entry))
             if is_patched(entry):
                 self.counters.add(blocks_patched=1)
+        if stop.is_set():
+            return
+        self.plan.read()  # only a batch read whole counts: a stopped one never says so
         self._store(pieces, stop)
         if stop.is_set():
             return
@@ -194,6 +220,7 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     total = plan_bytes(plan(), size)
     supervisor = Supervisor(monitor, counters, total)
     job = _DiskBackup(source, mover, key, index, _PlanQueue(plan()), counters, Throttle(max_rate))
+    job.plan.on_read_all = supervisor.all_read
     if total:  # an incremental of an unchanged disk opens no more connections
         supervisor.run(job.loop, max(1, connections), name=f"backup-{disk_id[:8]}")
     return BackupResult(index, _figures(counters, size, total, supervisor.seconds(), context))

@@ -40,6 +40,10 @@ class Monitor(Protocol):
     def should_cancel(self) -> bool:
         """True once the task must stop (checked at least every second)."""
 
+    def reads_done(self) -> None:
+        """A backup read every block it needs: its transfer may be finalized while the
+        last blocks are still sent (called once at most)."""
+
 
 class NullMonitor:
     """A monitor that ignores progress and never cancels (tests, exports)."""
@@ -49,6 +53,9 @@ class NullMonitor:
 
     def should_cancel(self) -> bool:
         return False
+
+    def reads_done(self) -> None:
+        pass
 
 
 @dataclass
@@ -77,7 +84,9 @@ class Supervisor:
 
     ``loop(stop_event)`` moves blocks until there are none left or the event is
     set. The first exception of any thread stops the others and is raised again
-    in the caller; a cancel request stops them and raises Cancelled.
+    in the caller; a cancel request stops them and raises Cancelled. A loop that
+    has read all it will read calls ``all_read()``: the calling thread tells the
+    monitor at once.
     """
 
     def __init__(self, monitor: Monitor, counters: Counters, total: int,
@@ -87,6 +96,15 @@ class Supervisor:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
+        self._wake = threading.Event()  # a loop ended, or everything is read
+        self._ended = 0
+        self._read = False
+        self._lock = threading.Lock()
+
+    def all_read(self) -> None:
+        """From a mover thread: nothing is left to read (what was read may still be sent)."""
+        self._read = True
+        self._wake.set()
 
     def run(self, loop: Callable[[threading.Event], None], count: int, name: str) -> None:
         threads = [threading.Thread(target=self._guard, args=(loop,), name=f"{name}-{i}",
@@ -110,11 +128,21 @@ class Supervisor:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self.errors.append(exc)
             self.stop.set()
+        finally:
+            with self._lock:
+                self._ended += 1
+            self._wake.set()
 
     def _watch(self, threads: list[threading.Thread]) -> None:
-        last_report = 0.0
-        while alive := [thread for thread in threads if thread.is_alive()]:
-            alive[0].join(TICK)
+        last_report, told = 0.0, False
+        while True:
+            self._wake.clear()  # before looking: a wake from now on ends the next wait
+            if self._ended == len(threads):
+                return
+            if self._read and not told and not self.stop.is_set():
+                self.monitor.reads_done()
+                told = True
+            self._wake.wait(TICK)
             if self.monitor.should_cancel():
                 self.stop.set()
                 for thread in threads:

@@ -2,7 +2,7 @@
 
 Kinds:
 - fail: the next `count` API calls matching `match` ("POST snapshots", "GET vms", "POST finalize",
-  "*") answer `status` with `reason`.
+  "POST backups/finalize" for one kind of finalize only, "*") answer `status` with `reason`.
 - slow: every API answer waits `seconds` first.
 - imageio-drop: imageio connections of transfers drop after `bytes` bytes (`count` cuts).
 - stuck-finalizing: the next `count` finalized transfers stay in finalizing_success until cleared.
@@ -61,12 +61,13 @@ def clear(engine: Engine, fault_id: str | None = None) -> list[dict]:
     return removed
 
 
-def take(engine: Engine, kind: str, match: str | None = None) -> dict | None:
-    """Use one count of an armed fault of this kind (and match), or None."""
+def take(engine: Engine, kind: str, match: str | tuple[str, ...] | None = None) -> dict | None:
+    """Use one count of an armed fault of this kind (and matching one of ``match``), or None."""
+    matches = (match,) if isinstance(match, str) else match
     for fault in engine.store.faults:
         if fault["kind"] != kind:
             continue
-        if match is not None and fault["match"] not in ("*", match):
+        if matches is not None and fault["match"] != "*" and fault["match"] not in matches:
             continue
         if fault["count"] is not None and fault["used"] >= int(fault["count"]):
             continue
@@ -83,12 +84,13 @@ def active(engine: Engine, kind: str) -> bool:
     return any(f["kind"] == kind for f in engine.store.faults)
 
 
-def before_request(engine: Engine, kind: str) -> None:
-    """Apply slow and fail faults to an API call of this kind ("METHOD segment")."""
+def before_request(engine: Engine, kinds: tuple[str, ...]) -> None:
+    """Apply slow and fail faults to an API call of these kinds ("METHOD segment",
+    "METHOD parent/segment")."""
     with engine.lock:
         delay = max((f["seconds"] for f in engine.store.faults if f["kind"] == "slow"),
                     default=0.0)
-        failure = take(engine, "fail", kind)
+        failure = take(engine, "fail", kinds)
     if delay:
         time.sleep(delay)
     if failure is not None:

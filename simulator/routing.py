@@ -46,6 +46,12 @@ class Request:
         names = [s for s in self.path.split("/") if s and not UUID_RE.match(s)]
         return f"{self.method} {names[-1] if names else 'api'}"
 
+    @property
+    def kinds(self) -> tuple[str, str]:
+        """``kind``, and the same with the segment before it ("POST backups/finalize")."""
+        names = [s for s in self.path.split("/") if s and not UUID_RE.match(s)]
+        return self.kind, f"{self.method} {'/'.join(names[-2:]) if names else 'api'}"
+
 
 @dataclass
 class Answer:

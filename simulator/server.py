@@ -92,7 +92,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                                        "again through SSO."), "application/xml")
             return
         try:
-            faults.before_request(engine, request.kind)
+            faults.before_request(engine, request.kinds)
             answer = self.server.router.dispatch(request)
             self._send(answer.status, answer.body(), "application/xml")
         except ApiError as error:

@@ -10,9 +10,9 @@ from plugin.errors import EngineTimeout, WaitAborted
 
 T = TypeVar("T")
 
-FIRST_POLL = 0.025
-# Polls stay at FIRST_POLL this long before backing off.
-QUICK_SECONDS = 0.5
+FIRST_POLL = 0.005
+# Then each poll waits this share of the time waited so far (at most MAX_POLL).
+PACE = 0.2
 MAX_POLL = 1.0
 
 ShouldStop = Callable[[], bool] | None
@@ -26,16 +26,17 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
     ``deadline`` (a time.monotonic() value) ends the wait earlier: one deadline
     shared by the steps of an operation (the message still names ``timeout``).
 
-    Polls every FIRST_POLL for the first QUICK_SECONDS (phases of small
-    operations change within tens of milliseconds, and each VM of a session
-    waits four times: backing off from the first poll made every wait see its
-    change up to 80 ms late), then backs off by 1.5× to every second: a long wait
-    costs the engine a GET a second and sees the change at most a second late.
+    The pause between polls grows with the time waited: FIRST_POLL at first,
+    then PACE of the wait so far, up to MAX_POLL. A change is seen at most a
+    fifth of its wait late, whatever the engine's pace: a phase that changes
+    within 60 ms (a quick engine; each VM of a session waits four times) is
+    seen within about 10 ms, where a fixed 25 ms poll saw it up to 25 ms late.
+    A wait of 3 s (a real engine's phase change) costs the engine about 30
+    GETs, as many as that fixed poll did; a long wait costs one a second.
     ``should_stop`` is asked between polls; when it says True, WaitAborted.
     """
     started = time.monotonic()
     deadline = min(started + timeout, deadline if deadline is not None else float("inf"))
-    interval = FIRST_POLL
     while True:
         result = fetch()
         if done(result):
@@ -46,6 +47,5 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: floa
         if remaining <= 0:
             raise EngineTimeout(f"Gave up waiting for {what} after {timeout:g} s "
                                 f"(last seen: {describe(result)}).")
+        interval = min(MAX_POLL, max(FIRST_POLL, PACE * (time.monotonic() - started)))
         time.sleep(min(interval, remaining))
-        if time.monotonic() - started >= QUICK_SECONDS:
-            interval = min(interval * 1.5, MAX_POLL)

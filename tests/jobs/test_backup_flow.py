@@ -71,6 +71,12 @@ def test_full_then_incremental_reads_only_dirty_blocks_and_every_restore_point_e
     _points_equal_disks(stack, fulls + incrementals, images_at, tmp_path)
     assert _engine_checkpoints(stack, "small-vm1") == [by_vm["small-vm1"].checkpoint_id], \
         "checkpoints no repository needs any more are deleted"
+    # Each disk said when it had read its blocks (its transfer could be finalized then): an
+    # incremental of a disk that changed, and every full.
+    from workers.models import DiskTask
+
+    moved = DiskTask.objects.filter(session_id__in=[first.pk, second.pk]).exclude(result__figures__bytes_read=0)
+    assert moved.count() >= 6 and all(t.started < t.reads_finished <= t.finished for t in moved)
 
 
 def _engine_checkpoints(stack, vm_name):

@@ -89,13 +89,13 @@ def test_an_engine_fault_at_finalize_fails_the_vm_and_deletes_the_manifest_writt
     stack = runners()
     with stack.repository.client() as client:
         before = {m["id"] for m in client.list_manifests()}
-    stack.sim.cli("fault", "add", "fail", "--match", "POST finalize", "--count", "1")
+    stack.sim.cli("fault", "add", "fail", "--match", "POST backups/finalize", "--count", "1")
     try:
         session = wait_for_session(services.backup_vms([stack.vm("small-vm1")], stack.repository), stack=stack)
     finally:
         stack.sim.cli("fault", "clear")
     assert session.state == SessionState.FAILED, session_log(session)
-    assert "refused finalizing an image transfer" in session_log(session)
+    assert "refused finalizing a backup" in session_log(session)
     assert not RestorePoint.objects.filter(session=session).exists()
     with stack.repository.client() as client:
         assert {m["id"] for m in client.list_manifests()} == before

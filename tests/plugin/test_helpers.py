@@ -52,28 +52,29 @@ def test_credentials_must_be_https_and_pem_and_hide_the_password():
     assert "s3cret" not in repr(creds)
 
 
-def test_waiting_polls_quickly_at_first_then_backs_off_to_a_second(monkeypatch):
+def test_waiting_polls_quickly_at_first_then_in_step_with_the_time_waited(monkeypatch):
     from plugin.engine import waiting
 
     class Clock:
-        now, sleeps = 0.0, []
+        now, polls = 0.0, []
 
         def monotonic(self):
             return self.now
 
         def sleep(self, seconds):
-            self.sleeps.append(round(seconds, 4))
+            self.polls.append((round(self.now, 6), round(seconds, 6)))
             self.now += seconds
 
     clock = Clock()
     monkeypatch.setattr(waiting, "time", clock)
     with pytest.raises(EngineTimeout):
         wait_for(lambda: "locked", lambda s: False, timeout=30, what="x")
-    quick = [s for s in clock.sleeps if s == waiting.FIRST_POLL]
-    # Every poll of the first half second is a quick one: a phase that changes within
-    # tens of milliseconds is seen within one of them ...
-    assert len(quick) == int(waiting.QUICK_SECONDS / waiting.FIRST_POLL)
-    assert clock.sleeps[:len(quick)] == quick
-    # ... then the polls thin out to one a second.
-    later = clock.sleeps[len(quick):-1]
-    assert later == sorted(later) and later[-1] == waiting.MAX_POLL
+    pauses = [pause for _, pause in clock.polls]
+    # A quick engine's change (tens of milliseconds) is seen within a few milliseconds ...
+    assert pauses[0] == waiting.FIRST_POLL and sum(1 for at, _ in clock.polls if at < 0.1) >= 10
+    # ... any change at most a fifth of the time waited late ...
+    assert all(pause <= max(waiting.FIRST_POLL, waiting.PACE * at) + 1e-6 for at, pause in clock.polls[:-1])
+    assert pauses[:-1] == sorted(pauses[:-1]) and max(pauses) == waiting.MAX_POLL
+    # ... and a real engine's few seconds cost it about 30 GETs, a long wait one a second.
+    assert 25 <= sum(1 for at, _ in clock.polls if at < 3.0) <= 35
+    assert sum(1 for at, _ in clock.polls if 20.0 <= at < 30.0) == 10

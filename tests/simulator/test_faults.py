@@ -33,6 +33,17 @@ def test_the_next_calls_of_a_kind_fail_with_the_given_status(sim, connection):
     assert _armed(sim) == []
 
 
+def test_a_fault_can_name_the_collection_of_the_call(sim, connection):
+    sim.cli("fault", "add", "fail", "--match", "GET vms/diskattachments", "--count", "1")
+    vms = connection.system_service().vms_service()
+    vm = vm_named(connection, "small-vm1")
+    assert vms.list()  # GET vms: not the named call
+    with pytest.raises(sdk.Error):
+        vms.vm_service(vm.id).disk_attachments_service().list()
+    assert vms.vm_service(vm.id).disk_attachments_service().list()
+    assert _armed(sim) == []
+
+
 def test_a_slow_engine_still_answers_and_the_fault_clears(sim, connection):
     armed = json.loads(sim.cli("fault", "add", "slow", "--seconds", "0.2").stdout)
     assert _armed(sim)[0]["kind"] == "slow"

@@ -119,17 +119,17 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork],
         while True:
             check_workers()
             _refresh(works)
-            _record(task_session, works)
             failed = [w for w in works if w.task.state in ("failed", "cancelled")]
+            for w in works if read is not None and not failed else ():  # first: the engine takes a while
+                if w.task.reads_finished and id(w) not in told:
+                    told.add(id(w))
+                    read(w)
+            _record(task_session, works)
             if failed:
                 w = failed[0]
                 raise VmFailed(f"disk {w.disk.name}: {w.task.error or 'the worker task ' + w.task.state}")
             if all(w.task.state == "succeeded" for w in works):
                 return
-            for w in works:
-                if read is not None and w.task.reads_finished and id(w) not in told:
-                    told.add(id(w))
-                    read(w)
             _check_taken(works)
             run.check_cancelled()
             wakeups.wait_for_news([w.task.pk for w in works if w.task.state != "succeeded"],

@@ -88,6 +88,8 @@ class DataPlane:
         """Write deterministic data as the guest would; during a backup, into its overlay."""
         with self._locked(path):
             target, target_fmt = self.guest_view(Path(path), fmt)
+            if target != Path(path):  # the backup's overlay: it has something to merge back now
+                _pit_written(Path(path)).touch()
             volumes.guest_write(target, target_fmt, offset, length, seed)
 
     def guest_view(self, path: Path, fmt: str | None = None) -> tuple[Path, str]:
@@ -130,6 +132,7 @@ class DataPlane:
         """Remove a volume (and a point-in-time overlay left on it)."""
         with self._locked(path):
             _pit_overlay(Path(path)).unlink(missing_ok=True)
+            _pit_written(Path(path)).unlink(missing_ok=True)
             volumes.delete(Path(path))
 
     # Checkpoints
@@ -163,6 +166,7 @@ class DataPlane:
                     overlay = _pit_overlay(volume)
                     if overlay.exists():
                         raise DataPlaneError(f"{volume} is already in a backup")
+                    _pit_written(volume).unlink(missing_ok=True)
                     volumes.create(overlay, "cow", None, backing=volume)  # the volume's size
                 done.append(volume)
         except BaseException:
@@ -170,13 +174,16 @@ class DataPlane:
             raise
 
     def end_backup(self, volume_list: list[Path]) -> None:
-        """Merge what the guest wrote during the backup into the volumes (marking it dirty)."""
+        """Merge what the guest wrote during the backup into the volumes (marking it dirty);
+        an overlay the guest never wrote to is only dropped."""
         for volume in map(Path, volume_list):
             with self._locked(volume):
-                overlay = _pit_overlay(volume)
+                overlay, written = _pit_overlay(volume), _pit_written(volume)
                 if overlay.exists():
-                    volumes.commit(overlay, volume)
+                    if written.exists():
+                        volumes.commit(overlay, volume)
                     overlay.unlink()
+                written.unlink(missing_ok=True)
 
     def in_backup(self, volume: Path) -> bool:
         return _pit_overlay(Path(volume)).exists()
@@ -294,6 +301,11 @@ class DataPlane:
 
 def _pit_overlay(volume: Path) -> Path:
     return volume.with_name(volume.name + PIT_SUFFIX)
+
+
+def _pit_written(volume: Path) -> Path:
+    """A mark that the guest wrote into the volume's point-in-time overlay."""
+    return volume.with_name(volume.name + PIT_SUFFIX + ".written")
 
 
 def _socket_dir(home: Path) -> Path:

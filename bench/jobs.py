@@ -8,6 +8,11 @@ runner's session driver, the embedded worker) into a real data mover:
 1. full backup; 2. 1% of the disk rewritten in 1 MiB runs, incremental;
 3. incremental with no change.
 
+Before them the runners are warmed as on a server that has been running: each
+has run a task, and another (small) VM is backed up once per control runner
+process (django-q2 hands sessions to its processes in turn; a process's first
+session pays its first engine login and first ORM and SDK calls).
+
 The whole path runs in a child process (``python -m bench.jobs --whole-path``)
 with its own SQLite database, so the bench never touches the configured one.
 Beside it, on the same disk in the same run: the ovirt_imageio client's

@@ -12,7 +12,8 @@ import socket
 import time
 
 from django.conf import settings
-from django.db.models.functions import Now
+from django.db.models import Value
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from repositories.store.stash import stash_index
@@ -69,7 +70,7 @@ class TaskMonitor:
 
     def reads_done(self) -> None:
         """Tell the driver the disk is read: it finalizes the transfer while the rest is sent."""
-        if self._mine().update(reads_finished=Now()):
+        if self._mine().update(reads_finished=timezone.now()):
             from workers import wakeups
 
             wakeups.announce(self.pk)
@@ -132,10 +133,12 @@ def run_disk_task(task_id: int, attempt: int | None = None) -> str:
 
 def finish(task: DiskTask, state: str, error: str, result: dict) -> None:
     """Store the outcome, only if this run still holds the task."""
-    fields = {"state": state, "error": error, "result": result, "finished": timezone.now(),
-              "heartbeat": Now()}
+    now = timezone.now()
+    fields = {"state": state, "error": error, "result": result, "finished": now, "heartbeat": Now()}
     if state == DiskTaskState.SUCCEEDED:
         fields["rate"] = _rate(result)
+        if task.kind == DiskTaskKind.BACKUP:  # its reads ended with it, if it didn't say so before
+            fields["reads_finished"] = Coalesce("reads_finished", Value(now))
     if DiskTask.objects.filter(pk=task.pk, attempt=task.attempt, state=DiskTaskState.RUNNING).update(**fields):
         from workers import wakeups
 

@@ -85,11 +85,14 @@ class DataPlane:
             volumes.seed(Path(path), fmt, size, seed, allocated_fraction)
 
     def guest_write(self, path: Path, fmt: str, offset: int, length: int, seed: int) -> None:
-        """Write deterministic data as the guest would; during a backup, into its overlay."""
+        """Write deterministic data as the guest would; during a backup, into its overlay (made
+        by the first write: the volume itself stays as it was when the backup began)."""
+        path = Path(path)
         with self._locked(path):
-            target, target_fmt = self.guest_view(Path(path), fmt)
-            if target != Path(path):  # the backup's overlay: it has something to merge back now
-                _pit_written(Path(path)).touch()
+            overlay = _pit_overlay(path)
+            if _pit_frozen(path).exists() and not overlay.exists():
+                volumes.create(overlay, "cow", None, backing=path)  # the volume's size
+            target, target_fmt = self.guest_view(path, fmt)
             volumes.guest_write(target, target_fmt, offset, length, seed)
 
     def guest_view(self, path: Path, fmt: str | None = None) -> tuple[Path, str]:
@@ -132,7 +135,7 @@ class DataPlane:
         """Remove a volume (and a point-in-time overlay left on it)."""
         with self._locked(path):
             _pit_overlay(Path(path)).unlink(missing_ok=True)
-            _pit_written(Path(path)).unlink(missing_ok=True)
+            _pit_frozen(Path(path)).unlink(missing_ok=True)
             volumes.delete(Path(path))
 
     # Checkpoints
@@ -163,30 +166,27 @@ class DataPlane:
         try:
             for volume in map(Path, volume_list):
                 with self._locked(volume):
-                    overlay = _pit_overlay(volume)
-                    if overlay.exists():
+                    if self.in_backup(volume):
                         raise DataPlaneError(f"{volume} is already in a backup")
-                    _pit_written(volume).unlink(missing_ok=True)
-                    volumes.create(overlay, "cow", None, backing=volume)  # the volume's size
+                    _pit_frozen(volume).touch()
                 done.append(volume)
         except BaseException:
             self.end_backup(done)
             raise
 
     def end_backup(self, volume_list: list[Path]) -> None:
-        """Merge what the guest wrote during the backup into the volumes (marking it dirty);
-        an overlay the guest never wrote to is only dropped."""
+        """Merge what the guest wrote during the backup into the volumes (marking it dirty)."""
         for volume in map(Path, volume_list):
             with self._locked(volume):
-                overlay, written = _pit_overlay(volume), _pit_written(volume)
+                overlay = _pit_overlay(volume)
                 if overlay.exists():
-                    if written.exists():
-                        volumes.commit(overlay, volume)
+                    volumes.commit(overlay, volume)
                     overlay.unlink()
-                written.unlink(missing_ok=True)
+                _pit_frozen(volume).unlink(missing_ok=True)
 
     def in_backup(self, volume: Path) -> bool:
-        return _pit_overlay(Path(volume)).exists()
+        volume = Path(volume)
+        return _pit_frozen(volume).exists() or _pit_overlay(volume).exists()
 
     # Transfers
 
@@ -303,9 +303,9 @@ def _pit_overlay(volume: Path) -> Path:
     return volume.with_name(volume.name + PIT_SUFFIX)
 
 
-def _pit_written(volume: Path) -> Path:
-    """A mark that the guest wrote into the volume's point-in-time overlay."""
-    return volume.with_name(volume.name + PIT_SUFFIX + ".written")
+def _pit_frozen(volume: Path) -> Path:
+    """A mark that the volume is in a backup: the guest's first write makes its overlay."""
+    return volume.with_name(volume.name + PIT_SUFFIX + ".frozen")
 
 
 def _socket_dir(home: Path) -> Path:

@@ -20,6 +20,8 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 NOTE_SECONDS = 300  # a note nobody took (its driver had read the row already) goes away
+NEWS = "news"  # for a task's driver: the task ended, or has read its disk
+URL = "url"  # for a backup task's runner: its transfer's URL is on the row now
 
 _clients: dict[str, object] = {}
 
@@ -29,22 +31,23 @@ def available() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def announce(task_id: int) -> None:
-    """Announce that a task's row changed as its driver waits for (it ended, or its reads
-    finished); a failure only costs the driver a poll."""
+def announce(task_id: int, topic: str = NEWS) -> None:
+    """Announce that a task's row changed as its driver (NEWS: it ended, or its reads finished)
+    or its runner (URL) waits for; a failure only costs the waiting side a poll."""
     client = _client()
     if client is None:
         return
+    key = _key(task_id, topic)
     try:
         with client.pipeline() as pipe:
-            pipe.lpush(_key(task_id), 1).expire(_key(task_id), NOTE_SECONDS).execute()
+            pipe.lpush(key, 1).expire(key, NOTE_SECONDS).execute()
     except Exception as exc:  # noqa: BLE001 - the row is written: the driver polls it anyway
         log.debug("announcing disk task %s failed: %s", task_id, exc)
 
 
-def wait_for_news(task_ids: Iterable[int], seconds: float) -> None:
-    """Return when one of the tasks is announced, or after ``seconds``."""
-    client, keys = _client(), [_key(task_id) for task_id in task_ids]
+def wait_for_news(task_ids: Iterable[int], seconds: float, topic: str = NEWS) -> None:
+    """Return when one of the tasks is announced on ``topic``, or after ``seconds``."""
+    client, keys = _client(), [_key(task_id, topic) for task_id in task_ids]
     if client is None or not keys or seconds <= 0:
         time.sleep(max(seconds, 0))
         return
@@ -55,8 +58,8 @@ def wait_for_news(task_ids: Iterable[int], seconds: float) -> None:
         time.sleep(seconds)
 
 
-def _key(task_id: int) -> str:
-    return f"vbr:disk-task:{task_id}:news"
+def _key(task_id: int, topic: str) -> str:
+    return f"vbr:disk-task:{task_id}:{topic}"
 
 
 def _client():

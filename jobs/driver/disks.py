@@ -94,10 +94,12 @@ def submit(run: SessionRun, vm, repository, work: DiskWork, base_manifest_id: st
 
 def open_transfer(work: DiskWork, transfer_url: str) -> None:
     """Give the disk's task the URL of its transfer, now open (submit() may come before it)."""
+    from workers import wakeups
     from workers.models import DiskTask
 
     work.transfer_url = work.task.transfer_url = transfer_url
     DiskTask.objects.filter(pk=work.task.pk).update(transfer_url=transfer_url)
+    wakeups.announce(work.task.pk, topic=wakeups.URL)
 
 
 def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork],

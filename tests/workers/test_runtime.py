@@ -333,3 +333,22 @@ def test_errors_never_carry_the_transfer_ticket(plane):
     with pytest.raises(ImageioError) as bad_url:
         ImageioClient(f"ftp://host1/images/{ticket}")
     assert ticket not in str(bad_url.value)
+
+
+def test_a_daemon_is_probed_once_and_a_socket_that_stopped_answering_is_given_up(plane):
+    from workers.runtime import imageio
+
+    volume = plane.disk("probed", SIZE, seed=15)
+    transfer_id, url = plane.transfer(volume, "download", size=SIZE)
+    first = ImageioClient(url, ca_pem=plane.ca_pem)
+    with first.connect() as connection:
+        connection.read(0, 4096)
+    place = first._daemon
+    assert imageio._daemons[place] == first.unix_socket  # learnt: the next transfer skips the probe
+    imageio._daemons[place] = "\0vbr-test-no-such-socket"  # the daemon moved since
+    second = ImageioClient(url, ca_pem=plane.ca_pem)
+    with second.connect() as connection:
+        assert len(connection.read(0, 4096)) == 4096  # over TLS at once, no attempt used up
+        assert connection.retried == 0
+    assert second.unix_socket is None and place not in imageio._daemons
+    plane.dp.close_transfer(transfer_id)

@@ -48,3 +48,12 @@ def test_without_redis_the_wait_is_a_plain_sleep(settings):
     started = time.monotonic()
     wakeups.wait_for_news([7], 0.05)
     assert time.monotonic() - started >= 0.05
+
+
+def test_a_note_for_the_runner_does_not_wake_the_driver_nor_the_other_way(redis_url):
+    wakeups.announce(9, topic=wakeups.URL)  # the transfer's URL, for the runner
+    started = time.monotonic()
+    wakeups.wait_for_news([9], 0.3)  # the driver waits for the task's end: not woken by it
+    assert time.monotonic() - started >= 0.3
+    wakeups.wait_for_news([9], 20.0, topic=wakeups.URL)  # the runner takes its note at once
+    assert time.monotonic() - started < 10.0

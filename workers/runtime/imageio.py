@@ -49,6 +49,13 @@ class ImageioUnreachable(ImageioError):
     """No answer from imageio after every retry."""
 
 
+# What this process learnt of each imageio daemon it read from (and trusted, under the same CA):
+# its unix socket when it runs on this very host, else None. A daemon's place doesn't change
+# between transfers; a socket that stops answering is forgotten (ImageioClient.unix_socket_failed).
+_daemons: dict[tuple, str | None] = {}
+_daemons_lock = threading.Lock()
+
+
 class ImageioClient:
     """What every connection to one transfer URL shares: address, TLS context, retry policy."""
 
@@ -71,6 +78,7 @@ class ImageioClient:
         self.unix_socket: str | None = None
         self._probe_lock = threading.Lock()
         self._probed = not prefer_unix_socket
+        self._daemon = (self.host, self.port, ca_pem, ca_file)  # a new CA is checked anew
 
     def connect(self) -> ImageioConnection:
         """A new keep-alive connection (opened lazily, reopened after a drop)."""
@@ -87,6 +95,11 @@ class ImageioClient:
             if self._probed:
                 return
             self._probed = True
+            with _daemons_lock:
+                known = self._daemon in _daemons
+                self.unix_socket = _daemons.get(self._daemon)
+            if known:
+                return
             connection = self._open()
             try:
                 connection.request("OPTIONS", self.path)
@@ -102,6 +115,21 @@ class ImageioClient:
             if local and options.get("unix_socket"):
                 self.unix_socket = options["unix_socket"]
                 log.info("imageio is local: using its unix socket")
+            with _daemons_lock:
+                _daemons[self._daemon] = self.unix_socket
+
+    def unix_socket_failed(self) -> bool:
+        """The daemon's unix socket refused a connection: go over the network from now on (and
+        probe again next time). True when there was a socket to give up."""
+        with self._probe_lock:
+            if self.unix_socket is None:
+                return False
+            log.info("imageio's unix socket %s refused a connection: using %s:%s", self.unix_socket,
+                     self.host, self.port)
+            self.unix_socket = None
+        with _daemons_lock:
+            _daemons.pop(self._daemon, None)
+        return True
 
     def _open(self) -> http.client.HTTPConnection:
         if self.unix_socket is not None:
@@ -163,6 +191,9 @@ class ImageioConnection:
                                    f"{exc.verify_message}; check the manager's CA certificate") from None
             except _NETWORK_ERRORS as exc:
                 self.close()
+                if fresh and isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) \
+                        and self.client.unix_socket_failed():
+                    continue  # a local daemon known from an earlier transfer moved: over TCP now
                 attempt = self._after_drop(exc, attempt, reused=not fresh)
                 continue
             if response.will_close:

@@ -18,12 +18,17 @@ def new_id() -> str:
 
 
 def write_json_atomically(path: Path, data, mode: int = 0o644) -> None:
-    """Write data as JSON so a reader never sees a half-written file."""
+    """Write data as JSON so a reader never sees a half-written file.
+
+    One line (``python -m json.tool`` shows it indented): json's C encoder writes it in a
+    third of the time the indented form takes, and the engine saves its model under its
+    lock after every change, which every request then waits for.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write(json.dumps(data, sort_keys=True))
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

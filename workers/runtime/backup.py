@@ -124,6 +124,7 @@ class _DiskBackup:
     def _move(self, connection, batch: list[Item], stop: threading.Event) -> None:
         pieces: list[tuple[str, bytes]] = []  # (digest, plain bytes) to store
         entries: list[tuple[int, Entry]] = []
+        connection = _BatchReads(connection, _spans(batch, self.index.size), self.counters)
         for block, ranges in batch:
             if stop.is_set():
                 return
@@ -190,6 +191,50 @@ class _DiskBackup:
         return mine
 
 
+def _spans(batch: list[Item], size: int) -> list[tuple[int, int]]:
+    """The (offset, length) of each piece a batch reads, in the order it reads them."""
+    spans = []
+    for block, ranges in batch:
+        start = block * BLOCK_SIZE
+        spans += [(start, block_length(size, block))] if ranges is None else \
+            [(start + offset, length) for offset, length in ranges]
+    return spans
+
+
+class _BatchReads:
+    """A batch's reads from one connection: pieces that follow each other on the disk (a run
+    of guest writes across a block boundary) come in one request of at most a block, and are
+    handed out one by one, as ``read(offset, length)`` asks for them in the batch's order."""
+
+    def __init__(self, connection, spans: list[tuple[int, int]], counters: Counters):
+        self.connection, self.counters = connection, counters
+        self.groups: dict[int, list[tuple[int, int]]] = {}  # first piece's offset -> the pieces
+        group: list[tuple[int, int]] = []
+        for offset, length in spans:
+            end = group[-1][0] + group[-1][1] if group else None
+            if end == offset and offset + length - group[0][0] <= BLOCK_SIZE:
+                group.append((offset, length))
+                continue
+            if len(group) > 1:
+                self.groups[group[0][0]] = group
+            group = [(offset, length)]
+        if len(group) > 1:
+            self.groups[group[0][0]] = group
+        self.ready: dict[int, bytes] = {}
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset in self.ready:
+            return self.ready.pop(offset)
+        group = self.groups.get(offset)
+        self.counters.add(read_requests=1)
+        if group is None:
+            return self.connection.read(offset, length)
+        data = self.connection.read(offset, sum(n for _, n in group))
+        for start, n in group:
+            self.ready[start] = data[start - offset:start - offset + n]
+        return self.ready.pop(offset)
+
+
 def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: str = "",
                 disk_format: str = "raw", base: DiskIndex | None = None, connections: int = 4,
                 monitor: Monitor, max_rate: float | None = None) -> BackupResult:
@@ -235,7 +280,7 @@ def _figures(counters: Counters, size: int, planned: int, seconds: float, contex
     values = counters.snapshot()
     figures = {name: values.get(name, 0) for name in (
         "bytes_read", "bytes_sent", "bytes_stored", "zero_bytes", "blocks_read", "blocks_sent",
-        "blocks_deduplicated", "blocks_patched", "retried_requests")}
+        "blocks_deduplicated", "blocks_patched", "read_requests", "retried_requests")}
     # A full backup skips the zero extents without reading them: they count as zero bytes too.
     if context == "zero":
         figures["zero_bytes"] += size - planned

@@ -84,7 +84,7 @@ class _PlanQueue:
 
     def take(self, count: int) -> list[Item]:
         """The next items to read; empty once there are none. Each non-empty batch must be
-        followed by ``read(batch)`` once all of its items were read."""
+        followed by ``read()`` once all of its items were read."""
         with self._lock:
             batch = [item for _, item in zip(range(count), self._items, strict=False)]
             self._exhausted = self._exhausted or len(batch) < count

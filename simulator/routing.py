@@ -41,16 +41,11 @@ class Request:
         return xmlio.parse(self.body)
 
     @property
-    def kind(self) -> str:
-        """What fault rules match: method and the last segment that is not an id."""
-        names = [s for s in self.path.split("/") if s and not UUID_RE.match(s)]
-        return f"{self.method} {names[-1] if names else 'api'}"
-
-    @property
     def kinds(self) -> tuple[str, str]:
-        """``kind``, and the same with the segment before it ("POST backups/finalize")."""
-        names = [s for s in self.path.split("/") if s and not UUID_RE.match(s)]
-        return self.kind, f"{self.method} {'/'.join(names[-2:]) if names else 'api'}"
+        """What fault rules match: method and the last segment that is not an id ("POST finalize"),
+        and the same with the segment before it ("POST backups/finalize")."""
+        names = [s for s in self.path.split("/") if s and not UUID_RE.match(s)] or ["api"]
+        return f"{self.method} {names[-1]}", f"{self.method} {'/'.join(names[-2:])}"
 
 
 @dataclass

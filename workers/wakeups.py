@@ -1,12 +1,16 @@
-"""Waking a session driver the moment one of its disk tasks ends, or has read its disk.
+"""Waking whoever waits on a disk task the moment its row changes as they wait for.
 
-The task rows stay the truth: a driver still reads them. Where the runners use
-Redis (production, VBR_REDIS_URL), the runner that ends a task (or whose backup
-has read every block, when the driver finalizes the transfer) also pushes a
-note on the task's key and the driver, between two reads, blocks on its tasks'
-keys instead of sleeping: it sees the change at once and reads the rows less
-often meanwhile (fewer queries competing with the disks' own work). Without
-Redis, or when it fails, the driver sleeps between reads as before.
+The task rows stay the truth: the waiting side still reads them. Where the
+runners use Redis (production, VBR_REDIS_URL), the side that writes the change
+also pushes a note on the task's key for that topic, and the waiting side blocks
+on the key instead of sleeping: it sees the change at once and reads the rows
+less often meanwhile (fewer queries competing with the disks' own work).
+
+- NEWS, for a session driver: the task ended, or its backup has read every
+  block (the driver then finalizes the transfer).
+- URL, for a backup task's runner: the driver wrote the transfer's URL.
+
+Without Redis, or when it fails, both sides sleep between reads as before.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ _clients: dict[str, object] = {}
 
 
 def available() -> bool:
-    """Whether ends of tasks are announced (Redis is configured)."""
+    """Whether task changes are announced (Redis is configured)."""
     return bool(settings.REDIS_URL)
 
 

@@ -42,6 +42,7 @@ class DiskWork:
     figures: dict = field(default_factory=dict)
     interface: str = ""  # how the VM sees the disk (restore attaches it the same way)
     bootable: bool = False
+    read_told: bool = False  # follow() called read() for it
     transfer_finalizing: bool = False  # finalized once the worker had read the disk
 
     def as_row(self) -> dict:
@@ -116,16 +117,16 @@ def follow(run: SessionRun, task_session: TaskSession, works: list[DiskWork],
     first = WOKEN_FIRST_POLL_SECONDS if wakeups.available() else FIRST_POLL_SECONDS
     pace = dispatch.PollPace(first, POLL_SECONDS, quick=QUICK_POLLS)
     check_workers = dispatch.LivenessCheck()
-    told: set[int] = set()  # works whose read() was called
     try:
         while True:
             check_workers()
             _refresh(works)
             failed = [w for w in works if w.task.state in ("failed", "cancelled")]
-            for w in works if read is not None and not failed else ():  # first: the engine takes a while
-                if w.task.reads_finished and id(w) not in told:
-                    told.add(id(w))
-                    read(w)
+            if read is not None and not failed:  # before the progress: the engine takes a while
+                for w in works:
+                    if w.task.reads_finished and not w.read_told:
+                        w.read_told = True
+                        read(w)
             _record(task_session, works)
             if failed:
                 w = failed[0]

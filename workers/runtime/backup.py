@@ -75,12 +75,12 @@ class _PlanQueue:
     thread is still reading a batch it took (the transfer is no longer needed; sending
     may go on)."""
 
-    def __init__(self, plan: Iterator[Item]):
+    def __init__(self, plan: Iterator[Item], on_read_all: Callable[[], None]):
         self._items = plan
         self._lock = threading.Lock()
         self._reading = 0  # batches taken and not read yet
         self._exhausted = False
-        self.on_read_all: Callable[[], None] = lambda: None
+        self.on_read_all = on_read_all
 
     def take(self, count: int) -> list[Item]:
         """The next items to read; empty once there are none. Each non-empty batch must be
@@ -264,8 +264,8 @@ def backup_disk(source: ImageioClient, mover, key, *, disk_id: str, disk_name: s
     counters = Counters()
     total = plan_bytes(plan(), size)
     supervisor = Supervisor(monitor, counters, total)
-    job = _DiskBackup(source, mover, key, index, _PlanQueue(plan()), counters, Throttle(max_rate))
-    job.plan.on_read_all = supervisor.all_read
+    job = _DiskBackup(source, mover, key, index, _PlanQueue(plan(), supervisor.all_read), counters,
+                      Throttle(max_rate))
     if total:  # an incremental of an unchanged disk opens no more connections
         supervisor.run(job.loop, max(1, connections), name=f"backup-{disk_id[:8]}")
     return BackupResult(index, _figures(counters, size, total, supervisor.seconds(), context))
